@@ -1,0 +1,321 @@
+//! `tickwire-load`: opens N WebSocket clients against tickwire (or a peer
+//! baseline), subscribes them, and measures end-to-end latency from each
+//! event's publish time, deliveries/s, per-channel seq gaps, lagged
+//! messages, closes by code, bytes in and connect failures. With `--spawn`
+//! it starts the server itself, pinned to `--server-cpus`, and samples its
+//! RSS and CPU time from /proc.
+
+mod procstat;
+mod run;
+mod scenario;
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// What the clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// tickwire's protocol (proto or JSON per client).
+    Tickwire,
+    /// The peers' format: binary frames of seq u64 LE, publish time i64 LE, padding.
+    Peer,
+}
+
+/// Servers `--spawn` knows how to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Spawn {
+    Tickwire,
+    NaiveRust,
+    LimitProbe,
+    NodeWs,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tickwire-load",
+    about = "Load generator for tickwire and its peer baselines"
+)]
+pub struct Args {
+    /// Server address (host:port); with --spawn, where to start it.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Named scenario from the scenarios file.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Scenarios file.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios.toml"))]
+    pub scenarios: PathBuf,
+    /// Number of clients.
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Connections opened per second while ramping up.
+    #[arg(long)]
+    pub ramp_per_sec: Option<f64>,
+    /// Patterns every client subscribes to.
+    #[arg(long, num_args = 1..)]
+    pub subscribe: Option<Vec<String>>,
+    /// Give client i the channels of instrument i mod k (k instruments found in /channels).
+    #[arg(long)]
+    pub per_client_instrument: bool,
+    /// Fraction of clients in JSON mode (0..1).
+    #[arg(long)]
+    pub json_ratio: Option<f64>,
+    /// Clients connect but never subscribe.
+    #[arg(long)]
+    pub idle: bool,
+    /// Fraction of clients that decode every message (gzip included) to check
+    /// gaps and latency; the others count frames and bytes only. Lets one
+    /// load-generator core keep up with gzipped streams.
+    #[arg(long)]
+    pub decode_ratio: Option<f64>,
+    /// Measurement window after every client is connected.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Settle time between the last connect and the window.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Protocol the server speaks.
+    #[arg(long, value_enum, default_value = "tickwire")]
+    pub target: Target,
+    /// Start this server before the run (and stop it after).
+    #[arg(long, value_enum)]
+    pub spawn: Option<Spawn>,
+    /// CPUs for the spawned server (taskset list).
+    #[arg(long, default_value = "0")]
+    pub server_cpus: String,
+    /// PID of an already running server to sample.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Extra clients that connect during the window.
+    #[arg(long)]
+    pub storm_clients: Option<usize>,
+    /// Time over which the storm clients connect.
+    #[arg(long)]
+    pub storm_within: Option<String>,
+    /// Spread client source addresses over this many 127.0.0.x addresses.
+    #[arg(long, default_value_t = 16)]
+    pub source_ips: u8,
+    /// Print one machine-readable JSON line instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Runtime worker threads for the clients (default: available CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn dur(s: &str) -> Duration {
+    humantime::parse_duration(s).unwrap_or_else(|e| {
+        eprintln!("tickwire-load: bad duration `{s}`: {e}");
+        std::process::exit(2)
+    })
+}
+
+/// Settings after the scenario and the flags are merged.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub description: String,
+    pub addr: SocketAddr,
+    pub target: Target,
+    pub clients: usize,
+    pub ramp_per_sec: f64,
+    pub subscribe: Vec<String>,
+    pub per_client_instrument: bool,
+    pub json_ratio: f64,
+    pub idle: bool,
+    pub decode_ratio: f64,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub offered_per_s: Option<f64>,
+    pub storm_clients: usize,
+    pub storm_within: Duration,
+    pub source_ips: u8,
+}
+
+fn spawn_name(s: Spawn) -> &'static str {
+    match s {
+        Spawn::Tickwire => "tickwire",
+        Spawn::NaiveRust => "naive-rust",
+        Spawn::LimitProbe => "limit-probe",
+        Spawn::NodeWs => "node-ws",
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> Child {
+    let root = repo_root();
+    let listen = args.addr.to_string();
+    let rate = sc.peer_rate.unwrap_or(1000.0).to_string();
+    let size = sc.peer_size.unwrap_or(200).to_string();
+    let release = root.join("target/release");
+    let (program, mut rest): (PathBuf, Vec<String>) = match which {
+        Spawn::Tickwire => (
+            release.join("tickwire"),
+            vec![
+                "serve".into(),
+                "--listen".into(),
+                listen.clone(),
+                "--log".into(),
+                "warn".into(),
+            ],
+        ),
+        Spawn::NaiveRust => (release.join("peer-naive-rust"), vec![]),
+        Spawn::LimitProbe => (release.join("peer-limit-probe"), vec![]),
+        Spawn::NodeWs => (
+            "node".into(),
+            vec![
+                root.join("loadtest/peers/node-ws/server.js")
+                    .to_string_lossy()
+                    .into(),
+            ],
+        ),
+    };
+    match which {
+        Spawn::Tickwire => rest.extend(sc.server_args.clone().unwrap_or_default()),
+        _ => rest.extend([
+            "--listen".into(),
+            listen,
+            "--rate".into(),
+            rate,
+            "--size".into(),
+            size,
+        ]),
+    }
+    let child = Command::new("taskset")
+        .arg("-c")
+        .arg(&args.server_cpus)
+        .arg(&program)
+        .args(&rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            eprintln!("tickwire-load: cannot start {}: {e}", program.display());
+            std::process::exit(2)
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(args.addr).is_err() {
+        if Instant::now() > deadline {
+            eprintln!(
+                "tickwire-load: {} did not listen on {}",
+                program.display(),
+                args.addr
+            );
+            std::process::exit(2);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn main() {
+    let args = Args::parse();
+    let sc = match &args.scenario {
+        Some(name) => scenario::load(&args.scenarios, name).unwrap_or_else(|e| {
+            eprintln!("tickwire-load: {e}");
+            std::process::exit(2)
+        }),
+        None => scenario::Scenario::default(),
+    };
+    let target = match args.spawn {
+        Some(Spawn::Tickwire) | None => args.target,
+        Some(_) => Target::Peer,
+    };
+    let peer_offered = sc.peer_rate.map(|r| r * sc.clients.unwrap_or(0) as f64);
+    let plan = Plan {
+        name: args.scenario.clone().unwrap_or_else(|| "custom".into()),
+        description: sc.description.clone().unwrap_or_default(),
+        addr: args.addr,
+        target,
+        clients: args.clients.or(sc.clients).unwrap_or(100),
+        ramp_per_sec: args.ramp_per_sec.or(sc.ramp_per_sec).unwrap_or(1000.0),
+        subscribe: args
+            .subscribe
+            .clone()
+            .or(sc.subscribe.clone())
+            .unwrap_or_else(|| vec!["*.*.*".into()]),
+        per_client_instrument: args.per_client_instrument
+            || sc.per_client_instrument.unwrap_or(false),
+        json_ratio: args
+            .json_ratio
+            .or(sc.json_ratio)
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0),
+        idle: args.idle || sc.idle.unwrap_or(false),
+        decode_ratio: args
+            .decode_ratio
+            .or(sc.decode_ratio)
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0),
+        duration: dur(args
+            .duration
+            .as_deref()
+            .or(sc.duration.as_deref())
+            .unwrap_or("10s")),
+        warmup: dur(&args.warmup),
+        offered_per_s: if target == Target::Peer {
+            peer_offered
+        } else {
+            sc.offered_per_s
+        },
+        storm_clients: args.storm_clients.or(sc.storm_clients).unwrap_or(0),
+        storm_within: dur(args
+            .storm_within
+            .as_deref()
+            .or(sc.storm_within.as_deref())
+            .unwrap_or("10s")),
+        source_ips: args.source_ips.max(1),
+    };
+    if matches!(args.spawn, Some(s) if s != Spawn::Tickwire)
+        && args.scenario.is_some()
+        && sc.peer_rate.is_none()
+    {
+        let server = spawn_name(args.spawn.expect("checked above"));
+        let line = serde_json::json!({"scenario": plan.name, "server": server, "skipped": "scenario has no peer equivalent"});
+        if args.json {
+            println!("{line}")
+        } else {
+            println!("{}: skipped (no peer equivalent)", plan.name)
+        }
+        return;
+    }
+    let mut child = args.spawn.map(|s| spawn_server(s, &args, &sc));
+    let pid = child.as_ref().map(|c| c.id()).or(args.server_pid);
+    let server_name = match args.spawn {
+        Some(s) => spawn_name(s).to_string(),
+        None => "external".into(),
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build().expect("tokio runtime");
+    let report = rt.block_on(run::run(plan, pid));
+    if let Some(c) = child.as_mut() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    if args.json {
+        println!("{}", report.to_json(&server_name));
+    } else {
+        report.print(&server_name);
+    }
+}

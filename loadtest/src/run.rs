@@ -1,0 +1,596 @@
+//! One load run: ramp the clients up, measure a steady window, report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use tickwire::protocol::pb::{ClientMessage, Subscribe, client_message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::procstat;
+use crate::wire::{self, FrameReader, Seen};
+use crate::{Plan, Target};
+
+/// Counters shared by every client; each client flushes its local counts
+/// every few messages so the hot loop touches no shared cache line.
+#[derive(Default)]
+struct Shared {
+    measuring: AtomicBool,
+    deliveries: AtomicU64,
+    bytes: AtomicU64,
+    gaps: AtomicU64,
+    lagged: AtomicU64,
+    connected: AtomicU64,
+    failed: AtomicU64,
+    storm_connected: AtomicU64,
+    storm_failed: AtomicU64,
+    closes: Mutex<BTreeMap<String, u64>>,
+    hist: Mutex<Option<Histogram<u64>>>,
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
+fn now_ns() -> i64 {
+    tickwire::protocol::now_ns()
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub plan: Plan,
+    pub connected: u64,
+    pub connect_failures: u64,
+    pub storm_connected: u64,
+    pub storm_failed: u64,
+    pub window_s: f64,
+    pub deliveries: u64,
+    pub bytes: u64,
+    pub gaps: u64,
+    pub lagged: u64,
+    pub closes: BTreeMap<String, u64>,
+    pub latency_us: [u64; 5],
+    pub latency_count: u64,
+    /// Server RSS before any client connected.
+    pub rss_before_clients_kib: u64,
+    pub rss_start_kib: u64,
+    pub rss_max_kib: u64,
+    pub server_cpu_s: f64,
+    pub events_published_per_s: Option<f64>,
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+async fn events_published(addr: SocketAddr) -> Option<u64> {
+    let body = http_get(addr, "/stats").await?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["events_published"].as_u64()
+}
+
+/// Instruments (third channel token) of each venue, from `/channels`.
+async fn instruments(addr: SocketAddr) -> Vec<(String, String)> {
+    let Some(body) = http_get(addr, "/channels").await else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut out: Vec<(String, String)> = v["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["channel"].as_str())
+        .filter_map(|name| {
+            let mut t = name.split('.');
+            let (_, venue, inst) = (t.next()?, t.next()?, t.next()?);
+            Some((venue.to_string(), inst.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+struct ClientSpec {
+    index: usize,
+    json: bool,
+    /// Decode every message (else count frames and bytes only).
+    decode: bool,
+    subscribe: Vec<String>,
+    /// Storm clients only connect (and count as such).
+    storm: bool,
+}
+
+pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
+    let shared = Arc::new(Shared::default());
+    let plan = Arc::new(plan);
+    let inst = if plan.per_client_instrument {
+        instruments(plan.addr).await
+    } else {
+        Vec::new()
+    };
+    if plan.per_client_instrument && inst.is_empty() {
+        eprintln!(
+            "tickwire-load: --per-client-instrument found no channels at {}",
+            plan.addr
+        );
+    }
+    let json_every = if plan.json_ratio > 0.0 {
+        (1.0 / plan.json_ratio).round().max(1.0) as usize
+    } else {
+        0
+    };
+    let decode_every = if plan.decode_ratio > 0.0 {
+        (1.0 / plan.decode_ratio).round().max(1.0) as usize
+    } else {
+        usize::MAX
+    };
+    let rss_before_clients_kib = pid.map(procstat::rss_kib).unwrap_or(0);
+    let mut tasks = Vec::with_capacity(plan.clients + plan.storm_clients);
+    let ramp_start = Instant::now();
+    for i in 0..plan.clients {
+        let due = ramp_start + Duration::from_secs_f64(i as f64 / plan.ramp_per_sec.max(1.0));
+        tokio::time::sleep_until(due.into()).await;
+        let subscribe = if plan.idle {
+            Vec::new()
+        } else if plan.per_client_instrument && !inst.is_empty() {
+            let (venue, name) = &inst[i % inst.len()];
+            vec![format!("*.{venue}.{name}")]
+        } else {
+            plan.subscribe.clone()
+        };
+        let spec = ClientSpec {
+            index: i,
+            json: json_every > 0 && i % json_every == 0,
+            decode: i % decode_every == 0,
+            subscribe,
+            storm: false,
+        };
+        tasks.push(tokio::spawn(client(spec, plan.clone(), shared.clone())));
+    }
+    let all_up = Instant::now() + Duration::from_secs(30);
+    while shared.connected.load(Relaxed) + shared.failed.load(Relaxed) < plan.clients as u64
+        && Instant::now() < all_up
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(plan.warmup).await;
+
+    // the measurement window
+    let published0 = if plan.target == Target::Tickwire {
+        events_published(plan.addr).await
+    } else {
+        None
+    };
+    let cpu0 = pid.map(procstat::cpu_secs).unwrap_or(0.0);
+    let rss_start_kib = pid.map(procstat::rss_kib).unwrap_or(0);
+    let d0 = shared.deliveries.load(Relaxed);
+    let b0 = shared.bytes.load(Relaxed);
+    let t0 = Instant::now();
+    shared.measuring.store(true, Relaxed);
+    if plan.storm_clients > 0 {
+        let (plan2, shared2) = (plan.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut storm = Vec::new();
+            for j in 0..plan2.storm_clients {
+                let due = t0
+                    + plan2
+                        .storm_within
+                        .mul_f64(j as f64 / plan2.storm_clients as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let spec = ClientSpec {
+                    index: plan2.clients + j,
+                    json: false,
+                    decode: false,
+                    subscribe: Vec::new(),
+                    storm: true,
+                };
+                storm.push(tokio::spawn(client(spec, plan2.clone(), shared2.clone())));
+            }
+            std::future::pending::<()>().await;
+            drop(storm);
+        }));
+    }
+    let mut rss_max_kib = rss_start_kib;
+    while t0.elapsed() < plan.duration {
+        tokio::time::sleep(
+            Duration::from_millis(250).min(plan.duration.saturating_sub(t0.elapsed())),
+        )
+        .await;
+        if let Some(pid) = pid {
+            rss_max_kib = rss_max_kib.max(procstat::rss_kib(pid));
+        }
+    }
+    shared.measuring.store(false, Relaxed);
+    let window_s = t0.elapsed().as_secs_f64();
+    let cpu1 = pid.map(procstat::cpu_secs).unwrap_or(0.0);
+    let published1 = if plan.target == Target::Tickwire {
+        events_published(plan.addr).await
+    } else {
+        None
+    };
+    // let clients flush what they counted inside the window
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deliveries = shared.deliveries.load(Relaxed) - d0;
+    let bytes = shared.bytes.load(Relaxed) - b0;
+    for t in &tasks {
+        t.abort();
+    }
+    let hist = shared
+        .hist
+        .lock()
+        .expect("hist lock")
+        .take()
+        .unwrap_or_else(new_hist);
+    let q = |p: f64| hist.value_at_quantile(p);
+    Report {
+        plan: (*plan).clone(),
+        connected: shared.connected.load(Relaxed),
+        connect_failures: shared.failed.load(Relaxed),
+        storm_connected: shared.storm_connected.load(Relaxed),
+        storm_failed: shared.storm_failed.load(Relaxed),
+        window_s,
+        deliveries,
+        bytes,
+        gaps: shared.gaps.load(Relaxed),
+        lagged: shared.lagged.load(Relaxed),
+        closes: shared.closes.lock().expect("closes lock").clone(),
+        latency_us: [q(0.5), q(0.9), q(0.99), q(0.999), hist.max()],
+        latency_count: hist.len(),
+        rss_before_clients_kib,
+        rss_start_kib,
+        rss_max_kib,
+        server_cpu_s: cpu1 - cpu0,
+        events_published_per_s: match (published0, published1) {
+            (Some(a), Some(b)) => Some((b - a) as f64 / window_s),
+            _ => None,
+        },
+    }
+}
+
+/// Per-client tallies, flushed to [`Shared`] every few messages.
+struct Local {
+    deliveries: u64,
+    bytes: u64,
+    latencies: Vec<u64>,
+    /// next expected seq per channel
+    next: HashMap<Box<[u8]>, u64>,
+}
+
+impl Local {
+    fn flush(&mut self, shared: &Shared) {
+        if self.deliveries > 0 {
+            shared.deliveries.fetch_add(self.deliveries, Relaxed);
+            shared.bytes.fetch_add(self.bytes, Relaxed);
+            self.deliveries = 0;
+            self.bytes = 0;
+        }
+        if !self.latencies.is_empty() {
+            let mut h = shared.hist.lock().expect("hist lock");
+            let h = h.get_or_insert_with(new_hist);
+            for v in self.latencies.drain(..) {
+                h.saturating_record(v);
+            }
+        }
+    }
+
+    /// Counts a delivery without decoding it (no gap or latency check).
+    fn count(&mut self, shared: &Shared, frame_bytes: usize) {
+        if shared.measuring.load(Relaxed) {
+            self.deliveries += 1;
+            self.bytes += frame_bytes as u64;
+            if self.deliveries >= 16 {
+                self.flush(shared);
+            }
+        } else if self.deliveries > 0 {
+            self.flush(shared);
+        }
+    }
+
+    fn event(
+        &mut self,
+        shared: &Shared,
+        channel: &[u8],
+        seq: u64,
+        publish_time_ns: i64,
+        frame_bytes: usize,
+    ) {
+        match self.next.get_mut(channel) {
+            Some(want) => {
+                if seq != *want {
+                    shared.gaps.fetch_add(1, Relaxed);
+                }
+                *want = seq + 1;
+            }
+            None => {
+                self.next.insert(channel.into(), seq + 1);
+            }
+        }
+        if shared.measuring.load(Relaxed) {
+            self.deliveries += 1;
+            self.bytes += frame_bytes as u64;
+            let latency_us = ((now_ns() - publish_time_ns).max(0) / 1000) as u64;
+            self.latencies.push(latency_us.max(1));
+            if self.latencies.len() >= 256 || self.deliveries >= 16 {
+                self.flush(shared);
+            }
+        } else if self.deliveries > 0 || !self.latencies.is_empty() {
+            self.flush(shared);
+        }
+    }
+}
+
+fn record_close(shared: &Shared, code: String) {
+    *shared
+        .closes
+        .lock()
+        .expect("closes lock")
+        .entry(code)
+        .or_default() += 1;
+}
+
+async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
+    let (ok, fail) = if spec.storm {
+        (&shared.storm_connected, &shared.storm_failed)
+    } else {
+        (&shared.connected, &shared.failed)
+    };
+    let ip = IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        0,
+        2 + (spec.index % plan.source_ips as usize) as u8,
+    ));
+    let connect = async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(ip, 0))?;
+        let mut stream = socket.connect(plan.addr).await?;
+        stream.set_nodelay(true)?;
+        let path = if spec.json { "/ws?format=json" } else { "/ws" };
+        let leftover = wire::handshake(&mut stream, &plan.addr.to_string(), path).await?;
+        Ok::<_, std::io::Error>((stream, leftover))
+    };
+    let (stream, leftover) = match tokio::time::timeout(Duration::from_secs(30), connect).await {
+        Ok(Ok(v)) => v,
+        _ => {
+            fail.fetch_add(1, Relaxed);
+            return;
+        }
+    };
+    ok.fetch_add(1, Relaxed);
+    let (mut rd, mut wr) = stream.into_split();
+    if !spec.subscribe.is_empty() && plan.target == Target::Tickwire {
+        let msg = ClientMessage {
+            kind: Some(client_message::Kind::Subscribe(Subscribe {
+                request_id: 1,
+                channels: spec.subscribe.clone(),
+                resume: Default::default(),
+                snapshot: Some(false),
+            })),
+        };
+        let frame = if spec.json {
+            wire::client_frame(0x1, serde_json::to_string(&msg).expect("json").as_bytes())
+        } else {
+            wire::client_frame(0x2, &msg.encode_to_vec())
+        };
+        if wr.write_all(&frame).await.is_err() {
+            record_close(&shared, "write-error".into());
+            return;
+        }
+    }
+    let mut reader = FrameReader::new(256 * 1024, &leftover);
+    let mut local = Local {
+        deliveries: 0,
+        bytes: 0,
+        latencies: Vec::with_capacity(256),
+        next: HashMap::new(),
+    };
+    let mut gunzipped = Vec::new();
+    loop {
+        let (frame, frame_bytes) = match reader.next(&mut rd).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                record_close(&shared, "eof".into());
+                break;
+            }
+            Err(_) => {
+                record_close(&shared, "reset".into());
+                break;
+            }
+        };
+        let payload = reader.payload(&frame);
+        match frame.opcode {
+            0x8 => {
+                let code = payload
+                    .get(..2)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                record_close(&shared, code.to_string());
+                break;
+            }
+            0x9 => {
+                let pong = wire::client_frame(0xA, payload);
+                let _ = wr.write_all(&pong).await;
+                continue;
+            }
+            0x1 | 0x2 => {}
+            _ => continue,
+        }
+        if spec.storm {
+            continue; // storm clients only prove they were accepted
+        }
+        if !spec.decode {
+            local.count(&shared, frame_bytes);
+            continue;
+        }
+        let mut data = payload;
+        if frame.opcode == 0x2 && data.starts_with(&[0x1f, 0x8b]) {
+            gunzipped.clear();
+            if flate2::read::GzDecoder::new(data)
+                .read_to_end(&mut gunzipped)
+                .is_err()
+            {
+                continue;
+            }
+            data = &gunzipped;
+        }
+        match plan.target {
+            Target::Peer => {
+                if let Some((seq, t)) = wire::decode_peer(data) {
+                    local.event(&shared, b"peer", seq, t, frame_bytes);
+                }
+            }
+            Target::Tickwire if spec.json || (frame.opcode == 0x1) => {
+                if let Some(seen) = wire::decode_json(data) {
+                    if seen.lagged {
+                        shared.lagged.fetch_add(1, Relaxed);
+                        local.next.clear();
+                    }
+                    if let Some((channel, seq, t)) = seen.event {
+                        local.event(&shared, channel.as_bytes(), seq, t, frame_bytes);
+                    }
+                }
+            }
+            Target::Tickwire => match wire::decode_proto(data) {
+                Some(Seen::Event {
+                    channel,
+                    seq,
+                    publish_time_ns,
+                }) => {
+                    let channel = channel.to_vec();
+                    local.event(&shared, &channel, seq, publish_time_ns, frame_bytes)
+                }
+                Some(Seen::Lagged) => {
+                    shared.lagged.fetch_add(1, Relaxed);
+                    local.next.clear();
+                }
+                _ => {}
+            },
+        }
+    }
+    local.flush(&shared);
+}
+
+impl Report {
+    fn offered(&self) -> Option<f64> {
+        self.plan.offered_per_s.filter(|o| *o > 0.0)
+    }
+
+    fn rss_per_client_kib(&self) -> Option<f64> {
+        (self.plan.clients > 0 && self.rss_max_kib > 0).then(|| {
+            self.rss_max_kib.saturating_sub(self.rss_before_clients_kib) as f64
+                / self.plan.clients as f64
+        })
+    }
+
+    fn rate(&self) -> f64 {
+        self.deliveries as f64 / self.window_s.max(1e-9)
+    }
+
+    pub fn print(&self, server: &str) {
+        let p = &self.plan;
+        println!(
+            "scenario {} | server {server} | {} clients ({} connected, {} failed) | window {:.1} s",
+            p.name, p.clients, self.connected, self.connect_failures, self.window_s
+        );
+        if !p.description.is_empty() {
+            println!("               {}", p.description);
+        }
+        match self.offered() {
+            Some(o) => println!(
+                "deliveries/s   {:>12.0}   ({:.1}% of {:.0} offered)",
+                self.rate(),
+                100.0 * self.rate() / o,
+                o
+            ),
+            None => println!("deliveries/s   {:>12.0}", self.rate()),
+        }
+        println!(
+            "gaps {} | lagged {} | closes {:?}",
+            self.gaps, self.lagged, self.closes
+        );
+        let ms = |us: u64| us as f64 / 1000.0;
+        let [p50, p90, p99, p999, max] = self.latency_us;
+        println!(
+            "latency ms     p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
+            ms(p50),
+            ms(p90),
+            ms(p99),
+            ms(p999),
+            ms(max),
+            self.latency_count
+        );
+        println!(
+            "bytes in/s     {:.1} MB/s",
+            self.bytes as f64 / self.window_s / 1e6
+        );
+        if self.rss_max_kib > 0 {
+            let per_m = if self.deliveries > 0 {
+                self.server_cpu_s / (self.deliveries as f64 / 1e6)
+            } else {
+                0.0
+            };
+            println!(
+                "server         RSS {:.1} MB (max {:.1} MB) | CPU {:.2} s in window ({:.0}% of a core) | {:.2} CPU-s per 1M deliveries",
+                self.rss_start_kib as f64 / 1024.0,
+                self.rss_max_kib as f64 / 1024.0,
+                self.server_cpu_s,
+                100.0 * self.server_cpu_s / self.window_s,
+                per_m
+            );
+            if let Some(per) = self.rss_per_client_kib() {
+                println!(
+                    "RSS per client {per:.2} KiB (over the {:.1} MB before clients)",
+                    self.rss_before_clients_kib as f64 / 1024.0
+                );
+            }
+        }
+        if let Some(e) = self.events_published_per_s {
+            println!("events published/s {e:.0} (server /stats)");
+        }
+        if p.storm_clients > 0 {
+            println!(
+                "storm          {} of {} connected, {} failed",
+                self.storm_connected, p.storm_clients, self.storm_failed
+            );
+        }
+    }
+
+    pub fn to_json(&self, server: &str) -> serde_json::Value {
+        let p = &self.plan;
+        let [p50, p90, p99, p999, max] = self.latency_us;
+        serde_json::json!({
+            "scenario": p.name, "server": server, "clients": p.clients,
+            "connected": self.connected, "connect_failures": self.connect_failures,
+            "window_s": self.window_s, "deliveries_per_s": self.rate(),
+            "offered_per_s": self.offered(),
+            "pct_of_offered": self.offered().map(|o| 100.0 * self.rate() / o),
+            "gaps": self.gaps, "lagged": self.lagged, "closes": self.closes,
+            "latency_ms": {"p50": p50 as f64 / 1e3, "p90": p90 as f64 / 1e3, "p99": p99 as f64 / 1e3,
+                            "p99_9": p999 as f64 / 1e3, "max": max as f64 / 1e3},
+            "bytes_in_per_s": self.bytes as f64 / self.window_s,
+            "server_rss_kib": self.rss_start_kib, "server_rss_max_kib": self.rss_max_kib,
+            "server_cpu_s": self.server_cpu_s,
+            "server_cpu_s_per_million": if self.deliveries > 0 { Some(self.server_cpu_s / (self.deliveries as f64 / 1e6)) } else { None },
+            "rss_per_client_kib": self.rss_per_client_kib(),
+            "events_published_per_s": self.events_published_per_s,
+            "storm_connected": self.storm_connected, "storm_failed": self.storm_failed,
+        })
+    }
+}

@@ -1,0 +1,361 @@
+//! The client side of the wire, kept minimal so that one core can consume
+//! about a million messages per second: a WebSocket frame reader over a
+//! large buffer, and decoders that pull only what the load test measures
+//! (channel, seq, publish time) without allocating.
+
+use std::io;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What one received frame means to the load test.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen<'a> {
+    Event {
+        channel: &'a [u8],
+        seq: u64,
+        publish_time_ns: i64,
+    },
+    Subscribed,
+    Lagged,
+    Other,
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Skips a field of wire type `wt`; returns the slice for length-delimited.
+fn field<'a>(buf: &'a [u8], pos: &mut usize, wt: u64) -> Option<Option<&'a [u8]>> {
+    match wt {
+        0 => varint(buf, pos).map(|_| None),
+        1 => {
+            *pos += 8;
+            (*pos <= buf.len()).then_some(None)
+        }
+        2 => {
+            let len = varint(buf, pos)? as usize;
+            let start = *pos;
+            *pos = pos.checked_add(len)?;
+            buf.get(start..*pos).map(Some)
+        }
+        5 => {
+            *pos += 4;
+            (*pos <= buf.len()).then_some(None)
+        }
+        _ => None,
+    }
+}
+
+/// Decodes the parts of a protobuf `ServerMessage` the load test needs.
+pub fn decode_proto(buf: &[u8]) -> Option<Seen<'_>> {
+    let mut pos = 0;
+    let mut seen = Seen::Other;
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos)?;
+        let (num, wt) = (key >> 3, key & 7);
+        let body = field(buf, &mut pos, wt)?;
+        match (num, body) {
+            (4, Some(event)) => seen = decode_event(event)?,
+            (2, Some(_)) => seen = Seen::Subscribed,
+            (7, Some(_)) => seen = Seen::Lagged,
+            _ => {}
+        }
+    }
+    Some(seen)
+}
+
+fn decode_event(buf: &[u8]) -> Option<Seen<'_>> {
+    let (mut channel, mut seq, mut publish_time_ns) = (&[][..], 0, 0);
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos)?;
+        let (num, wt) = (key >> 3, key & 7);
+        match (num, wt) {
+            (2, 0) => seq = varint(buf, &mut pos)?,
+            (4, 0) => publish_time_ns = varint(buf, &mut pos)? as i64,
+            _ => {
+                if let Some(body) = field(buf, &mut pos, wt)?
+                    && num == 1
+                {
+                    channel = body;
+                }
+            }
+        }
+    }
+    Some(Seen::Event {
+        channel,
+        seq,
+        publish_time_ns,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct JsonEvent<'a> {
+    #[serde(borrow)]
+    channel: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    seq: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "publishTimeNs", default)]
+    publish_time_ns: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonMessage<'a> {
+    #[serde(borrow, default)]
+    event: Option<JsonEvent<'a>>,
+    #[serde(default)]
+    subscribed: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    lagged: Option<serde::de::IgnoredAny>,
+}
+
+/// What a JSON message means to the load test (channel names are owned:
+/// JSON strings may need unescaping).
+#[derive(Debug, PartialEq, Eq)]
+pub struct JsonSeen {
+    /// (channel, seq, publish time) of an event.
+    pub event: Option<(String, u64, i64)>,
+    pub subscribed: bool,
+    pub lagged: bool,
+}
+
+/// Decodes the parts of a JSON `ServerMessage` the load test needs.
+pub fn decode_json(buf: &[u8]) -> Option<JsonSeen> {
+    let m: JsonMessage = serde_json::from_slice(buf).ok()?;
+    let event = m.event.map(|e| {
+        let seq = e.seq.and_then(|s| s.parse().ok()).unwrap_or(0);
+        let t = e.publish_time_ns.and_then(|s| s.parse().ok()).unwrap_or(0);
+        (e.channel.into_owned(), seq, t)
+    });
+    Some(JsonSeen {
+        event,
+        subscribed: m.subscribed.is_some(),
+        lagged: m.lagged.is_some(),
+    })
+}
+
+/// The peers' payload: seq u64 LE, publish time i64 LE, padding.
+pub fn decode_peer(buf: &[u8]) -> Option<(u64, i64)> {
+    let seq = u64::from_le_bytes(buf.get(0..8)?.try_into().ok()?);
+    let t = i64::from_le_bytes(buf.get(8..16)?.try_into().ok()?);
+    Some((seq, t))
+}
+
+/// One frame read from the server.
+pub struct Frame {
+    pub opcode: u8,
+    /// Range of the payload inside the reader's buffer.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Reads server frames from a socket through one large reusable buffer.
+pub struct FrameReader {
+    buf: Vec<u8>,
+    head: usize,
+    tail: usize,
+}
+
+impl FrameReader {
+    pub fn new(capacity: usize, leftover: &[u8]) -> Self {
+        let mut buf = vec![0; capacity.max(leftover.len() * 2)];
+        buf[..leftover.len()].copy_from_slice(leftover);
+        Self {
+            buf,
+            head: 0,
+            tail: leftover.len(),
+        }
+    }
+
+    pub fn payload(&self, f: &Frame) -> &[u8] {
+        &self.buf[f.start..f.end]
+    }
+
+    fn parse(&self) -> Option<(Frame, usize)> {
+        let avail = &self.buf[self.head..self.tail];
+        if avail.len() < 2 {
+            return None;
+        }
+        let opcode = avail[0] & 0x0f;
+        let (len, hlen) = match avail[1] & 0x7f {
+            126 if avail.len() >= 4 => (u16::from_be_bytes([avail[2], avail[3]]) as usize, 4),
+            127 if avail.len() >= 10 => (
+                u64::from_be_bytes(avail[2..10].try_into().ok()?) as usize,
+                10,
+            ),
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        if avail.len() < hlen + len {
+            return None;
+        }
+        let start = self.head + hlen;
+        Some((
+            Frame {
+                opcode,
+                start,
+                end: start + len,
+            },
+            hlen + len,
+        ))
+    }
+
+    /// The next frame; `Ok(None)` at EOF.
+    pub async fn next(
+        &mut self,
+        sock: &mut tokio::net::tcp::OwnedReadHalf,
+    ) -> io::Result<Option<(Frame, usize)>> {
+        loop {
+            if let Some((frame, used)) = self.parse() {
+                self.head += used;
+                return Ok(Some((frame, used)));
+            }
+            // compact, grow if one frame is larger than the buffer
+            if self.head > 0 {
+                self.buf.copy_within(self.head..self.tail, 0);
+                self.tail -= self.head;
+                self.head = 0;
+            }
+            if self.tail == self.buf.len() {
+                let new_len = self.buf.len() * 2;
+                self.buf.resize(new_len, 0);
+            }
+            let n = sock.read(&mut self.buf[self.tail..]).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.tail += n;
+        }
+    }
+}
+
+/// A masked client frame.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask: [u8; 4] = rand::random();
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=65535 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Performs the HTTP upgrade; returns bytes read past the response head.
+pub async fn handshake(
+    sock: &mut TcpStream,
+    host: &str,
+    path_and_query: &str,
+) -> io::Result<Vec<u8>> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let req = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    sock.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during handshake",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if !buf.starts_with(b"HTTP/1.1 101") {
+                let line = String::from_utf8_lossy(
+                    &buf[..buf.iter().position(|b| *b == b'\r').unwrap_or(buf.len())],
+                )
+                .to_string();
+                return Err(io::Error::other(format!("upgrade refused: {line}")));
+            }
+            return Ok(buf[end + 4..].to_vec());
+        }
+        if buf.len() > 16 * 1024 {
+            return Err(io::Error::other("response head too large"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use tickwire::protocol::pb::{
+        Event, ServerMessage, Trade, event::Payload, server_message::Kind,
+    };
+
+    #[test]
+    fn proto_fast_path_agrees_with_prost() {
+        let msg = ServerMessage {
+            kind: Some(Kind::Event(Event {
+                channel: "trade.sim.BTC-USDT".into(),
+                seq: 123_456_789_012,
+                source_time_ns: 5,
+                publish_time_ns: 1_795_000_000_000_000_000,
+                payload: Some(Payload::Trade(Trade {
+                    price: 1.5,
+                    quantity: 2.0,
+                    side: 1,
+                    trade_id: "x".into(),
+                })),
+            })),
+        };
+        let bytes = msg.encode_to_vec();
+        assert_eq!(
+            decode_proto(&bytes),
+            Some(Seen::Event {
+                channel: b"trade.sim.BTC-USDT",
+                seq: 123_456_789_012,
+                publish_time_ns: 1_795_000_000_000_000_000
+            })
+        );
+        assert_eq!(
+            decode_proto(&bytes[..bytes.len() - 3]),
+            None,
+            "truncated input is refused"
+        );
+        let json = serde_json::to_vec(&msg).unwrap();
+        let seen = decode_json(&json).unwrap();
+        assert_eq!(
+            seen.event,
+            Some((
+                "trade.sim.BTC-USDT".to_string(),
+                123_456_789_012,
+                1_795_000_000_000_000_000
+            ))
+        );
+    }
+
+    #[test]
+    fn peer_payload() {
+        let mut p = vec![0u8; 200];
+        p[..8].copy_from_slice(&7u64.to_le_bytes());
+        p[8..16].copy_from_slice(&99i64.to_le_bytes());
+        assert_eq!(decode_peer(&p), Some((7, 99)));
+        assert_eq!(decode_peer(&p[..10]), None);
+    }
+}

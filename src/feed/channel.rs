@@ -1,0 +1,209 @@
+//! A channel: its identity, its history ring, its snapshot state and the
+//! doorbells of the connections subscribed to it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
+
+use super::book::OrderBook;
+use super::encoded::Encoded;
+use super::log::{ChannelLog, LogLimits};
+use crate::protocol::ChannelKind;
+
+/// Dense index of a channel in the registry; hot paths use it, not names.
+pub type ChannelId = u32;
+
+/// A connection's wake-up: rung by the hub when a subscribed channel gets an
+/// event, at most one pending wake at a time however many events arrive.
+///
+/// The owner clears it ([`Doorbell::clear`]) before draining, so an event
+/// published during the drain rings again and is never missed. A flag and an
+/// `AtomicWaker`: ringing and waiting take no lock.
+#[derive(Debug, Default)]
+pub struct Doorbell {
+    pending: AtomicBool,
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Doorbell {
+    /// A new doorbell, shared between the connection and its channels.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Wakes the owner unless a wake is already pending.
+    ///
+    /// hot path: one atomic swap per subscriber per event; a notify only on
+    /// the first event since the owner's last drain.
+    pub fn ring(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.pending.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // a ring between the check and the registration found no waker
+        if self.pending.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Waits until rung (at once while a ring is pending, i.e. not cleared).
+    pub async fn rung(&self) {
+        poll_fn(|cx| self.poll_rung(cx)).await
+    }
+
+    /// Whether a ring is pending.
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Marks the pending wake as handled; call before draining.
+    pub fn clear(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+
+    /// Marks the owner gone so channels drop this doorbell lazily.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the owner is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// What a new subscriber is shown as the channel's current state.
+#[derive(Debug)]
+pub(crate) enum SnapshotState {
+    /// No state: trades, scans, custom events (the stream is all there is).
+    None,
+    /// The last event is the state (ticker, candle, signal, sentiment).
+    Last(Option<Arc<Encoded>>),
+    /// An L2 book, rebuilt from `book_snapshot` and `book_update` events.
+    Book(Option<OrderBook>),
+}
+
+/// Mutable state of a channel, changed only under its lock by the publisher.
+#[derive(Debug)]
+pub(crate) struct ChannelState {
+    /// Seq of the last event published.
+    pub seq: u64,
+    /// Source time of the last event.
+    pub source_time_ns: i64,
+    /// Proto frame bytes published on the channel so far.
+    pub cum_bytes: u64,
+    pub snapshot: SnapshotState,
+    /// The book snapshot event encoded for the current seq, shared by every
+    /// subscriber that arrives before the next event.
+    pub cached_snapshot: Option<Arc<Encoded>>,
+}
+
+/// One channel of the feed.
+#[derive(Debug)]
+pub struct Channel {
+    /// Dense id (index in the registry).
+    pub id: ChannelId,
+    /// Full name, `<stream>.<venue>.<instrument>`.
+    pub name: Arc<str>,
+    /// What the channel carries.
+    pub kind: ChannelKind,
+    /// The history ring every subscriber reads from.
+    pub log: ChannelLog,
+    state: Mutex<ChannelState>,
+    subscribers: Mutex<Vec<Arc<Doorbell>>>,
+    subscriber_count: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Channel {
+    pub(crate) fn new(id: ChannelId, name: &str, limits: LogLimits) -> Self {
+        let kind = ChannelKind::of(name);
+        let snapshot = match kind {
+            ChannelKind::Book => SnapshotState::Book(None),
+            ChannelKind::Ticker
+            | ChannelKind::Candle
+            | ChannelKind::Signal
+            | ChannelKind::Sentiment => SnapshotState::Last(None),
+            ChannelKind::Trade | ChannelKind::Scan | ChannelKind::Custom => SnapshotState::None,
+        };
+        Self {
+            id,
+            name: name.into(),
+            kind,
+            log: ChannelLog::new(limits),
+            state: Mutex::new(ChannelState {
+                seq: 0,
+                source_time_ns: 0,
+                cum_bytes: 0,
+                snapshot,
+                cached_snapshot: None,
+            }),
+            subscribers: Mutex::new(Vec::new()),
+            subscriber_count: AtomicU64::new(0),
+        }
+    }
+
+    /// Seq of the last event published (0 before the first). Lock-free.
+    pub fn seq(&self) -> u64 {
+        self.log.last_seq()
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, ChannelState> {
+        lock(&self.state)
+    }
+
+    /// Registers a connection to be woken on every event.
+    pub fn add_subscriber(&self, bell: &Arc<Doorbell>) {
+        lock(&self.subscribers).push(bell.clone());
+        self.subscriber_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stops waking a connection.
+    pub fn remove_subscriber(&self, bell: &Arc<Doorbell>) {
+        let mut subs = lock(&self.subscribers);
+        if let Some(i) = subs.iter().position(|b| Arc::ptr_eq(b, bell)) {
+            subs.swap_remove(i);
+            self.subscriber_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections subscribed now.
+    pub fn subscriber_count(&self) -> u64 {
+        self.subscriber_count.load(Ordering::Relaxed)
+    }
+
+    /// Wakes every subscriber; drops those whose connection is gone.
+    ///
+    /// hot path: one pass over this channel's subscribers, no allocation.
+    pub(crate) fn ring_subscribers(&self) {
+        let mut subs = lock(&self.subscribers);
+        let mut gone = 0;
+        for bell in subs.iter() {
+            if bell.is_closed() {
+                gone += 1;
+            } else {
+                bell.ring();
+            }
+        }
+        if gone > 0 {
+            subs.retain(|b| !b.is_closed());
+            self.subscriber_count.fetch_sub(gone, Ordering::Relaxed);
+        }
+    }
+}

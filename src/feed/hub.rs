@@ -1,0 +1,341 @@
+//! The hub: the one place an event becomes part of a channel's history.
+//!
+//! `publish` assigns the channel's next seq, updates the channel's snapshot
+//! state (book, last ticker/candle), encodes the message once, appends it to
+//! the channel's ring and rings the subscribers' doorbells. Sources call it
+//! directly; the channel's lock serialises publishers of the same channel,
+//! so per-channel order is the order of `publish` calls.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::book::OrderBook;
+use super::channel::{Channel, SnapshotState};
+use super::encoded::Encoded;
+use super::registry::Registry;
+use crate::metrics::{Metrics, inc};
+use crate::protocol::pb::{Event, ServerMessage, event::Payload, server_message};
+use crate::protocol::{ChannelError, ChannelKind, now_ns};
+
+/// Why an event was not published.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    InvalidChannel(#[from] ChannelError),
+    #[error("channel {0} has no book yet: publish a book_snapshot before book_update")]
+    UpdateBeforeSnapshot(String),
+    #[error("channel {channel} is a {kind} channel and cannot carry a {payload} payload")]
+    WrongPayload {
+        channel: String,
+        kind: &'static str,
+        payload: &'static str,
+    },
+    #[error("event has no payload")]
+    NoPayload,
+}
+
+fn payload_name(p: &Payload) -> &'static str {
+    match p {
+        Payload::Trade(_) => "trade",
+        Payload::Ticker(_) => "ticker",
+        Payload::BookSnapshot(_) => "book_snapshot",
+        Payload::BookUpdate(_) => "book_update",
+        Payload::Candle(_) => "candle",
+        Payload::Signal(_) => "signal",
+        Payload::Sentiment(_) => "sentiment",
+        Payload::ScanStarted(_) => "scan_started",
+        Payload::ScanResult(_) => "scan_result",
+        Payload::SymbolAnalyzed(_) => "symbol_analyzed",
+        Payload::ScanProgress(_) => "scan_progress",
+        Payload::ScanDone(_) => "scan_done",
+        Payload::ScanError(_) => "scan_error",
+        Payload::Custom(_) => "custom",
+    }
+}
+
+/// Where a new subscriber starts: the channel's current seq and, when the
+/// channel has state, the snapshot event valid at that seq.
+#[derive(Debug, Clone)]
+pub struct Position {
+    pub seq: u64,
+    pub snapshot: Option<Arc<Encoded>>,
+}
+
+/// Assigns seqs, keeps snapshot state, encodes once, fans out.
+#[derive(Debug)]
+pub struct Hub {
+    registry: Arc<Registry>,
+    epoch: Arc<str>,
+    gzip_threshold: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    /// A hub over `registry` for one server run identified by `epoch`.
+    pub fn new(
+        registry: Arc<Registry>,
+        epoch: Arc<str>,
+        gzip_threshold: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            registry,
+            epoch,
+            gzip_threshold,
+            metrics,
+        }
+    }
+
+    /// The epoch of this server run.
+    pub fn epoch(&self) -> &Arc<str> {
+        &self.epoch
+    }
+
+    /// The channel registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Messages over this many bytes are gzipped (0 = never).
+    pub fn gzip_threshold(&self) -> usize {
+        self.gzip_threshold
+    }
+
+    /// The channel of that name, created if new. Sources resolve their
+    /// channels once and publish by handle.
+    pub fn channel(&self, name: &str) -> Result<Arc<Channel>, ChannelError> {
+        self.registry.get_or_create(name)
+    }
+
+    /// Publishes one event on `channel` and returns its seq.
+    ///
+    /// hot path: one encode, one ring append, one doorbell pass; nothing per
+    /// client beyond the doorbell.
+    pub fn publish(
+        &self,
+        channel: &Channel,
+        source_time_ns: i64,
+        mut payload: Payload,
+    ) -> Result<u64, PublishError> {
+        let is_book_payload = matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_));
+        if is_book_payload != (channel.kind == ChannelKind::Book) {
+            return Err(PublishError::WrongPayload {
+                channel: channel.name.to_string(),
+                kind: channel.kind.as_str(),
+                payload: payload_name(&payload),
+            });
+        }
+        let seq = {
+            let mut state = channel.state();
+            if let SnapshotState::Book(book) = &mut state.snapshot {
+                match &mut payload {
+                    Payload::BookSnapshot(snap) => {
+                        let fresh = OrderBook::from_snapshot(snap);
+                        snap.checksum = fresh.checksum();
+                        *book = Some(fresh);
+                    }
+                    Payload::BookUpdate(update) => {
+                        let Some(book) = book.as_mut() else {
+                            return Err(PublishError::UpdateBeforeSnapshot(
+                                channel.name.to_string(),
+                            ));
+                        };
+                        book.apply(update);
+                        update.checksum = book.checksum();
+                    }
+                    _ => unreachable!("book channels only take book payloads (checked above)"),
+                }
+            }
+            let seq = state.seq + 1;
+            let mut encoded = self.encode_event(channel, seq, source_time_ns, payload);
+            state.cum_bytes += encoded.frame_len() as u64;
+            encoded.cum_bytes = state.cum_bytes;
+            let encoded = Arc::new(encoded);
+            state.seq = seq;
+            state.source_time_ns = source_time_ns;
+            state.cached_snapshot = None;
+            if let SnapshotState::Last(last) = &mut state.snapshot {
+                *last = Some(encoded.clone());
+            }
+            channel.log.push(encoded);
+            seq
+        };
+        channel.ring_subscribers();
+        inc(&self.metrics.events_published);
+        Ok(seq)
+    }
+
+    /// Encodes one `event` of `channel`, stamped with the publish time now.
+    fn encode_event(
+        &self,
+        channel: &Channel,
+        seq: u64,
+        source_time_ns: i64,
+        payload: Payload,
+    ) -> Encoded {
+        let publish_time_ns = now_ns();
+        let msg = ServerMessage {
+            kind: Some(server_message::Kind::Event(Event {
+                channel: channel.name.to_string(),
+                seq,
+                source_time_ns,
+                publish_time_ns,
+                payload: Some(payload),
+            })),
+        };
+        Encoded::new(
+            &msg,
+            seq,
+            publish_time_ns,
+            self.gzip_threshold,
+            &self.metrics,
+        )
+    }
+
+    /// The current seq of `channel` and its snapshot event, if it has state.
+    /// A book snapshot is encoded once per seq and shared.
+    pub fn position(&self, channel: &Channel) -> Position {
+        let mut state = channel.state();
+        let seq = state.seq;
+        let snapshot = match &state.snapshot {
+            SnapshotState::None => None,
+            SnapshotState::Last(last) => last.clone(),
+            SnapshotState::Book(None) => None,
+            SnapshotState::Book(Some(book)) => {
+                if let Some(cached) = &state.cached_snapshot {
+                    Some(cached.clone())
+                } else {
+                    let snapshot = Payload::BookSnapshot(book.to_snapshot());
+                    let encoded =
+                        Arc::new(self.encode_event(channel, seq, state.source_time_ns, snapshot));
+                    state.cached_snapshot = Some(encoded.clone());
+                    Some(encoded)
+                }
+            }
+        };
+        Position { seq, snapshot }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::log::LogLimits;
+    use crate::protocol::pb::{BookSnapshot, BookUpdate, Level, Ticker, Trade};
+
+    fn hub() -> Hub {
+        let registry = Arc::new(Registry::new(LogLimits {
+            max_messages: 100,
+            max_age_ns: 0,
+        }));
+        Hub::new(registry, "e1".into(), 1024, Arc::new(Metrics::default()))
+    }
+
+    fn event_of(e: &Encoded) -> Event {
+        match e.message().kind {
+            Some(server_message::Kind::Event(ev)) => ev,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn seqs_start_at_one_and_increase_by_one_per_channel() {
+        let hub = hub();
+        let a = hub.channel("trade.sim.A-B").unwrap();
+        let b = hub.channel("trade.sim.C-D").unwrap();
+        let trade = || Payload::Trade(Trade::default());
+        assert_eq!(hub.publish(&a, 0, trade()).unwrap(), 1);
+        assert_eq!(hub.publish(&a, 0, trade()).unwrap(), 2);
+        assert_eq!(hub.publish(&b, 0, trade()).unwrap(), 1);
+        assert_eq!(a.seq(), 2);
+        assert!(hub.position(&a).snapshot.is_none(), "trades have no state");
+    }
+
+    #[test]
+    fn ticker_snapshot_is_the_last_event() {
+        let hub = hub();
+        let ch = hub.channel("ticker.sim.A-B").unwrap();
+        for last in [1.0, 2.0, 3.0] {
+            hub.publish(
+                &ch,
+                0,
+                Payload::Ticker(Ticker {
+                    last,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+        let pos = hub.position(&ch);
+        assert_eq!(pos.seq, 3);
+        let ev = event_of(&pos.snapshot.unwrap());
+        assert_eq!(ev.seq, 3);
+        assert!(matches!(ev.payload, Some(Payload::Ticker(t)) if t.last == 3.0));
+    }
+
+    #[test]
+    fn book_state_follows_updates_and_checksums_are_filled() {
+        let hub = hub();
+        let ch = hub.channel("book.sim.A-B").unwrap();
+        let lv = |price, quantity| Level { price, quantity };
+        let update = Payload::BookUpdate(BookUpdate {
+            bids: vec![lv(99.0, 0.0)],
+            ..Default::default()
+        });
+        assert!(matches!(
+            hub.publish(&ch, 0, update.clone()),
+            Err(PublishError::UpdateBeforeSnapshot(_))
+        ));
+        hub.publish(
+            &ch,
+            0,
+            Payload::BookSnapshot(BookSnapshot {
+                bids: vec![lv(99.0, 1.0), lv(98.0, 1.0)],
+                asks: vec![lv(101.0, 1.0)],
+                checksum: 0,
+                price_decimals: 1,
+                size_decimals: 1,
+            }),
+        )
+        .unwrap();
+        hub.publish(&ch, 0, update).unwrap();
+        let pos = hub.position(&ch);
+        assert_eq!(pos.seq, 2);
+        let snap = match event_of(pos.snapshot.as_ref().unwrap()).payload {
+            Some(Payload::BookSnapshot(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(snap.bids, vec![lv(98.0, 1.0)]);
+        assert_eq!(snap.checksum, OrderBook::from_snapshot(&snap).checksum());
+        // cached: the same encoded snapshot until the next event
+        assert!(Arc::ptr_eq(
+            pos.snapshot.as_ref().unwrap(),
+            hub.position(&ch).snapshot.as_ref().unwrap()
+        ));
+        // the stored update carries the checksum of the book after it
+        let mut out = Vec::new();
+        ch.log.read_from(2, 1, &mut out);
+        match event_of(&out[0]).payload {
+            Some(Payload::BookUpdate(u)) => assert_eq!(u.checksum, snap.checksum),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn payload_must_fit_the_channel() {
+        let hub = hub();
+        let trades = hub.channel("trade.sim.A-B").unwrap();
+        let err = hub
+            .publish(&trades, 0, Payload::BookUpdate(BookUpdate::default()))
+            .unwrap_err();
+        assert!(err.to_string().contains("book_update"), "{err}");
+        assert_eq!(trades.seq(), 0, "a refused event takes no seq");
+        assert!(hub.channel("bad name").is_err());
+    }
+}

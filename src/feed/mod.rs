@@ -1,0 +1,15 @@
+//! The feed: channels, their history rings and snapshot state, and the hub
+//! that publishes into them. See ARCHITECTURE.md for the path a message takes.
+
+pub mod book;
+pub mod channel;
+pub mod encoded;
+pub mod hub;
+pub mod log;
+pub mod registry;
+
+pub use channel::{Channel, ChannelId, Doorbell};
+pub use encoded::Encoded;
+pub use hub::{Hub, Position, PublishError};
+pub use log::{ChannelLog, LogLimits, ReadOutcome};
+pub use registry::Registry;

@@ -1,0 +1,10 @@
+//! tickwire: a market-data feed server. Sources publish into the hub, which
+//! numbers and encodes each event once; WebSocket connections fan the shared
+//! bytes out to clients in protobuf or JSON.
+
+pub mod config;
+pub mod feed;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod sources;

@@ -1,0 +1,26 @@
+//! The wire contract of PROTOCOL.md: generated types, channel names and
+//! patterns, frame building, codecs, close codes and error mapping.
+
+pub mod channel;
+pub mod close;
+pub mod codec;
+pub mod frame;
+pub mod inbound;
+pub mod pb;
+
+pub use channel::{ChannelError, ChannelKind, Pattern, validate_channel};
+pub use codec::{CodecError, Format};
+
+/// Value of `Welcome.protocol`.
+pub const PROTOCOL_NAME: &str = "tickwire.v1";
+
+/// Largest inbound client message, in bytes (PROTOCOL.md section 3).
+pub const MAX_INBOUND_FRAME_BYTES: usize = 64 * 1024;
+
+/// Unix time in nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

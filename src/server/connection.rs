@@ -1,0 +1,545 @@
+//! One WebSocket connection's I/O, in one task that owns the socket and the
+//! [`Session`].
+//!
+//! The task sleeps until something is due (client bytes, a doorbell ring
+//! from a subscribed channel, a heartbeat tick, shutdown), then drains
+//! everything pending and writes it with vectored writes: many frames per
+//! syscall, each frame the shared bytes of the encoded event.
+//!
+//! Memory: an idle connection holds no read buffer (client bytes are
+//! buffered only while a message is incomplete, see `protocol::inbound`), and
+//! the task's future keeps no I/O scratch across awaits (read chunks and
+//! IoSlice arrays live on the stack inside `poll`).
+
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_util::sync::WaitForCancellationFuture;
+use tracing::{Instrument, debug};
+
+use super::ServerContext;
+use super::limits::{RateDecision, RateLimiter};
+use super::session::{CloseRequest, Outbound, Session};
+use crate::metrics::{Metrics, add, dec, inc};
+use crate::protocol::codec::{decode_client, salvage_json_request_id};
+use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
+use crate::protocol::inbound::{self, FrameError};
+use crate::protocol::pb::ErrorCode;
+use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, close, now_ns};
+
+/// Frames moved per drain step; also bounds one write's batch.
+const MAX_BATCH: usize = 256;
+/// Drain steps before the connection looks at its socket and timers again:
+/// a connection that always has more to send must still read the client's
+/// requests and pongs (else a busy client would time out its heartbeat).
+const MAX_STEPS_PER_DRAIN: usize = 4;
+/// IoSlices per `writev` (well under IOV_MAX).
+const IOV_PER_WRITE: usize = 64;
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 4096;
+/// How long the closing handshake may take before the socket is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Close code for a WebSocket protocol violation.
+const PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text message that is not UTF-8.
+const INVALID_DATA: u16 = 1007;
+
+/// Why the connection loop ended.
+enum End {
+    /// Send this close frame, then linger for the client's close.
+    Close(CloseRequest),
+    /// The client sent close: echo its code and finish.
+    EchoClose(u16),
+    /// The socket is gone or unusable; nothing more to send.
+    Gone,
+}
+
+/// Why a batch write stopped.
+enum WriteEnd {
+    Failed,
+    Stalled,
+    Shutdown,
+}
+
+/// What woke the connection.
+enum Wake {
+    Shutdown,
+    Read(std::io::Result<usize>),
+    Rung,
+    Heartbeat,
+    AuthDeadline,
+}
+
+struct Connection<R, W> {
+    read: R,
+    write: W,
+    ctx: Arc<ServerContext>,
+    format: Format,
+    /// Client bytes not yet parsed; empty (unallocated) between messages.
+    inbuf: Vec<u8>,
+    /// A fragmented message being reassembled: (is text, payload so far).
+    partial: Option<(bool, Vec<u8>)>,
+    last_seen_ns: i64,
+    /// Client requests per second (`--max-requests-per-second`).
+    rate: RateLimiter,
+}
+
+/// Serves one upgraded connection until it closes.
+pub(crate) async fn serve<R, W>(
+    read: R,
+    write: W,
+    format: Format,
+    ctx: Arc<ServerContext>,
+    conn_id: u64,
+    token: Option<String>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let span = tracing::debug_span!("conn", conn_id, format = format.as_str());
+    async move {
+        inc(&ctx.metrics.connections);
+        inc(&ctx.metrics.connections_total);
+        let session = Session::new(format, ctx.clone(), format!("{conn_id:016x}"), token);
+        let mut conn = Connection {
+            read,
+            write,
+            ctx: ctx.clone(),
+            format,
+            inbuf: Vec::new(),
+            partial: None,
+            last_seen_ns: now_ns(),
+            rate: RateLimiter::new(ctx.config.max_requests_per_second),
+        };
+        let end = conn.run(session).await;
+        let linger = match end {
+            End::Close(req) => {
+                debug!(code = req.code, reason = req.reason, "closing");
+                let f = close_frame(req.code, req.reason);
+                let _ = tokio::time::timeout(CLOSE_LINGER, conn.write.write_all(&f)).await;
+                true
+            }
+            End::EchoClose(code) => {
+                let code = if code == 0 { close::NORMAL } else { code };
+                let _ = tokio::time::timeout(
+                    CLOSE_LINGER,
+                    conn.write.write_all(&close_frame(code, "")),
+                )
+                .await;
+                false
+            }
+            End::Gone => false,
+        };
+        let _ = tokio::time::timeout(CLOSE_LINGER, conn.write.shutdown()).await;
+        if linger {
+            // Read and discard until the client closes, so our close frame
+            // is not lost to a reset caused by unread client data.
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.discard_until_eof()).await;
+        }
+        dec(&ctx.metrics.connections);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads one chunk from `read` and appends it to `inbuf`.
+fn poll_read_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    inbuf: &mut Vec<u8>,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    // Uninitialised: this runs on every wake-up, so no 4 KiB memset.
+    let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut buf = ReadBuf::uninit(&mut chunk);
+    ready!(Pin::new(read).poll_read(cx, &mut buf))?;
+    inbuf.extend_from_slice(buf.filled());
+    Poll::Ready(Ok(buf.filled().len()))
+}
+
+fn frame_bytes<'a>(out: &'a Outbound, format: Format, metrics: &Metrics) -> &'a [u8] {
+    match out {
+        Outbound::Control(b) => b,
+        Outbound::Event(e) => e.frame(format, metrics),
+    }
+}
+
+/// One `writev` of the batch from `(frame, offset)` on.
+fn poll_write_from<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    batch: &[Outbound],
+    (first, offset): (usize, usize),
+    format: Format,
+    metrics: &Metrics,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    let mut storage = [IoSlice::new(&[]); IOV_PER_WRITE];
+    let mut n = 0;
+    for (slot, out) in storage.iter_mut().zip(&batch[first..]) {
+        let bytes = frame_bytes(out, format, metrics);
+        *slot = IoSlice::new(if n == 0 { &bytes[offset..] } else { bytes });
+        n += 1;
+    }
+    Pin::new(io).poll_write_vectored(cx, &storage[..n])
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    async fn run(&mut self, mut session: Session) -> End {
+        let ctx = self.ctx.clone();
+        let bell = session.doorbell().clone();
+        let interval = ctx.config.heartbeat_interval.max(Duration::from_millis(10));
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        // Grows on the first busy drain; idle connections never pay for it.
+        let mut batch = Vec::new();
+        // Registered once on the server-wide token, not once per wake-up.
+        let shutdown = ctx.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        // Authentication deadline (token expiry, or time to show one); the
+        // timer is re-armed only when the deadline changes.
+        let never = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let auth_timer = tokio::time::sleep_until(never);
+        tokio::pin!(auth_timer);
+        let mut armed_for = None;
+        loop {
+            if let Err(end) = self
+                .drain(&mut session, &mut batch, shutdown.as_mut())
+                .await
+            {
+                return end;
+            }
+            // a request (or the handshake's token) was refused: the error
+            // went out with the drain above, now the close
+            if let Some(close) = session.take_close() {
+                return End::Close(close);
+            }
+            let deadline = session.auth_deadline_ns();
+            if deadline != armed_for {
+                armed_for = deadline;
+                let when = deadline.map_or(never, |d| {
+                    tokio::time::Instant::now() + Duration::from_nanos((d - now_ns()).max(0) as u64)
+                });
+                auth_timer.as_mut().reset(when);
+            }
+            // Unbiased: under load the doorbell is nearly always ready, and
+            // polling it first would starve client requests and heartbeats;
+            // always polling the socket first costs a readiness
+            // registration per wake-up.
+            let wake = tokio::select! {
+                _ = &mut shutdown => Wake::Shutdown,
+                r = poll_fn(|cx| poll_read_into(&mut self.read, &mut self.inbuf, cx)) => Wake::Read(r),
+                _ = bell.rung() => Wake::Rung,
+                _ = heartbeat.tick() => Wake::Heartbeat,
+                _ = &mut auth_timer => Wake::AuthDeadline,
+            };
+            match wake {
+                Wake::Shutdown => {
+                    return End::Close(CloseRequest {
+                        code: close::GOING_AWAY,
+                        reason: "server shutting down",
+                    });
+                }
+                Wake::Read(Ok(0) | Err(_)) => return End::Gone,
+                Wake::Read(Ok(_)) => {
+                    self.last_seen_ns = now_ns();
+                    if let Some(end) = self.process_inbound(&mut session) {
+                        return end;
+                    }
+                }
+                Wake::Rung => {}
+                Wake::AuthDeadline => {
+                    if let Some(close) = session.auth_expired(now_ns()) {
+                        // the UNAUTHORIZED error goes out before the close
+                        if let Err(end) = self
+                            .drain(&mut session, &mut batch, shutdown.as_mut())
+                            .await
+                        {
+                            return end;
+                        }
+                        return End::Close(close);
+                    }
+                    armed_for = None; // fired early (clock skew): re-arm
+                }
+                Wake::Heartbeat => {
+                    if now_ns() - self.last_seen_ns > 2 * interval.as_nanos() as i64 {
+                        inc(&ctx.metrics.heartbeat_timeouts);
+                        return End::Close(CloseRequest {
+                            code: close::NORMAL,
+                            reason: "heartbeat timeout: nothing received for two intervals",
+                        });
+                    }
+                    session.push_raw(frame(OP_PING, b""));
+                }
+            }
+        }
+    }
+
+    /// Handles every complete frame in `inbuf`; frees the buffer when empty.
+    fn process_inbound(&mut self, session: &mut Session) -> Option<End> {
+        let mut consumed = 0;
+        let end = loop {
+            let buf = &mut self.inbuf[consumed..];
+            let head = match inbound::parse(buf, MAX_INBOUND_FRAME_BYTES) {
+                Ok(Some(head)) => head,
+                Ok(None) => break None,
+                Err(FrameError::TooBig(_)) => break Some(self.too_big()),
+                Err(e) => {
+                    debug!(error = %e, "protocol error");
+                    break Some(End::Close(CloseRequest {
+                        code: PROTOCOL_ERROR,
+                        reason: "websocket protocol error",
+                    }));
+                }
+            };
+            let payload = &mut buf[head.header_len..head.total_len()];
+            inbound::unmask(payload, head.mask);
+            consumed += head.total_len();
+            match (head.opcode, head.fin, self.partial.as_mut()) {
+                (0x8, _, _) => {
+                    let code = payload
+                        .get(..2)
+                        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                    break Some(End::EchoClose(code));
+                }
+                (0x9, _, _) => session.push_raw(frame(OP_PONG, payload)),
+                (0xA, _, _) => {}
+                (0x1 | 0x2, true, None) => {
+                    if let Some(end) = deliver(
+                        session,
+                        self.format,
+                        head.opcode == 0x1,
+                        payload,
+                        &mut self.rate,
+                    ) {
+                        break Some(end);
+                    }
+                }
+                (0x1 | 0x2, false, None) => {
+                    self.partial = Some((head.opcode == 0x1, payload.to_vec()))
+                }
+                (0x0, fin, Some((_, message))) => {
+                    if message.len() + payload.len() > MAX_INBOUND_FRAME_BYTES {
+                        break Some(self.too_big());
+                    }
+                    message.extend_from_slice(payload);
+                    if fin {
+                        let (is_text, message) = self.partial.take().expect("matched Some above");
+                        if let Some(end) =
+                            deliver(session, self.format, is_text, &message, &mut self.rate)
+                        {
+                            break Some(end);
+                        }
+                    }
+                }
+                _ => {
+                    break Some(End::Close(CloseRequest {
+                        code: PROTOCOL_ERROR,
+                        reason: "websocket protocol error: bad fragmentation",
+                    }));
+                }
+            }
+        };
+        self.inbuf.drain(..consumed);
+        if self.inbuf.is_empty() {
+            self.inbuf = Vec::new(); // idle connections hold no read buffer
+        }
+        end
+    }
+
+    fn too_big(&self) -> End {
+        inc(&self.ctx.metrics.oversized_frames);
+        End::Close(CloseRequest {
+            code: close::TOO_BIG,
+            reason: "inbound message over 64 KiB",
+        })
+    }
+
+    async fn discard_until_eof(&mut self) {
+        loop {
+            self.inbuf.clear();
+            match poll_fn(|cx| poll_read_into(&mut self.read, &mut self.inbuf, cx)).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Writes everything the session has due.
+    async fn drain(
+        &mut self,
+        session: &mut Session,
+        batch: &mut Vec<Outbound>,
+        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Result<(), End> {
+        for _ in 0..MAX_STEPS_PER_DRAIN {
+            session.doorbell().clear();
+            batch.clear();
+            session.collect(batch, MAX_BATCH).map_err(End::Close)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.ctx.metrics.queue_depth.observe(batch.len() as f64);
+            match self.write_batch(batch, shutdown.as_mut()).await {
+                Ok(()) => {}
+                Err(WriteEnd::Failed | WriteEnd::Shutdown) => return Err(End::Gone),
+                Err(WriteEnd::Stalled) => {
+                    inc(&self.ctx.metrics.slow_consumer_closes);
+                    return Err(End::Gone);
+                }
+            }
+            // A short batch took everything that was due; anything published
+            // since rang the doorbell (cleared above), so the loop comes back.
+            if batch.len() < MAX_BATCH {
+                return Ok(());
+            }
+        }
+        // More is due: make sure the loop comes straight back after one
+        // look at the socket and timers.
+        session.doorbell().ring();
+        Ok(())
+    }
+
+    /// One batch of frames in as few `writev` calls as the kernel allows.
+    ///
+    /// hot path: no allocation; IoSlices point at the shared frames. Each
+    /// `writev` is first tried without waiting; only a full socket buffer
+    /// arms the stall timer and watches for shutdown.
+    async fn write_batch(
+        &mut self,
+        batch: &[Outbound],
+        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Result<(), WriteEnd> {
+        // disjoint field borrows: no refcount traffic on the shared context
+        let ctx = &self.ctx;
+        let metrics = &ctx.metrics;
+        let format = self.format;
+        let mut bytes_total = 0u64;
+        let mut cursor = (0usize, 0usize);
+        while cursor.0 < batch.len() {
+            let first_try = {
+                let mut noop = Context::from_waker(Waker::noop());
+                poll_write_from(&mut self.write, batch, cursor, format, metrics, &mut noop)
+            };
+            let written = match first_try {
+                Poll::Ready(r) => r,
+                Poll::Pending => {
+                    let io = &mut self.write;
+                    let write =
+                        poll_fn(|cx| poll_write_from(io, batch, cursor, format, metrics, cx));
+                    tokio::select! {
+                        r = tokio::time::timeout(ctx.config.write_timeout, write) => match r {
+                            Ok(r) => r,
+                            Err(_) => return Err(WriteEnd::Stalled),
+                        },
+                        _ = shutdown.as_mut() => return Err(WriteEnd::Shutdown),
+                    }
+                }
+            };
+            let mut n = match written {
+                Ok(0) | Err(_) => return Err(WriteEnd::Failed),
+                Ok(n) => n,
+            };
+            bytes_total += n as u64;
+            while n > 0 {
+                let left = frame_bytes(&batch[cursor.0], format, metrics).len() - cursor.1;
+                if n >= left {
+                    n -= left;
+                    cursor = (cursor.0 + 1, 0);
+                } else {
+                    cursor.1 += n;
+                    n = 0;
+                }
+            }
+        }
+        add(&metrics.messages_delivered, batch.len() as u64);
+        add(&metrics.bytes_delivered, bytes_total);
+        let oldest_ns = batch
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Event(e) => Some(e.publish_time_ns),
+                Outbound::Control(_) => None,
+            })
+            .min();
+        if let Some(t) = oldest_ns {
+            metrics.write_latency.observe((now_ns() - t) as f64 / 1e9);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one complete client message and hands it to the session; bad
+/// input becomes an `error` answer, never a close (except non-UTF-8 text,
+/// which the WebSocket protocol itself forbids, and a client that keeps
+/// sending past its request rate: 4029).
+fn deliver(
+    session: &mut Session,
+    format: Format,
+    is_text: bool,
+    payload: &[u8],
+    rate: &mut RateLimiter,
+) -> Option<End> {
+    if is_text && std::str::from_utf8(payload).is_err() {
+        return Some(End::Close(CloseRequest {
+            code: INVALID_DATA,
+            reason: "text message is not UTF-8",
+        }));
+    }
+    let decoded = decode_client(format, is_text, payload);
+    match rate.check(std::time::Instant::now()) {
+        RateDecision::Allow => {}
+        RateDecision::Refuse => {
+            let request_id = match &decoded {
+                Ok(m) => super::session::request_id_of(m),
+                Err(_) if is_text => salvage_json_request_id(payload),
+                Err(_) => 0,
+            };
+            session.error(
+                request_id,
+                ErrorCode::RateLimited,
+                "request rate limit exceeded".into(),
+                "",
+            );
+            return None;
+        }
+        RateDecision::Close => {
+            return Some(End::Close(CloseRequest {
+                code: close::TOO_MANY_REQUESTS,
+                reason: "too many requests",
+            }));
+        }
+    }
+    match decoded {
+        // a close it asks for (bad token) is sent by the loop after the
+        // drain, so the client reads the error first
+        Ok(m) => session.handle(m),
+        Err(e) => {
+            let request_id = if is_text {
+                salvage_json_request_id(payload)
+            } else {
+                0
+            };
+            session.error(request_id, ErrorCode::BadRequest, e.to_string(), "");
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    /// The task future of an idle connection is most of its memory: keep it
+    /// small (no buffers held inline across awaits).
+    #[tokio::test]
+    async fn connection_future_stays_small() {
+        let ctx = crate::server::tests::context().await;
+        let (a, _b) = tokio::io::duplex(64);
+        let (r, w) = tokio::io::split(a);
+        let fut = super::serve(r, w, crate::protocol::Format::Proto, ctx, 1, None);
+        let size = std::mem::size_of_val(&fut);
+        println!("connection future: {size} bytes");
+        assert!(size < 4096, "connection future is {size} bytes");
+    }
+}
