@@ -20,8 +20,6 @@ use crate::protocol::Format;
 
 type Body = Full<Bytes>;
 
-const DASHBOARD_HTML: &str = include_str!("../../web/index.html");
-
 fn respond(
     status: StatusCode,
     content_type: &'static str,
@@ -45,9 +43,13 @@ pub(crate) async fn route(
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
+    if req.method() == Method::GET
+        && let Some(asset) = super::assets::find(path)
+    {
+        return Ok(respond(StatusCode::OK, asset.content_type, asset.body));
+    }
     Ok(match (req.method(), path) {
         (&Method::GET, "/ws") => upgrade(req, ctx, peer),
-        (&Method::GET, "/") => respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD_HTML),
         (&Method::GET, "/health") => health(&ctx),
         (&Method::GET, "/stats") => stats(&ctx),
         (&Method::GET, "/channels") => channels(&ctx),

@@ -1,6 +1,7 @@
 //! The network face of tickwire: one listener for HTTP and WebSocket, the
 //! per-connection sessions, and graceful shutdown.
 
+mod assets;
 pub mod auth;
 mod connection;
 mod http;
