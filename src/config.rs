@@ -44,6 +44,54 @@ fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
     }
 }
 
+/// One `--source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The built-in market simulator.
+    Sim,
+    /// Binance public streams.
+    Binance,
+    /// OKX public streams.
+    Okx,
+    /// Events recorded by `tickwire record`.
+    Replay(PathBuf),
+}
+
+fn parse_source(s: &str) -> Result<SourceSpec, String> {
+    match s {
+        "sim" => Ok(SourceSpec::Sim),
+        "binance" => Ok(SourceSpec::Binance),
+        "okx" => Ok(SourceSpec::Okx),
+        _ => match s.strip_prefix("replay:") {
+            Some(path) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
+            _ => Err(format!(
+                "`{s}` is not a source: use sim, binance, okx or replay:FILE"
+            )),
+        },
+    }
+}
+
+/// How fast a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplaySpeed {
+    /// This many times the recorded pacing (1 = as recorded).
+    Times(f64),
+    /// As fast as the hub takes events.
+    Max,
+}
+
+fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
+    if s == "max" {
+        return Ok(ReplaySpeed::Max);
+    }
+    match s.trim_end_matches('x').parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(ReplaySpeed::Times(r)),
+        _ => Err(format!(
+            "`{s}` is not a replay speed: give a factor (1, 10) or `max`"
+        )),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 15s, 500ms)"))
 }
@@ -58,6 +106,82 @@ pub struct Config {
     /// TOML file with defaults for any of these flags.
     #[arg(long, env = "TICKWIRE_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Where events come from: `sim`, `binance`, `okx`, `replay:FILE`
+    /// (repeat or comma-separate to run several at once). Default: `sim`.
+    #[arg(long = "source", env = "TICKWIRE_SOURCE", value_delimiter = ',', value_parser = parse_source)]
+    pub sources: Vec<SourceSpec>,
+
+    /// Exchange symbols for the binance and okx sources (`BTCUSDT` or
+    /// `BTC-USDT`, comma separated).
+    #[arg(
+        long,
+        env = "TICKWIRE_SYMBOLS",
+        value_delimiter = ',',
+        default_value = "BTCUSDT,ETHUSDT"
+    )]
+    pub symbols: Vec<String>,
+
+    /// Binance WebSocket base URL (combined streams are under `/stream`).
+    #[arg(
+        long,
+        env = "TICKWIRE_BINANCE_WS_URL",
+        default_value = "wss://stream.binance.com:9443"
+    )]
+    pub binance_ws_url: String,
+
+    /// Binance REST base URL (depth snapshots, ticker fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_BINANCE_REST_URL",
+        default_value = "https://api.binance.com"
+    )]
+    pub binance_rest_url: String,
+
+    /// OKX public WebSocket URL.
+    #[arg(
+        long,
+        env = "TICKWIRE_OKX_WS_URL",
+        default_value = "wss://ws.okx.com:8443/ws/v5/public"
+    )]
+    pub okx_ws_url: String,
+
+    /// OKX REST base URL (ticker fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_OKX_REST_URL",
+        default_value = "https://www.okx.com"
+    )]
+    pub okx_rest_url: String,
+
+    /// An exchange stream silent for this long is reconnected.
+    #[arg(long, env = "TICKWIRE_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub stale_after: Duration,
+
+    /// While an exchange stream is down, tickers are polled over REST this often.
+    #[arg(long, env = "TICKWIRE_REST_FALLBACK_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub rest_fallback_interval: Duration,
+
+    /// First reconnect delay ceiling (doubles per failure, full jitter).
+    #[arg(long, env = "TICKWIRE_RECONNECT_MIN", default_value = "500ms", value_parser = parse_duration)]
+    pub reconnect_min: Duration,
+
+    /// Largest reconnect delay.
+    #[arg(long, env = "TICKWIRE_RECONNECT_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub reconnect_max: Duration,
+
+    /// Replay pacing: a factor of the recorded pacing (1, 10) or `max`.
+    #[arg(long, env = "TICKWIRE_REPLAY_SPEED", default_value = "1", value_parser = parse_replay_speed)]
+    pub replay_speed: ReplaySpeed,
+
+    /// Start a replay over when it reaches the end of its file.
+    #[arg(long = "loop", env = "TICKWIRE_LOOP")]
+    pub replay_loop: bool,
+
+    /// Enables `POST /publish` for holders of this key (`Authorization:
+    /// Bearer KEY` or `X-Api-Key: KEY`). Without it the endpoint answers 404.
+    #[arg(long, env = "TICKWIRE_PUBLISH_KEY")]
+    pub publish_key: Option<String>,
 
     /// Simulator events per second in total, or `max`.
     #[arg(long, env = "TICKWIRE_SIM_RATE", default_value = "1000", value_parser = parse_sim_rate)]
@@ -77,7 +201,7 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_SIM_PAYLOAD_BYTES")]
     pub sim_payload_bytes: Option<usize>,
 
-    /// Levels per side of the simulator's order books.
+    /// Levels per side of published order books (simulator and exchanges).
     #[arg(long, env = "TICKWIRE_BOOK_DEPTH", default_value_t = 50)]
     pub book_depth: usize,
 
@@ -199,7 +323,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the feed (the default).
-    Serve(Config),
+    Serve(Box<Config>),
+    /// Record events from a running tickwire (or from sources run in-process)
+    /// to a `.twr` file for `serve --source replay:FILE`.
+    Record(crate::recorder::RecordArgs),
 }
 
 /// Why the configuration could not be loaded.
@@ -302,11 +429,12 @@ impl Cli {
         Ok(Self::try_parse_from(merged)?)
     }
 
-    /// The serve settings, whichever form the command line took.
+    /// The serve settings, whichever form the command line took (the
+    /// defaults under `record`, which has its own).
     pub fn into_config(self) -> Config {
         match self.command {
-            Some(Command::Serve(c)) => c,
-            None => self.serve,
+            Some(Command::Serve(c)) => *c,
+            Some(Command::Record(_)) | None => self.serve,
         }
     }
 }

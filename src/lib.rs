@@ -6,5 +6,6 @@ pub mod config;
 pub mod feed;
 pub mod metrics;
 pub mod protocol;
+pub mod recorder;
 pub mod server;
 pub mod sources;

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let record = match &cli.command {
+        Some(tickwire::config::Command::Record(args)) => Some(args.clone()),
+        _ => None,
+    };
     let config = cli.into_config();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
@@ -47,6 +51,24 @@ fn main() -> ExitCode {
             tracing::info!("signal received");
             signals.cancel();
         });
+        if let Some(args) = record {
+            return match tickwire::recorder::record(args.clone(), shutdown).await {
+                Ok(s) => {
+                    eprintln!(
+                        "recorded {} events on {} channels in {:.1} s to {}",
+                        s.events,
+                        s.channels,
+                        s.seconds,
+                        args.out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tickwire record: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         match tickwire::server::run(config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -168,6 +168,12 @@ impl Channel {
         lock(&self.state)
     }
 
+    /// Whether this is a book channel that has received its first snapshot
+    /// (so a `book_update` can be applied).
+    pub fn has_book(&self) -> bool {
+        matches!(self.state().snapshot, SnapshotState::Book(Some(_)))
+    }
+
     /// Registers a connection to be woken on every event.
     pub fn add_subscriber(&self, bell: &Arc<Doorbell>) {
         lock(&self.subscribers).push(bell.clone());

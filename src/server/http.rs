@@ -43,6 +43,10 @@ pub(crate) async fn route(
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
+    if req.method() == Method::POST && (path == "/publish" || path == "/publish/batch") {
+        let batch = path == "/publish/batch";
+        return Ok(super::publish::handle(req, &ctx, batch).await);
+    }
     if req.method() == Method::GET
         && let Some(asset) = super::assets::find(path)
     {
@@ -58,7 +62,11 @@ pub(crate) async fn route(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             crate::metrics::render_prometheus(&ctx.metrics),
         ),
-        (_, "/ws" | "/" | "/health" | "/stats" | "/channels" | "/metrics") => json(
+        (
+            _,
+            "/ws" | "/" | "/health" | "/stats" | "/channels" | "/metrics" | "/publish"
+            | "/publish/batch",
+        ) => json(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": "method not allowed"}),
         ),
@@ -83,8 +91,13 @@ fn health(ctx: &ServerContext) -> Response<Body> {
             "epoch": &**ctx.hub.epoch(),
             "uptime_secs": ctx.metrics.uptime_secs(),
             "connections": ctx.metrics.connections.load(Ordering::Relaxed),
+            "sources": sources_json(ctx),
         }),
     )
+}
+
+fn sources_json(ctx: &ServerContext) -> serde_json::Value {
+    ctx.sources.iter().map(|s| s.to_json()).collect()
 }
 
 fn stats(ctx: &ServerContext) -> Response<Body> {
@@ -98,6 +111,7 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         .collect();
     body["subscriptions_per_channel"] = per_channel.into();
     body["channels"] = ctx.hub.registry().count().into();
+    body["sources"] = sources_json(ctx);
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();
     body["tasks"] = tokio::runtime::Handle::current()
         .metrics()

@@ -6,6 +6,7 @@ pub mod auth;
 mod connection;
 mod http;
 pub mod limits;
+mod publish;
 pub mod session;
 mod tls;
 
@@ -26,7 +27,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::feed::{Hub, LogLimits, Registry};
 use crate::metrics::Metrics;
-use crate::sources::sim::{SimConfig, Simulator};
+use crate::sources::SourceStatus;
 
 /// Why the server could not run.
 #[derive(Debug, Error)]
@@ -36,10 +37,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("simulator: {0}")]
-    Simulator(#[from] crate::protocol::ChannelError),
-    #[error("cannot start the sources' thread: {0}")]
-    SourceThread(std::io::Error),
+    #[error("sources: {0}")]
+    Sources(#[from] crate::sources::StartError),
     #[error("JWT public key: {0}")]
     JwtKey(String),
     #[error("TLS: {0}")]
@@ -63,6 +62,8 @@ pub struct ServerContext {
     pub admission: Arc<limits::Admission>,
     /// JWT verifier; `None` when auth is off.
     pub auth: Option<auth::Authenticator>,
+    /// The running sources' states, for `/health` and `/stats`.
+    pub sources: Vec<Arc<SourceStatus>>,
 }
 
 impl ServerContext {
@@ -73,6 +74,7 @@ impl ServerContext {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
         auth: Option<auth::Authenticator>,
+        sources: Vec<Arc<SourceStatus>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -84,6 +86,7 @@ impl ServerContext {
             next_conn_id: AtomicU64::new(1),
             admission: Arc::default(),
             auth,
+            sources,
         })
     }
 }
@@ -93,36 +96,12 @@ fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Runs the sources on a thread of their own (with a small current-thread
-/// runtime for their timers), so that publishing is never queued behind
-/// thousands of connection tasks: on a saturated core the kernel shares
-/// time between the two threads, while inside one runtime the simulator
-/// waited its turn after every connection (790 of 1000 events/s published
-/// under broadcast-10k).
-fn spawn_sources(
-    sim: Simulator,
-    shutdown: CancellationToken,
-) -> Result<std::thread::JoinHandle<()>, ServerError> {
-    std::thread::Builder::new()
-        .name("tickwire-sources".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt.block_on(sim.run(shutdown)),
-                Err(e) => tracing::error!(error = %e, "cannot start the sources' runtime"),
-            }
-        })
-        .map_err(ServerError::SourceThread)
-}
-
 /// A bound server with its sources running, ready to serve.
 pub struct Server {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: Arc<ServerContext>,
-    /// The sources' own thread (see [`spawn_sources`]).
+    /// The sources' own thread (see [`crate::sources::start`]).
     sources: std::thread::JoinHandle<()>,
 }
 
@@ -145,16 +124,6 @@ impl Server {
             config.gzip_threshold,
             metrics.clone(),
         ));
-        let sim = Simulator::new(
-            hub.clone(),
-            &SimConfig {
-                rate: config.sim_rate,
-                instruments: config.sim_instruments.clone(),
-                seed: config.sim_seed,
-                depth: config.book_depth,
-                payload_bytes: config.sim_payload_bytes,
-            },
-        )?;
         let auth = match (&config.jwt_secret, &config.jwt_public_key) {
             (Some(secret), _) => Some(auth::Authenticator::with_secret(secret.as_bytes())),
             (None, Some(path)) => {
@@ -171,8 +140,9 @@ impl Server {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(ServerError::Tls)?),
             _ => None,
         };
-        let sources = spawn_sources(sim, shutdown.clone())?;
-        let ctx = ServerContext::new(config, hub, metrics, shutdown, auth);
+        let running = crate::sources::start(&hub, &config, &shutdown)?;
+        let sources = running.thread;
+        let ctx = ServerContext::new(config, hub, metrics, shutdown, auth, running.statuses);
         Ok(Self {
             listener,
             tls,
@@ -298,6 +268,13 @@ pub(crate) mod tests {
             max_age_ns: 0,
         }));
         let hub = Arc::new(Hub::new(registry, "test".into(), 1024, metrics.clone()));
-        ServerContext::new(config, hub, metrics, CancellationToken::new(), None)
+        ServerContext::new(
+            config,
+            hub,
+            metrics,
+            CancellationToken::new(),
+            None,
+            Vec::new(),
+        )
     }
 }

@@ -16,6 +16,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
+use super::status::{SourceState, SourceStatus};
 use crate::config::SimRate;
 use crate::feed::{Channel, Hub};
 use crate::protocol::now_ns;
@@ -574,14 +575,17 @@ impl Simulator {
         self.publish(&channel, now, payload);
     }
 
-    /// Runs until `shutdown`, at the configured rate.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until `shutdown`, at the configured rate; `status` counts steps.
+    pub async fn run(mut self, shutdown: CancellationToken, status: Arc<SourceStatus>) {
+        status.connected();
         match self.rate {
             SimRate::Max => loop {
                 for _ in 0..1024 {
                     self.step();
                 }
+                status.messages(1024);
                 if shutdown.is_cancelled() {
+                    status.ended(SourceState::Stopped);
                     return;
                 }
                 tokio::task::yield_now().await;
@@ -593,16 +597,24 @@ impl Simulator {
                 let mut budget = 0.0;
                 loop {
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => {
+                            status.ended(SourceState::Stopped);
+                            return;
+                        }
                         _ = ticker.tick() => {}
                     }
                     let now = Instant::now();
                     // cap catch-up after a stall at one second's worth
                     budget = (budget + rate * (now - last).as_secs_f64()).min(rate.max(1.0));
                     last = now;
+                    let mut steps = 0;
                     while budget >= 1.0 {
                         self.step();
                         budget -= 1.0;
+                        steps += 1;
+                    }
+                    if steps > 0 {
+                        status.messages(steps);
                     }
                 }
             }

@@ -1,0 +1,261 @@
+//! `POST /publish` and `POST /publish/batch`: application events pushed
+//! over HTTP into the hub, beside the market sources.
+//!
+//! Bodies: one `Event` in proto3 JSON (`{"channel": "...", "custom":
+//! {"json": "..."}}`, or any other payload), or a protobuf `Event` with
+//! `Content-Type: application/x-protobuf`. A batch is a JSON array (or
+//! `{"events": [...]}`), or length-delimited protobuf `Event`s. The hub
+//! assigns seqs; `seq` and `publish_time_ns` in the body are ignored, and
+//! a missing `source_time_ns` is the time of arrival.
+//!
+//! A batch is checked whole before anything is published: one bad event
+//! gets the batch a 400 naming it, and nothing of it is published.
+
+use bytes::{Buf, Bytes};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use prost::Message as _;
+
+use super::ServerContext;
+use crate::feed::PublishError;
+use crate::protocol::pb::Event;
+use crate::protocol::pb::event::Payload;
+use crate::protocol::{ChannelKind, now_ns, validate_channel};
+
+/// Largest body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+type Body = Full<Bytes>;
+
+fn reply(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+    }
+    resp
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    reply(status, serde_json::json!({ "error": message.into() }))
+}
+
+/// Compares without an early exit, so timing does not reveal the key.
+fn same_key(given: &[u8], key: &[u8]) -> bool {
+    given.len() == key.len() && given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn presented_key(req: &Request<Incoming>) -> Option<&[u8]> {
+    let headers = req.headers();
+    if let Some(v) = headers.get(hyper::header::AUTHORIZATION) {
+        return v.as_bytes().strip_prefix(b"Bearer ");
+    }
+    headers.get("x-api-key").map(|v| v.as_bytes())
+}
+
+/// Handles `POST /publish` (`batch` false) and `POST /publish/batch`.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    ctx: &ServerContext,
+    batch: bool,
+) -> Response<Body> {
+    let Some(key) = &ctx.config.publish_key else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the publish API is off (start the server with --publish-key)",
+        );
+    };
+    match presented_key(&req) {
+        Some(given) if same_key(given, key.as_bytes()) => {}
+        Some(_) => return error(StatusCode::UNAUTHORIZED, "wrong publish key"),
+        None => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing publish key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+            );
+        }
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let protobuf = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/x-protobuf") || v.starts_with("application/protobuf")
+        });
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    let events = match parse(&body, protobuf, batch) {
+        Ok(events) => events,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    if let Err((index, message)) = check(&events, ctx) {
+        let mut body = serde_json::json!({ "error": message });
+        if batch {
+            body["index"] = index.into();
+        }
+        return reply(StatusCode::BAD_REQUEST, body);
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
+        match publish(ctx, event) {
+            Ok(v) => results.push(v),
+            Err(message) => {
+                // Checked above, so only a race (say, a book channel's first
+                // update published by another client first) ends here; say
+                // exactly what was published.
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({ "error": message, "index": index, "published": results }),
+                );
+            }
+        }
+    }
+    if batch {
+        reply(StatusCode::OK, serde_json::json!({ "results": results }))
+    } else {
+        reply(StatusCode::OK, results.pop().unwrap_or_default())
+    }
+}
+
+fn parse(body: &Bytes, protobuf: bool, batch: bool) -> Result<Vec<Event>, String> {
+    if protobuf {
+        if !batch {
+            return Event::decode(&body[..])
+                .map(|e| vec![e])
+                .map_err(|e| format!("body is not a protobuf Event: {e}"));
+        }
+        let mut buf = &body[..];
+        let mut events = Vec::new();
+        while buf.has_remaining() {
+            let event = Event::decode_length_delimited(&mut buf).map_err(|e| {
+                format!(
+                    "event {} is not a length-delimited protobuf Event: {e}",
+                    events.len()
+                )
+            })?;
+            events.push(event);
+        }
+        return Ok(events);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let items = if !batch {
+        vec![value]
+    } else {
+        match value {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut map) => match map.remove("events") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => return Err("a batch is a JSON array of events or {\"events\": [...]}".into()),
+            },
+            _ => return Err("a batch is a JSON array of events or {\"events\": [...]}".into()),
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value::<Event>(item).map_err(|e| {
+                if batch {
+                    format!("event {i} is not an Event in proto3 JSON: {e}")
+                } else {
+                    format!("body is not an Event in proto3 JSON: {e}")
+                }
+            })
+        })
+        .collect()
+}
+
+/// Everything that can be checked before publishing: channel names,
+/// payload presence and payload kind against the channel's stream.
+fn check(events: &[Event], ctx: &ServerContext) -> Result<(), (usize, String)> {
+    for (i, event) in events.iter().enumerate() {
+        validate_channel(&event.channel).map_err(|e| (i, format!("invalid channel: {e}")))?;
+        let Some(payload) = &event.payload else {
+            return Err((i, PublishError::NoPayload.to_string()));
+        };
+        let is_book = matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_));
+        let kind = ChannelKind::of(&event.channel);
+        if is_book != (kind == ChannelKind::Book) {
+            return Err((
+                i,
+                format!(
+                    "channel {} is a {} channel and cannot carry this payload",
+                    event.channel,
+                    kind.as_str()
+                ),
+            ));
+        }
+        if matches!(payload, Payload::BookUpdate(_)) {
+            let earlier_snapshot = events[..i].iter().any(|e| {
+                e.channel == event.channel && matches!(e.payload, Some(Payload::BookSnapshot(_)))
+            });
+            let has_book = ctx
+                .hub
+                .registry()
+                .get(&event.channel)
+                .is_some_and(|c| c.has_book());
+            if !earlier_snapshot && !has_book {
+                return Err((
+                    i,
+                    PublishError::UpdateBeforeSnapshot(event.channel.clone()).to_string(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn publish(ctx: &ServerContext, event: Event) -> Result<serde_json::Value, String> {
+    let channel = ctx.hub.channel(&event.channel).map_err(|e| e.to_string())?;
+    let payload = event
+        .payload
+        .ok_or_else(|| PublishError::NoPayload.to_string())?;
+    let time = if event.source_time_ns > 0 {
+        event.source_time_ns
+    } else {
+        now_ns()
+    };
+    let seq = ctx
+        .hub
+        .publish(&channel, time, payload)
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "channel": &*channel.name, "seq": seq }))
+}

@@ -1,0 +1,349 @@
+//! Recording and replaying events: the `.twr` file format, the recorder
+//! (`tickwire record`) and the replay source (`--source replay:FILE`).
+//!
+//! File layout:
+//!
+//! ```text
+//! "TWR1"                      magic
+//! u8 flags                    bit 0: the rest of the file is gzip
+//! u32 LE n, n bytes of JSON   header: {"format":1,"created_ns":..,"origin":..,"channels":[..]}
+//! then, repeated to EOF:      varint length + tickwire.v1.Event (protobuf)
+//! ```
+//!
+//! Events keep their channel, seq and both timestamps; a replay publishes
+//! the same payloads in the same per-channel order (the hub assigns new
+//! seqs in the new epoch) and paces them by the recorded `publish_time_ns`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use prost::Message as _;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use super::{SourceState, SourceStatus};
+use crate::config::ReplaySpeed;
+use crate::feed::Hub;
+use crate::feed::channel::Channel;
+use crate::protocol::pb::Event;
+
+const MAGIC: &[u8; 4] = b"TWR1";
+const FLAG_GZIP: u8 = 1;
+/// Largest event accepted from a file (a corrupt length must not allocate GBs).
+const MAX_EVENT_BYTES: usize = 16 << 20;
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// What went wrong with a recording.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a tickwire recording (bad magic)")]
+    Magic { path: PathBuf },
+    #[error("{path}: corrupt at event {index}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        index: u64,
+        reason: String,
+    },
+}
+
+/// The JSON header of a recording.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Header {
+    pub format: u32,
+    pub created_ns: i64,
+    /// Where the events came from (a server URL).
+    pub origin: String,
+    /// The subscribe patterns used.
+    pub channels: Vec<String>,
+}
+
+/// Writes a recording.
+pub struct Writer {
+    out: Box<dyn Write + Send>,
+    path: PathBuf,
+    buf: Vec<u8>,
+    events: u64,
+}
+
+impl Writer {
+    /// Creates `path` and writes the header.
+    pub fn create(path: &Path, gzip: bool, header: &Header) -> Result<Self, RecordError> {
+        let io = |source| RecordError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = BufWriter::new(File::create(path).map_err(io)?);
+        let json = serde_json::to_vec(header).expect("invariant: header serialises");
+        file.write_all(MAGIC).map_err(io)?;
+        file.write_all(&[if gzip { FLAG_GZIP } else { 0 }])
+            .map_err(io)?;
+        file.write_all(&(json.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        file.write_all(&json).map_err(io)?;
+        let out: Box<dyn Write + Send> = if gzip {
+            Box::new(GzEncoder::new(file, Compression::default()))
+        } else {
+            Box::new(file)
+        };
+        Ok(Self {
+            out,
+            path: path.to_path_buf(),
+            buf: Vec::with_capacity(1024),
+            events: 0,
+        })
+    }
+
+    /// Appends one event.
+    pub fn write(&mut self, event: &Event) -> Result<(), RecordError> {
+        self.buf.clear();
+        event
+            .encode_length_delimited(&mut self.buf)
+            .expect("invariant: Vec grows");
+        self.events += 1;
+        self.out
+            .write_all(&self.buf)
+            .map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Events written so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Flushes and closes the file (finishing the gzip stream).
+    pub fn finish(mut self) -> Result<u64, RecordError> {
+        self.out.flush().map_err(|source| RecordError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        drop(self.out); // GzEncoder writes its trailer on drop
+        Ok(self.events)
+    }
+}
+
+/// Reads a recording, one event at a time.
+pub struct Reader {
+    input: Box<dyn Read + Send>,
+    path: PathBuf,
+    header: Header,
+    index: u64,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Opens `path` and reads its header.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let io = |source| RecordError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = BufReader::new(File::open(path).map_err(io)?);
+        let mut head = [0u8; 9];
+        file.read_exact(&mut head).map_err(|_| RecordError::Magic {
+            path: path.to_path_buf(),
+        })?;
+        if &head[..4] != MAGIC {
+            return Err(RecordError::Magic {
+                path: path.to_path_buf(),
+            });
+        }
+        let corrupt = |reason: String| RecordError::Corrupt {
+            path: path.to_path_buf(),
+            index: 0,
+            reason,
+        };
+        let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]) as usize;
+        if len > MAX_HEADER_BYTES {
+            return Err(corrupt(format!("header of {len} bytes")));
+        }
+        let mut json = vec![0u8; len];
+        file.read_exact(&mut json).map_err(io)?;
+        let header: Header =
+            serde_json::from_slice(&json).map_err(|e| corrupt(format!("header: {e}")))?;
+        let input: Box<dyn Read + Send> = if head[4] & FLAG_GZIP != 0 {
+            Box::new(BufReader::new(GzDecoder::new(file)))
+        } else {
+            Box::new(file)
+        };
+        Ok(Self {
+            input,
+            path: path.to_path_buf(),
+            header,
+            index: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next event, or `None` at a clean end of file.
+    pub fn next_event(&mut self) -> Result<Option<Event>, RecordError> {
+        let corrupt = |index, reason: String| RecordError::Corrupt {
+            path: self.path.clone(),
+            index,
+            reason,
+        };
+        // varint length; EOF before its first byte is the clean end
+        let mut len: u64 = 0;
+        for i in 0..10 {
+            let mut b = [0u8; 1];
+            match self.input.read(&mut b) {
+                Ok(0) if i == 0 => return Ok(None),
+                Ok(0) => return Err(corrupt(self.index, "file ends inside a length".into())),
+                Ok(_) => {}
+                Err(e) => return Err(corrupt(self.index, e.to_string())),
+            }
+            len |= u64::from(b[0] & 0x7f) << (7 * i);
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let len = len as usize;
+        if len > MAX_EVENT_BYTES {
+            return Err(corrupt(self.index, format!("event of {len} bytes")));
+        }
+        self.buf.resize(len, 0);
+        self.input
+            .read_exact(&mut self.buf)
+            .map_err(|e| corrupt(self.index, format!("truncated event: {e}")))?;
+        let event = Event::decode(&self.buf[..]).map_err(|e| corrupt(self.index, e.to_string()))?;
+        self.index += 1;
+        Ok(Some(event))
+    }
+}
+
+/// The replay source.
+pub struct Replay {
+    hub: Arc<Hub>,
+    path: PathBuf,
+    speed: ReplaySpeed,
+    looped: bool,
+}
+
+impl Replay {
+    /// Checks that `path` is a readable recording.
+    pub fn open(
+        hub: Arc<Hub>,
+        path: &Path,
+        speed: ReplaySpeed,
+        looped: bool,
+    ) -> Result<Self, RecordError> {
+        Reader::open(path)?;
+        Ok(Self {
+            hub,
+            path: path.to_path_buf(),
+            speed,
+            looped,
+        })
+    }
+
+    /// Publishes the file's events with their recorded pacing (scaled by the
+    /// speed), once or in a loop, until shutdown.
+    pub async fn run(self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
+        status.connected();
+        let mut channels: std::collections::HashMap<String, Arc<Channel>> = Default::default();
+        loop {
+            let started = Instant::now();
+            let result = self.pass(&status, &shutdown, &mut channels).await;
+            match result {
+                Ok((n, true)) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::info!(
+                        file = %self.path.display(),
+                        events = n,
+                        seconds = secs,
+                        events_per_sec = (n as f64 / secs.max(1e-9)).round(),
+                        "replay pass finished: {n} events in {secs:.3} s ({:.0} events/s)",
+                        n as f64 / secs.max(1e-9)
+                    );
+                    if !self.looped {
+                        status.ended(SourceState::Finished);
+                        return;
+                    }
+                }
+                Ok((_, false)) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "replay stopped");
+                    status.set_error(&e.to_string());
+                    status.ended(SourceState::Finished);
+                    return;
+                }
+            }
+        }
+        status.ended(SourceState::Stopped);
+    }
+
+    /// One pass over the file: (events published, reached the end).
+    async fn pass(
+        &self,
+        status: &SourceStatus,
+        shutdown: &CancellationToken,
+        channels: &mut std::collections::HashMap<String, Arc<Channel>>,
+    ) -> Result<(u64, bool), RecordError> {
+        let mut reader = Reader::open(&self.path)?;
+        let start = Instant::now();
+        let mut first_ns: Option<i64> = None;
+        let mut n: u64 = 0;
+        while let Some(event) = reader.next_event()? {
+            if let ReplaySpeed::Times(factor) = self.speed {
+                let t0 = *first_ns.get_or_insert(event.publish_time_ns);
+                let offset = (event.publish_time_ns - t0).max(0) as f64 / factor;
+                let due = start + Duration::from_nanos(offset as u64);
+                if due > Instant::now() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok((n, false)),
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                    }
+                }
+            } else if n % 1024 == 1023 {
+                if shutdown.is_cancelled() {
+                    return Ok((n, false));
+                }
+                tokio::task::yield_now().await;
+            }
+            let channel = match channels.get(&event.channel) {
+                Some(c) => c.clone(),
+                None => match self.hub.channel(&event.channel) {
+                    Ok(c) => {
+                        channels.insert(event.channel.clone(), c.clone());
+                        c
+                    }
+                    Err(e) => {
+                        status.set_error(&format!("skipped event: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let Some(payload) = event.payload else {
+                continue;
+            };
+            if let Err(e) = self.hub.publish(&channel, event.source_time_ns, payload) {
+                status.set_error(&format!("skipped event on {}: {e}", channel.name));
+                continue;
+            }
+            n += 1;
+            if n.is_multiple_of(256) {
+                status.messages(256);
+            }
+        }
+        status.messages(n % 256);
+        Ok((n, true))
+    }
+}

@@ -1,0 +1,172 @@
+//! What each running source is doing, for `/health` and `/stats`.
+//!
+//! Sources write these atomics as they go; the HTTP handlers read them. No
+//! lock is held on the publishing path (the last error is the one exception,
+//! and it is only written when something failed).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use crate::protocol::now_ns;
+
+/// A source's connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SourceState {
+    /// Opening its first connection.
+    Connecting = 0,
+    /// Streaming.
+    Connected = 1,
+    /// Lost its stream; waiting out a backoff or reconnecting.
+    Reconnecting = 2,
+    /// Finished on purpose (a replay without `--loop` reached its end).
+    Finished = 3,
+    /// Stopped by shutdown.
+    Stopped = 4,
+}
+
+impl SourceState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Connected,
+            2 => Self::Reconnecting,
+            3 => Self::Finished,
+            4 => Self::Stopped,
+            _ => Self::Connecting,
+        }
+    }
+
+    /// The name shown in `/health` and `/stats`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+            Self::Finished => "finished",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Live state of one source.
+#[derive(Debug)]
+pub struct SourceStatus {
+    /// `sim`, `binance`, `okx`, `replay:FILE`.
+    pub name: String,
+    state: AtomicU8,
+    /// Connection attempts since the stream was last stable (0 when connected).
+    attempt: AtomicU32,
+    reconnects: AtomicU64,
+    messages_in: AtomicU64,
+    last_message_ns: AtomicI64,
+    /// Book resyncs (gap, checksum mismatch or reconnect).
+    resyncs: AtomicU64,
+    /// REST fallback polls answered while the stream was down.
+    rest_polls: AtomicU64,
+    /// The wait before the next attempt, while reconnecting.
+    backoff_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SourceStatus {
+    /// A source that has not connected yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            state: AtomicU8::new(SourceState::Connecting as u8),
+            attempt: AtomicU32::new(0),
+            reconnects: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
+            last_message_ns: AtomicI64::new(0),
+            resyncs: AtomicU64::new(0),
+            rest_polls: AtomicU64::new(0),
+            backoff_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> SourceState {
+        SourceState::from_u8(self.state.load(Relaxed))
+    }
+
+    /// The stream is up.
+    pub fn connected(&self) {
+        self.state.store(SourceState::Connected as u8, Relaxed);
+        self.backoff_ms.store(0, Relaxed);
+    }
+
+    /// The stream was lost; attempt `attempt` comes after `backoff_ms`.
+    pub fn reconnecting(&self, attempt: u32, backoff_ms: u64, error: &str) {
+        self.state.store(SourceState::Reconnecting as u8, Relaxed);
+        self.attempt.store(attempt, Relaxed);
+        self.backoff_ms.store(backoff_ms, Relaxed);
+        self.reconnects.fetch_add(1, Relaxed);
+        self.set_error(error);
+    }
+
+    /// The stream has been stable long enough to forget past failures.
+    pub fn stable(&self) {
+        self.attempt.store(0, Relaxed);
+    }
+
+    /// The source ended (`Finished` or `Stopped`).
+    pub fn ended(&self, state: SourceState) {
+        self.state.store(state as u8, Relaxed);
+    }
+
+    /// `n` messages came in from the source just now.
+    pub fn messages(&self, n: u64) {
+        self.messages_in.fetch_add(n, Relaxed);
+        self.last_message_ns.store(now_ns(), Relaxed);
+    }
+
+    /// Messages in so far.
+    pub fn messages_in(&self) -> u64 {
+        self.messages_in.load(Relaxed)
+    }
+
+    /// A book was rebuilt from a fresh snapshot.
+    pub fn resynced(&self, why: &str) {
+        self.resyncs.fetch_add(1, Relaxed);
+        self.set_error(why);
+    }
+
+    /// Book resyncs so far.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Relaxed)
+    }
+
+    /// A REST fallback poll was answered.
+    pub fn rest_polled(&self) {
+        self.rest_polls.fetch_add(1, Relaxed);
+    }
+
+    /// Remembers the last thing that went wrong, for operators.
+    pub fn set_error(&self, error: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+    }
+
+    /// The state as JSON, for `/health` and `/stats`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let last = self.last_message_ns.load(Relaxed);
+        let age_ms = (last > 0).then(|| (now_ns() - last).max(0) / 1_000_000);
+        let error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        serde_json::json!({
+            "name": self.name,
+            "state": self.state().as_str(),
+            "attempt": self.attempt.load(Relaxed),
+            "reconnects": self.reconnects.load(Relaxed),
+            "backoff_ms": self.backoff_ms.load(Relaxed),
+            "messages_in": self.messages_in.load(Relaxed),
+            "last_message_age_ms": age_ms,
+            "resyncs": self.resyncs.load(Relaxed),
+            "rest_polls": self.rest_polls.load(Relaxed),
+            "last_error": error,
+        })
+    }
+}
