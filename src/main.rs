@@ -55,11 +55,12 @@ fn main() -> ExitCode {
             return match tickwire::recorder::record(args.clone(), shutdown).await {
                 Ok(s) => {
                     eprintln!(
-                        "recorded {} events on {} channels in {:.1} s to {}",
+                        "recorded {} events on {} channels in {:.1} s to {} ({} skipped by lag)",
                         s.events,
                         s.channels,
                         s.seconds,
-                        args.out.display()
+                        args.out.display(),
+                        s.lagged
                     );
                     ExitCode::SUCCESS
                 }

@@ -77,6 +77,8 @@ pub enum RecorderError {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub events: u64,
+    /// Events the server skipped because the recorder fell behind (`lagged`).
+    pub lagged: u64,
     pub channels: usize,
     pub seconds: f64,
 }
@@ -158,6 +160,7 @@ async fn record_from(
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
     let mut seen = std::collections::HashSet::new();
+    let mut lagged = 0;
     let far = started + Duration::from_secs(86_400 * 365);
     loop {
         if args.max_events.is_some_and(|m| writer.events() >= m) {
@@ -183,6 +186,10 @@ async fn record_from(
                 writer.write(&event)?;
             }
             Some(server_message::Kind::Error(e)) => return Err(RecorderError::Server(e.message)),
+            Some(server_message::Kind::Lagged(l)) => {
+                lagged += l.last_seq.saturating_sub(l.first_seq) + 1;
+                tracing::warn!(channel = %l.channel, first = l.first_seq, last = l.last_seq, "recorder fell behind; the server skipped events");
+            }
             _ => {}
         }
     }
@@ -190,6 +197,7 @@ async fn record_from(
     let events = writer.finish()?;
     Ok(Summary {
         events,
+        lagged,
         channels: seen.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
