@@ -123,7 +123,7 @@ async fn binance_messages_map_to_events_and_the_book_follows_binances_procedure(
         serde_json::json!([["100.5", "4"]]),
     ));
     let up = event_on(&mut c, "book.binance.BTC-USDT").await;
-    assert_eq!(up.seq, snap.seq + 1);
+    assert_eq!(up.seq, snap.seq + 1, "the stale diff published nothing");
     let Some(Payload::BookUpdate(u)) = &up.payload else {
         panic!("expected a book update, got {up:?}");
     };
@@ -234,6 +234,13 @@ async fn binance_reconnects_with_backoff_detects_silence_and_serves_rest_tickers
     mock.wait_for("the stream connection", |m| m.connections() == 1)
         .await;
     source_until(&server, "connected", |s| s["state"] == "connected").await;
+
+    // Binance pings; the source must answer with a pong carrying the payload.
+    mock.ping("are-you-there");
+    mock.wait_for("the pong", |m| {
+        m.received().iter().any(|r| r == "PONG are-you-there")
+    })
+    .await;
 
     // Silence: the mock sends nothing, so after 1 s the stream is stale and
     // the source reconnects by itself.
@@ -457,4 +464,47 @@ async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     assert_eq!((tr.price, tr.quantity), (42219.9, 0.12060306));
     assert_eq!(tr.side, Side::Buy as i32);
     assert_eq!(tr.trade_id, "130639474");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_sources_run_at_once_each_with_its_own_state() {
+    let mock = MockExchange::start().await;
+    mock.set_rest(
+        "/api/v3/depth",
+        200,
+        r#"{"lastUpdateId":1,"bids":[["10.0","1"]],"asks":[["11.0","1"]]}"#,
+    );
+    let server = binance_server(&mock, &["--source", "sim", "--sim-rate", "200"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, health) = server.get_json("/health").await;
+        let names: Vec<&str> = health["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["binance", "sim"]);
+        let up = health["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "connected" && s["messages_in"].as_u64() > Some(0));
+        if up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        mock.send(binance(
+            "btcusdt@trade",
+            serde_json::json!({"e": "trade", "E": 1, "s": "BTCUSDT", "t": 1, "p": "10.5",
+                "q": "1", "T": 1, "m": false, "M": true}),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let s = c
+        .subscribe(&["book.sim.BTC-USDT", "book.binance.BTC-USDT"])
+        .await;
+    assert_eq!(s.channels.len(), 2);
 }

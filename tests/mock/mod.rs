@@ -18,10 +18,17 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// What the mock sends a client.
+enum Out {
+    Text(String),
+    Ping(Vec<u8>),
+    Drop,
+}
+
 #[derive(Default)]
 struct State {
     /// Senders to the connected WebSocket clients.
-    clients: Vec<mpsc::UnboundedSender<Option<String>>>,
+    clients: Vec<mpsc::UnboundedSender<Out>>,
     /// Text messages received from clients, in order.
     received: Vec<String>,
     /// WebSocket connections accepted so far.
@@ -81,7 +88,16 @@ impl MockExchange {
         let text = text.into();
         let st = self.state.lock().unwrap();
         for c in &st.clients {
-            let _ = c.send(Some(text.clone()));
+            let _ = c.send(Out::Text(text.clone()));
+        }
+    }
+
+    /// Sends a WebSocket ping frame to every client; their pongs are
+    /// recorded in [`received`](Self::received) as `PONG <payload>`.
+    pub fn ping(&self, payload: &str) {
+        let st = self.state.lock().unwrap();
+        for c in &st.clients {
+            let _ = c.send(Out::Ping(payload.as_bytes().to_vec()));
         }
     }
 
@@ -89,7 +105,7 @@ impl MockExchange {
     pub fn drop_all(&self) {
         let mut st = self.state.lock().unwrap();
         for c in st.clients.drain(..) {
-            let _ = c.send(None);
+            let _ = c.send(Out::Drop);
         }
     }
 
@@ -154,7 +170,7 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         return;
     };
     let (mut tx, mut rx) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Option<String>>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     {
         let mut st = state.lock().unwrap();
         st.connections += 1;
@@ -163,8 +179,13 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     loop {
         tokio::select! {
             out = out_rx.recv() => match out {
-                Some(Some(text)) => {
+                Some(Out::Text(text)) => {
                     if tx.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Out::Ping(p)) => {
+                    if tx.send(Message::Ping(p.into())).await.is_err() {
                         break;
                     }
                 }
@@ -178,6 +199,10 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                     } else {
                         state.lock().unwrap().received.push(t);
                     }
+                }
+                Some(Ok(Message::Pong(p))) => {
+                    let p = String::from_utf8_lossy(&p).to_string();
+                    state.lock().unwrap().received.push(format!("PONG {p}"));
                 }
                 Some(Ok(_)) => {}
                 _ => break,
