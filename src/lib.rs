@@ -2,6 +2,7 @@
 //! numbers and encodes each event once; WebSocket connections fan the shared
 //! bytes out to clients in protobuf or JSON.
 
+pub mod analytics;
 pub mod config;
 pub mod feed;
 pub mod metrics;
