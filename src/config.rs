@@ -92,8 +92,21 @@ fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
     }
 }
 
+fn parse_interval_label(s: &str) -> Result<String, String> {
+    crate::analytics::candles::parse_interval(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| format!("`{s}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 15s, 500ms)"))
+}
+
+impl Config {
+    /// Whether analytics runs.
+    pub fn analytics_on(&self) -> bool {
+        self.analytics == "on"
+    }
 }
 
 /// Settings of `tickwire serve`.
@@ -182,6 +195,27 @@ pub struct Config {
     /// Bearer KEY` or `X-Api-Key: KEY`). Without it the endpoint answers 404.
     #[arg(long, env = "TICKWIRE_PUBLISH_KEY")]
     pub publish_key: Option<String>,
+
+    /// Analytics (candles from trades, signals, sentiment, scanner): `on` or `off`.
+    #[arg(long, env = "TICKWIRE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
+    pub analytics: String,
+
+    /// Candle intervals built from trades (`1s`, `1m`, `5m`, `1h`, `1d`),
+    /// published on `candle<interval>.<venue>.<instrument>`.
+    #[arg(long, env = "TICKWIRE_CANDLE_INTERVALS", value_delimiter = ',', default_value = "1m,5m,1h", value_parser = parse_interval_label)]
+    pub candle_intervals: Vec<String>,
+
+    /// Candle interval at whose close signals are computed.
+    #[arg(long, env = "TICKWIRE_SIGNAL_INTERVAL", default_value = "1m", value_parser = parse_interval_label)]
+    pub signal_interval: String,
+
+    /// How often each venue's sentiment index is published.
+    #[arg(long, env = "TICKWIRE_SENTIMENT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub sentiment_interval: Duration,
+
+    /// Scans running at once, server-wide (a request beyond it gets RATE_LIMITED).
+    #[arg(long, env = "TICKWIRE_MAX_CONCURRENT_SCANS", default_value_t = 2)]
+    pub max_concurrent_scans: usize,
 
     /// Simulator events per second in total, or `max`.
     #[arg(long, env = "TICKWIRE_SIM_RATE", default_value = "1000", value_parser = parse_sim_rate)]

@@ -6,7 +6,7 @@
 //! directly; the channel's lock serialises publishers of the same channel,
 //! so per-channel order is the order of `publish` calls.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use thiserror::Error;
 
@@ -14,6 +14,7 @@ use super::book::OrderBook;
 use super::channel::{Channel, SnapshotState};
 use super::encoded::Encoded;
 use super::registry::Registry;
+use crate::analytics::tap::{Tap, TapTrade};
 use crate::metrics::{Metrics, inc};
 use crate::protocol::pb::{Event, ServerMessage, event::Payload, server_message};
 use crate::protocol::{ChannelError, ChannelKind, now_ns};
@@ -69,6 +70,8 @@ pub struct Hub {
     epoch: Arc<str>,
     gzip_threshold: usize,
     metrics: Arc<Metrics>,
+    /// Where trades go for analytics (set once, when analytics is on).
+    tap: OnceLock<Arc<Tap>>,
 }
 
 impl Hub {
@@ -84,7 +87,18 @@ impl Hub {
             epoch,
             gzip_threshold,
             metrics,
+            tap: OnceLock::new(),
         }
+    }
+
+    /// Hands every published trade to `tap` from now on.
+    pub fn set_tap(&self, tap: Arc<Tap>) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// The analytics tap, if set.
+    pub fn tap(&self) -> Option<&Arc<Tap>> {
+        self.tap.get()
     }
 
     /// The epoch of this server run.
@@ -124,6 +138,16 @@ impl Hub {
         mut payload: Payload,
     ) -> Result<u64, PublishError> {
         let is_book_payload = matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_));
+        if let (Payload::Trade(t), Some(tap)) = (&payload, self.tap.get())
+            && channel.kind == ChannelKind::Trade
+        {
+            tap.offer(TapTrade {
+                channel: channel.name.clone(),
+                time_ns: source_time_ns,
+                price: t.price,
+                quantity: t.quantity,
+            });
+        }
         if is_book_payload != (channel.kind == ChannelKind::Book) {
             return Err(PublishError::WrongPayload {
                 channel: channel.name.to_string(),

@@ -112,6 +112,7 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
     body["subscriptions_per_channel"] = per_channel.into();
     body["channels"] = ctx.hub.registry().count().into();
     body["sources"] = sources_json(ctx);
+    body["analytics_dropped"] = ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()).into();
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();
     body["tasks"] = tokio::runtime::Handle::current()
         .metrics()

@@ -64,6 +64,8 @@ pub struct ServerContext {
     pub auth: Option<auth::Authenticator>,
     /// The running sources' states, for `/health` and `/stats`.
     pub sources: Vec<Arc<SourceStatus>>,
+    /// The analytics engine (scanner state), when analytics is on.
+    pub analytics: Option<crate::analytics::Handle>,
 }
 
 impl ServerContext {
@@ -75,6 +77,7 @@ impl ServerContext {
         shutdown: CancellationToken,
         auth: Option<auth::Authenticator>,
         sources: Vec<Arc<SourceStatus>>,
+        analytics: Option<crate::analytics::Handle>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -87,6 +90,7 @@ impl ServerContext {
             admission: Arc::default(),
             auth,
             sources,
+            analytics,
         })
     }
 }
@@ -142,7 +146,15 @@ impl Server {
         };
         let running = crate::sources::start(&hub, &config, &shutdown)?;
         let sources = running.thread;
-        let ctx = ServerContext::new(config, hub, metrics, shutdown, auth, running.statuses);
+        let ctx = ServerContext::new(
+            config,
+            hub,
+            metrics,
+            shutdown,
+            auth,
+            running.statuses,
+            running.analytics,
+        );
         Ok(Self {
             listener,
             tls,
@@ -275,6 +287,7 @@ pub(crate) mod tests {
             CancellationToken::new(),
             None,
             Vec::new(),
+            None,
         )
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
@@ -61,6 +62,8 @@ pub struct Session {
     auth: AuthState,
     /// Set when a request must end the connection (bad token).
     close: Option<CloseRequest>,
+    /// True while a scan this connection requested is running.
+    scanning: Arc<AtomicBool>,
 }
 
 /// Where the connection stands with authentication.
@@ -107,6 +110,7 @@ impl Session {
             control: VecDeque::new(),
             scratch: Vec::new(),
             ctx,
+            scanning: Arc::new(AtomicBool::new(false)),
         };
         let cfg = &session.ctx.config;
         let welcome = Welcome {
@@ -247,12 +251,7 @@ impl Session {
             }
             // With auth off a token is accepted and ignored.
             Some(client_message::Kind::Auth(a)) => self.authenticate(0, &a.token),
-            Some(client_message::Kind::RequestScan(r)) => self.error(
-                r.request_id,
-                ErrorCode::BadRequest,
-                "the scanner is not enabled on this server".into(),
-                "",
-            ),
+            Some(client_message::Kind::RequestScan(r)) => self.request_scan(r),
             None => self.error(
                 0,
                 ErrorCode::BadRequest,
@@ -260,6 +259,101 @@ impl Session {
                 "",
             ),
         }
+    }
+
+    /// Starts a scan whose events go to `scan.<venue>.all`; this connection
+    /// is subscribed to that channel (without snapshot) if it was not, so it
+    /// receives its scan either way. One scan per connection at a time, and
+    /// at most `--max-concurrent-scans` server-wide: beyond, RATE_LIMITED.
+    fn request_scan(&mut self, r: pb::RequestScan) {
+        let Some(analytics) = self.ctx.analytics.clone() else {
+            self.error(
+                r.request_id,
+                ErrorCode::BadRequest,
+                "the scanner needs analytics, which is off on this server".into(),
+                "",
+            );
+            return;
+        };
+        let venue = if r.venue.is_empty() {
+            "sim".to_string()
+        } else {
+            r.venue.clone()
+        };
+        let name = format!("scan.{venue}.all");
+        let Some(pattern) = self.parse_pattern(r.request_id, &name) else {
+            return;
+        };
+        if let AuthState::Granted(grant) = &self.auth
+            && !grant.allows(&pattern)
+        {
+            self.error(
+                r.request_id,
+                ErrorCode::Forbidden,
+                format!("the token does not grant {name}"),
+                &name,
+            );
+            return;
+        }
+        if self.scanning.load(Ordering::Acquire) {
+            self.error(
+                r.request_id,
+                ErrorCode::RateLimited,
+                "a scan requested by this connection is still running".into(),
+                &name,
+            );
+            return;
+        }
+        let Ok(permit) = analytics.scans.clone().try_acquire_owned() else {
+            self.error(
+                r.request_id,
+                ErrorCode::RateLimited,
+                format!(
+                    "{} scans are running server-wide; try again when one is done",
+                    self.ctx.config.max_concurrent_scans
+                ),
+                &name,
+            );
+            return;
+        };
+        let channel = match self.ctx.hub.channel(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error(
+                    r.request_id,
+                    ErrorCode::InvalidChannel,
+                    e.to_string(),
+                    &name,
+                );
+                return;
+            }
+        };
+        let mut snapshots = Vec::new();
+        if self
+            .add(&channel, true, None, false, &mut snapshots)
+            .is_none()
+        {
+            self.error(
+                r.request_id,
+                ErrorCode::TooManySubscriptions,
+                format!("cannot subscribe to {name}: subscription limit reached"),
+                &name,
+            );
+            return;
+        }
+        self.scanning.store(true, Ordering::Release);
+        tokio::spawn(crate::analytics::scanner::run(
+            self.ctx.hub.clone(),
+            analytics.board.clone(),
+            channel,
+            crate::analytics::scanner::ScanRequest {
+                request_id: r.request_id,
+                venue,
+                top_n: r.top_n,
+            },
+            self.scanning.clone(),
+            permit,
+        ));
     }
 
     /// Parses a channel name or pattern; a malformed one is answered with

@@ -271,6 +271,8 @@ pub async fn rest_fallback(
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,
     pub thread: std::thread::JoinHandle<()>,
+    /// The analytics engine's shared state, when analytics is on.
+    pub analytics: Option<crate::analytics::Handle>,
 }
 
 type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -314,6 +316,7 @@ pub fn start(
                         seed: config.sim_seed,
                         depth: config.book_depth,
                         payload_bytes: config.sim_payload_bytes,
+                        candles: !config.analytics_on(),
                     },
                 )?;
                 Box::pin(sim.run(shutdown, st))
@@ -344,6 +347,21 @@ pub fn start(
         statuses.push(status);
         tasks.push(task);
     }
+    let analytics = if config.analytics_on() {
+        let (tap, engine, board) =
+            crate::analytics::engine::new(hub.clone(), crate::analytics::config_of(config));
+        hub.set_tap(tap.clone());
+        tasks.push(Box::pin(engine.run(shutdown.clone())));
+        Some(crate::analytics::Handle {
+            board,
+            tap,
+            scans: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_scans.max(1),
+            )),
+        })
+    } else {
+        None
+    };
     let thread = std::thread::Builder::new()
         .name("tickwire-sources".into())
         .spawn(move || {
@@ -362,7 +380,11 @@ pub fn start(
             }
         })
         .map_err(StartError::Thread)?;
-    Ok(Running { statuses, thread })
+    Ok(Running {
+        statuses,
+        thread,
+        analytics,
+    })
 }
 
 #[cfg(test)]

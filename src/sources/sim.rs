@@ -58,6 +58,10 @@ pub struct SimConfig {
     pub depth: usize,
     /// Publish custom JSON events of about this size instead of the market mix.
     pub payload_bytes: Option<usize>,
+    /// Publish the simulator's own 1 m candles. Off when analytics builds
+    /// candles from the trades (the candle share of the mix then goes to
+    /// tickers).
+    pub candles: bool,
 }
 
 fn gaussian(rng: &mut SmallRng) -> f64 {
@@ -468,6 +472,7 @@ pub struct Simulator {
     rng: SmallRng,
     rate: SimRate,
     payload_bytes: Option<usize>,
+    candles: bool,
 }
 
 impl Simulator {
@@ -511,6 +516,7 @@ impl Simulator {
             rng,
             rate: config.rate,
             payload_bytes: config.payload_bytes,
+            candles: config.candles,
         };
         let now = now_ns();
         for inst in &sim.instruments {
@@ -520,11 +526,13 @@ impl Simulator {
                 Payload::BookSnapshot(inst.snapshot()),
             );
             sim.publish(&inst.channels.ticker, now, Payload::Ticker(inst.ticker()));
-            sim.publish(
-                &inst.channels.candle,
-                now,
-                Payload::Candle(inst.candle(false)),
-            );
+            if sim.candles {
+                sim.publish(
+                    &inst.channels.candle,
+                    now,
+                    Payload::Candle(inst.candle(false)),
+                );
+            }
         }
         Ok(sim)
     }
@@ -544,7 +552,9 @@ impl Simulator {
         let roll: f64 = self.rng.random();
         let inst = &mut self.instruments[i];
         inst.walk(&mut self.rng);
-        if let Some(closed) = inst.roll_candle(now) {
+        if let Some(closed) = inst.roll_candle(now)
+            && self.candles
+        {
             let ch = inst.channels.candle.clone();
             self.publish(&ch, now, Payload::Candle(closed));
         }
@@ -564,7 +574,7 @@ impl Simulator {
                 inst.channels.book.clone(),
                 Payload::BookUpdate(inst.book_update(&mut self.rng)),
             )
-        } else if roll < 0.95 {
+        } else if roll < 0.95 || !self.candles {
             (inst.channels.ticker.clone(), Payload::Ticker(inst.ticker()))
         } else {
             (
@@ -648,6 +658,7 @@ mod tests {
                 seed: Some(seed),
                 depth: 50,
                 payload_bytes: None,
+                candles: true,
             },
         )
         .unwrap()

@@ -1,0 +1,194 @@
+//! The scanner: ranks a venue's instruments by opportunity, in two passes,
+//! publishing its progress as events on `scan.<venue>.all`.
+//!
+//! Quick pass, per instrument: `0.6 * signal score + 0.4 * tanh(change % / 2)`
+//! (the latest signal's score and the price change since the server first
+//! saw the instrument). Deep pass adds four indicator views, each -1..1:
+//! RSI extremes `(50 - RSI) / 50` beyond 30/70 (mean reversion), MACD
+//! histogram against ATR, the Bollinger position, and volume z-score as a
+//! confidence multiplier. Scores are signed (positive: long opportunity);
+//! `scan_result` ranks by `|score|` and its `reason` says which way and why.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::board::{Board, InstrumentView};
+use crate::feed::{Channel, Hub};
+use crate::protocol::now_ns;
+use crate::protocol::pb::{
+    ScanDone, ScanEntry, ScanError, ScanProgress, ScanResult, ScanStarted, SymbolAnalyzed,
+    event::Payload,
+};
+
+static NEXT_SCAN: AtomicU64 = AtomicU64::new(1);
+
+/// One requested scan.
+pub struct ScanRequest {
+    pub request_id: u64,
+    pub venue: String,
+    pub top_n: u32,
+}
+
+fn publish(hub: &Hub, channel: &Channel, payload: Payload) {
+    if let Err(e) = hub.publish(channel, now_ns(), payload) {
+        tracing::error!(channel = %channel.name, error = %e, "scan event refused");
+    }
+}
+
+fn quick_score(v: &InstrumentView) -> (f64, String) {
+    let s = (0.6 * v.signal_score + 0.4 * (v.change_pct / 2.0).tanh()).clamp(-1.0, 1.0);
+    let reason = format!(
+        "signal score {:+.2}, change {:+.2}%",
+        v.signal_score, v.change_pct
+    );
+    (s, reason)
+}
+
+fn deep_score(v: &InstrumentView) -> (f64, String) {
+    let (quick, _) = quick_score(v);
+    let g = |k: &str| v.values.get(k).copied();
+    let mut parts: Vec<(f64, String)> = Vec::new();
+    if let Some(rsi) = g("rsi14")
+        && !(30.0..=70.0).contains(&rsi)
+    {
+        let label = if rsi < 30.0 { "oversold" } else { "overbought" };
+        parts.push(((50.0 - rsi) / 50.0, format!("RSI14 {rsi:.0} {label}")));
+    }
+    if let (Some(h), Some(atr)) = (g("macd_hist"), g("atr14"))
+        && atr > 0.0
+    {
+        parts.push(((2.0 * h / atr).tanh(), format!("MACD histogram {h:+.4}")));
+    }
+    if let (Some(c), Some(m), Some(u)) = (g("close"), g("bb_middle"), g("bb_upper"))
+        && u > m
+    {
+        let pos = ((c - m) / (u - m)).clamp(-1.0, 1.0);
+        parts.push((pos, format!("Bollinger position {pos:+.2}")));
+    }
+    let mut score = quick;
+    if !parts.is_empty() {
+        let mean = parts.iter().map(|p| p.0).sum::<f64>() / parts.len() as f64;
+        score = 0.5 * quick + 0.5 * mean;
+    }
+    if let Some(z) = g("volume_z") {
+        score *= 1.0 + 0.25 * z.clamp(-2.0, 2.0).tanh();
+        parts.push((0.0, format!("volume z {z:+.1}")));
+    }
+    let reason = if parts.is_empty() {
+        format!("quick view only: {} bars so far", v.bars)
+    } else {
+        parts
+            .into_iter()
+            .map(|p| p.1)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (score.clamp(-1.0, 1.0), reason)
+}
+
+/// Runs one scan to `scan_done` (or `scan_error`), publishing on `channel`.
+/// `running` is cleared and `permit` released when it ends.
+pub async fn run(
+    hub: Arc<Hub>,
+    board: Arc<Board>,
+    channel: Arc<Channel>,
+    req: ScanRequest,
+    running: Arc<AtomicBool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let scan_id = format!("scan-{}", NEXT_SCAN.fetch_add(1, Ordering::Relaxed));
+    let instruments = board.venue(&req.venue);
+    if instruments.is_empty() {
+        publish(
+            &hub,
+            &channel,
+            Payload::ScanError(ScanError {
+                request_id: req.request_id,
+                scan_id,
+                message: format!(
+                    "no analysed instruments on venue `{}` yet (signals start after the first closed candle)",
+                    req.venue
+                ),
+            }),
+        );
+    } else {
+        let top_n = if req.top_n == 0 { 10 } else { req.top_n } as usize;
+        for (pass, score) in [
+            ("quick", quick_score as fn(&InstrumentView) -> (f64, String)),
+            ("deep", deep_score),
+        ] {
+            let total = instruments.len() as u32;
+            publish(
+                &hub,
+                &channel,
+                Payload::ScanStarted(ScanStarted {
+                    request_id: req.request_id,
+                    scan_id: scan_id.clone(),
+                    pass: pass.into(),
+                    total,
+                }),
+            );
+            let mut ranked = Vec::with_capacity(instruments.len());
+            for (i, (name, view)) in instruments.iter().enumerate() {
+                let (s, reason) = score(view);
+                publish(
+                    &hub,
+                    &channel,
+                    Payload::SymbolAnalyzed(SymbolAnalyzed {
+                        scan_id: scan_id.clone(),
+                        pass: pass.into(),
+                        instrument: name.clone(),
+                        score: s,
+                    }),
+                );
+                let processed = i as u32 + 1;
+                publish(
+                    &hub,
+                    &channel,
+                    Payload::ScanProgress(ScanProgress {
+                        scan_id: scan_id.clone(),
+                        pass: pass.into(),
+                        processed,
+                        remaining: total - processed,
+                    }),
+                );
+                let side = if s >= 0.0 { "long" } else { "short" };
+                ranked.push(ScanEntry {
+                    instrument: name.clone(),
+                    score: s,
+                    reason: format!("{side}: {reason}"),
+                });
+                // The deep pass is paced (a few ms per instrument) so that
+                // progress is visible and one scan never hogs a worker.
+                if pass == "deep" {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+            ranked.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
+            ranked.truncate(top_n);
+            publish(
+                &hub,
+                &channel,
+                Payload::ScanResult(ScanResult {
+                    scan_id: scan_id.clone(),
+                    pass: pass.into(),
+                    entries: ranked,
+                }),
+            );
+        }
+        publish(
+            &hub,
+            &channel,
+            Payload::ScanDone(ScanDone {
+                request_id: req.request_id,
+                scan_id,
+            }),
+        );
+    }
+    running.store(false, Ordering::Release);
+    drop(permit);
+}

@@ -1,0 +1,223 @@
+//! Trading signals from indicator values, with hysteresis.
+//!
+//! Four components, each scaled to -1..1, make a weighted score:
+//!
+//! | component | value | weight |
+//! |---|---|---|
+//! | trend | `tanh((close - EMA20) / ATR14)` | 0.30 |
+//! | momentum | `(RSI14 - 50) / 50` | 0.25 |
+//! | MACD | `tanh(2 * histogram / ATR14)` | 0.25 |
+//! | bands | `(close - middle) / (upper - middle)`, clamped | 0.20 |
+//!
+//! Components not warmed up yet are left out and the weights of the others
+//! renormalised. The action follows the score: STRONG_BUY at 0.6 and above,
+//! BUY at 0.25, SELL at -0.25, STRONG_SELL at -0.6, HOLD between. To avoid
+//! flapping on noise, moving to another action needs the score to pass that
+//! action's threshold by [`HYSTERESIS`] (0.1) in the direction of the move;
+//! otherwise the previous action stays. Strength is `|score|`.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::pb::SignalAction;
+
+/// Margin beyond a threshold needed to change action.
+pub const HYSTERESIS: f64 = 0.1;
+
+/// Boundaries between the five actions, from STRONG_SELL|SELL up.
+const BOUNDS: [f64; 4] = [-0.6, -0.25, 0.25, 0.6];
+
+/// What the signal rules read.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Inputs {
+    pub close: f64,
+    pub ema20: Option<f64>,
+    pub atr14: Option<f64>,
+    pub rsi14: Option<f64>,
+    pub macd_hist: Option<f64>,
+    /// (middle, upper) of Bollinger(20, 2).
+    pub bands: Option<(f64, f64)>,
+}
+
+/// One signal decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub action: SignalAction,
+    pub strength: f64,
+    pub score: f64,
+    pub reason: String,
+}
+
+fn rank(a: SignalAction) -> usize {
+    match a {
+        SignalAction::StrongSell => 0,
+        SignalAction::Sell => 1,
+        SignalAction::Hold | SignalAction::Unspecified => 2,
+        SignalAction::Buy => 3,
+        SignalAction::StrongBuy => 4,
+    }
+}
+
+const ACTIONS: [SignalAction; 5] = [
+    SignalAction::StrongSell,
+    SignalAction::Sell,
+    SignalAction::Hold,
+    SignalAction::Buy,
+    SignalAction::StrongBuy,
+];
+
+/// The action for `score` given the previous one (hysteresis).
+pub fn next_action(prev: SignalAction, score: f64) -> SignalAction {
+    let r = rank(prev);
+    // highest rank above r whose lower bound is passed by the margin
+    for up in (r + 1..5).rev() {
+        if score >= BOUNDS[up - 1] + HYSTERESIS {
+            return ACTIONS[up];
+        }
+    }
+    // lowest rank below r whose upper bound is passed by the margin
+    for down in 0..r {
+        if score <= BOUNDS[down] - HYSTERESIS {
+            return ACTIONS[down];
+        }
+    }
+    // stay unless the score has left the current band entirely
+    let lower_ok = r == 0 || score >= BOUNDS[r - 1] - HYSTERESIS;
+    let upper_ok = r == 4 || score <= BOUNDS[r] + HYSTERESIS;
+    if lower_ok && upper_ok {
+        return prev;
+    }
+    ACTIONS[BOUNDS.iter().filter(|b| score >= **b).count()]
+}
+
+/// The signal state of one instrument.
+#[derive(Debug, Clone)]
+pub struct SignalRule {
+    action: SignalAction,
+}
+
+impl Default for SignalRule {
+    fn default() -> Self {
+        Self {
+            action: SignalAction::Hold,
+        }
+    }
+}
+
+impl SignalRule {
+    /// Decides on the latest closed candle's indicators.
+    pub fn decide(&mut self, x: &Inputs) -> Decision {
+        let mut parts: Vec<(&str, f64, f64, String)> = Vec::new(); // name, value, weight, text
+        if let (Some(ema), Some(atr)) = (x.ema20, x.atr14)
+            && atr > 0.0
+        {
+            let v = ((x.close - ema) / atr).tanh();
+            let side = if x.close >= ema { "above" } else { "below" };
+            parts.push(("trend", v, 0.30, format!("price {side} EMA20")));
+        }
+        if let Some(rsi) = x.rsi14 {
+            let v = ((rsi - 50.0) / 50.0).clamp(-1.0, 1.0);
+            parts.push(("momentum", v, 0.25, format!("RSI14 {rsi:.0}")));
+        }
+        if let (Some(h), Some(atr)) = (x.macd_hist, x.atr14)
+            && atr > 0.0
+        {
+            let v = (2.0 * h / atr).tanh();
+            let dir = if h >= 0.0 { "positive" } else { "negative" };
+            parts.push(("macd", v, 0.25, format!("MACD histogram {dir}")));
+        }
+        if let Some((mid, upper)) = x.bands
+            && upper > mid
+        {
+            let v = ((x.close - mid) / (upper - mid)).clamp(-1.0, 1.0);
+            let at = if v > 0.8 {
+                "at the upper Bollinger band"
+            } else if v < -0.8 {
+                "at the lower Bollinger band"
+            } else if v >= 0.0 {
+                "in the upper half of the Bollinger bands"
+            } else {
+                "in the lower half of the Bollinger bands"
+            };
+            parts.push(("bands", v, 0.20, format!("price {at}")));
+        }
+        let weight: f64 = parts.iter().map(|p| p.2).sum();
+        if weight == 0.0 {
+            return Decision {
+                action: self.action,
+                strength: 0.0,
+                score: 0.0,
+                reason: "warming up: not enough closed candles for any indicator".into(),
+            };
+        }
+        let score = (parts.iter().map(|p| p.1 * p.2).sum::<f64>() / weight).clamp(-1.0, 1.0);
+        self.action = next_action(self.action, score);
+        // the reason names the components that pushed the score hardest
+        parts.sort_by(|a, b| (b.1 * b.2).abs().total_cmp(&(a.1 * a.2).abs()));
+        let drivers: Vec<&str> = parts.iter().take(2).map(|p| p.3.as_str()).collect();
+        let reason = format!("score {score:+.2}: {}", drivers.join(", "));
+        Decision {
+            action: self.action,
+            strength: score.abs(),
+            score,
+            reason,
+        }
+    }
+
+    /// The current action.
+    pub fn action(&self) -> SignalAction {
+        self.action
+    }
+}
+
+/// Inputs from named indicator values (as `Values::to_map` gives them).
+pub fn inputs_from_map(m: &BTreeMap<String, f64>) -> Inputs {
+    let g = |k: &str| m.get(k).copied();
+    Inputs {
+        close: g("close").unwrap_or(0.0),
+        ema20: g("ema20"),
+        atr14: g("atr14"),
+        rsi14: g("rsi14"),
+        macd_hist: g("macd_hist"),
+        bands: g("bb_middle").zip(g("bb_upper")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hysteresis_needs_the_margin_to_move_and_keeps_the_action_inside_it() {
+        use SignalAction::*;
+        assert_eq!(next_action(Hold, 0.30), Hold, "0.30 < 0.25 + 0.1");
+        assert_eq!(next_action(Hold, 0.36), Buy);
+        assert_eq!(next_action(Buy, 0.20), Buy, "0.20 > 0.25 - 0.1");
+        assert_eq!(next_action(Buy, 0.14), Hold);
+        assert_eq!(next_action(Hold, 0.75), StrongBuy);
+        assert_eq!(next_action(StrongBuy, 0.55), StrongBuy);
+        assert_eq!(next_action(StrongBuy, 0.45), Buy);
+        assert_eq!(next_action(Hold, -0.9), StrongSell);
+        assert_eq!(next_action(Sell, -0.2), Sell);
+        assert_eq!(next_action(Sell, 0.0), Hold);
+        assert_eq!(next_action(StrongSell, 0.9), StrongBuy);
+    }
+
+    #[test]
+    fn missing_components_are_left_out_and_nothing_warm_means_hold() {
+        let mut r = SignalRule::default();
+        let d = r.decide(&Inputs {
+            close: 10.0,
+            ..Default::default()
+        });
+        assert_eq!((d.action, d.strength), (SignalAction::Hold, 0.0));
+        assert!(d.reason.contains("warming up"));
+        let d = r.decide(&Inputs {
+            close: 10.0,
+            rsi14: Some(95.0),
+            ..Default::default()
+        });
+        assert!((d.score - 0.9).abs() < 1e-12);
+        assert_eq!(d.action, SignalAction::StrongBuy);
+        assert!(d.reason.contains("RSI14 95"), "{}", d.reason);
+    }
+}
