@@ -13,8 +13,9 @@
 //! renormalised. The action follows the score: STRONG_BUY at 0.6 and above,
 //! BUY at 0.25, SELL at -0.25, STRONG_SELL at -0.6, HOLD between. To avoid
 //! flapping on noise, moving to another action needs the score to pass that
-//! action's threshold by [`HYSTERESIS`] (0.1) in the direction of the move;
-//! otherwise the previous action stays. Strength is `|score|`.
+//! action's threshold by [`HYSTERESIS`] (0.1) in the direction of the move,
+//! on two consecutive closes (the second confirms the first); otherwise the
+//! previous action stays. Strength is `|score|`.
 
 use std::collections::BTreeMap;
 
@@ -93,12 +94,15 @@ pub fn next_action(prev: SignalAction, score: f64) -> SignalAction {
 #[derive(Debug, Clone)]
 pub struct SignalRule {
     action: SignalAction,
+    /// A change seen on the last close, waiting for confirmation.
+    pending: Option<SignalAction>,
 }
 
 impl Default for SignalRule {
     fn default() -> Self {
         Self {
             action: SignalAction::Hold,
+            pending: None,
         }
     }
 }
@@ -150,7 +154,15 @@ impl SignalRule {
             };
         }
         let score = (parts.iter().map(|p| p.1 * p.2).sum::<f64>() / weight).clamp(-1.0, 1.0);
-        self.action = next_action(self.action, score);
+        let target = next_action(self.action, score);
+        if target == self.action {
+            self.pending = None;
+        } else if self.pending == Some(target) {
+            self.action = target;
+            self.pending = None;
+        } else {
+            self.pending = Some(target);
+        }
         // the reason names the components that pushed the score hardest
         parts.sort_by(|a, b| (b.1 * b.2).abs().total_cmp(&(a.1 * a.2).abs()));
         let drivers: Vec<&str> = parts.iter().take(2).map(|p| p.3.as_str()).collect();
@@ -217,7 +229,127 @@ mod tests {
             ..Default::default()
         });
         assert!((d.score - 0.9).abs() < 1e-12);
+        assert_eq!(
+            d.action,
+            SignalAction::Hold,
+            "a change waits for confirmation"
+        );
+        let d = r.decide(&Inputs {
+            close: 10.0,
+            rsi14: Some(95.0),
+            ..Default::default()
+        });
         assert_eq!(d.action, SignalAction::StrongBuy);
         assert!(d.reason.contains("RSI14 95"), "{}", d.reason);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use crate::analytics::indicators::{Bar, IndicatorSet};
+
+    /// Runs the rules over a close path (bars with a small range around it).
+    fn actions(closes: &[f64]) -> Vec<SignalAction> {
+        let mut set = IndicatorSet::new();
+        let mut rule = SignalRule::default();
+        let mut prev = closes[0];
+        closes
+            .iter()
+            .map(|&c| {
+                let (hi, lo) = (prev.max(c) * 1.001, prev.min(c) * 0.999);
+                set.update(&Bar {
+                    open: prev,
+                    high: hi,
+                    low: lo,
+                    close: c,
+                    volume: 10.0,
+                });
+                prev = c;
+                let values = set.values().to_map();
+                rule.decide(&inputs_from_map(&values)).action
+            })
+            .collect()
+    }
+
+    fn changes(a: &[SignalAction]) -> usize {
+        a.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
+    #[test]
+    fn a_steady_rise_is_a_buy() {
+        let closes: Vec<f64> = (0..120).map(|i| 100.0 * 1.004f64.powi(i)).collect();
+        let a = actions(&closes);
+        let last = *a.last().unwrap();
+        assert!(
+            matches!(last, SignalAction::Buy | SignalAction::StrongBuy),
+            "{last:?}"
+        );
+        assert!(
+            a[40..]
+                .iter()
+                .all(|x| matches!(x, SignalAction::Buy | SignalAction::StrongBuy))
+        );
+    }
+
+    #[test]
+    fn a_crash_is_a_sell() {
+        let mut closes: Vec<f64> = (0..60).map(|i| 100.0 + (i as f64 * 0.7).sin()).collect();
+        closes.extend((1..40).map(|i| 100.0 * 0.985f64.powi(i)));
+        let a = actions(&closes);
+        let last = *a.last().unwrap();
+        assert!(
+            matches!(last, SignalAction::Sell | SignalAction::StrongSell),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn noise_is_a_hold_that_does_not_flap() {
+        // deterministic noise around 100 (a small LCG), no trend
+        let mut x: u64 = 42;
+        let closes: Vec<f64> = (0..300)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                100.0 + ((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.4
+            })
+            .collect();
+        let a = actions(&closes);
+        let holds = a[40..].iter().filter(|x| **x == SignalAction::Hold).count();
+        assert!(
+            holds * 10 >= (a.len() - 40) * 6,
+            "mostly HOLD: {holds} of {}",
+            a.len() - 40
+        );
+        assert!(
+            changes(&a[40..]) <= 12,
+            "{} changes: {a:?}",
+            changes(&a[40..])
+        );
+        // without hysteresis the same scores would change action more often
+        let mut set = IndicatorSet::new();
+        let mut raw = Vec::new();
+        let mut prev = closes[0];
+        for &c in &closes {
+            set.update(&Bar {
+                open: prev,
+                high: prev.max(c) * 1.001,
+                low: prev.min(c) * 0.999,
+                close: c,
+                volume: 10.0,
+            });
+            prev = c;
+            let mut fresh = SignalRule::default();
+            let d = fresh.decide(&inputs_from_map(&set.values().to_map()));
+            raw.push(ACTIONS[BOUNDS.iter().filter(|b| d.score >= **b).count()]);
+        }
+        println!(
+            "noise: {} action changes with hysteresis, {} without",
+            changes(&a[40..]),
+            changes(&raw[40..])
+        );
+        assert!(changes(&raw[40..]) > 3 * changes(&a[40..]).max(1));
     }
 }
