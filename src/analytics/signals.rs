@@ -15,7 +15,10 @@
 //! flapping on noise, moving to another action needs the score to pass that
 //! action's threshold by [`HYSTERESIS`] (0.1) in the direction of the move,
 //! on two consecutive closes (the second confirms the first); otherwise the
-//! previous action stays. Strength is `|score|`.
+//! previous action stays. Strength is how strongly the score backs the
+//! action in force: `score` for BUY/STRONG_BUY, `-score` for SELL/STRONG_SELL
+//! (floored at 0, e.g. while a reversal awaits confirmation), `|score|` for
+//! HOLD.
 
 use std::collections::BTreeMap;
 
@@ -167,9 +170,16 @@ impl SignalRule {
         parts.sort_by(|a, b| (b.1 * b.2).abs().total_cmp(&(a.1 * a.2).abs()));
         let drivers: Vec<&str> = parts.iter().take(2).map(|p| p.3.as_str()).collect();
         let reason = format!("score {score:+.2}: {}", drivers.join(", "));
+        // strength: how strongly the score backs the action in force (0 while
+        // a reversal waits for confirmation); for HOLD, |score|
+        let strength = match self.action {
+            SignalAction::Buy | SignalAction::StrongBuy => score.max(0.0),
+            SignalAction::Sell | SignalAction::StrongSell => (-score).max(0.0),
+            _ => score.abs(),
+        };
         Decision {
             action: self.action,
-            strength: score.abs(),
+            strength,
             score,
             reason,
         }
