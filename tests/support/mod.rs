@@ -3,6 +3,8 @@
 //! WebSocket client (tungstenite).
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -72,6 +74,64 @@ impl Server {
             child,
             addr: addr.parse().expect("listen address"),
             log,
+        }
+    }
+
+    /// Starts the server listening on `addr`: again on the port of a
+    /// server that was stopped, or on a port chosen with [`free_addr`]
+    /// (needed when the address must be known before the start, e.g. for
+    /// `--allowed-origins`). Retries while the port is still taken.
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> Self {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+                .args(["serve", "--listen", &addr.to_string()])
+                .args(args)
+                .env("TICKWIRE_LOG", "info")
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn tickwire");
+            let stderr = child.stderr.take().expect("stderr piped");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on ") {
+                        let _ = tx.send(());
+                    }
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            loop {
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(()) => return Self { child, addr, log },
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if child.try_wait().expect("try_wait").is_some() {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "server did not start on {addr}: {:?}",
+                            log.lock().unwrap()
+                        );
+                    }
+                    // stderr closed: the process is ending (port taken)
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server could not listen on {addr}: {:?}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -158,6 +218,13 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
 }
 
 /// Wire format of a test client.

@@ -1,0 +1,65 @@
+//! The dashboard at `/` in headless Chromium against the real server, with
+//! JWT auth and the origin allowlist on: `web/test/dashboard.test.mjs`
+//! (playwright-core driving Debian's `/usr/bin/chromium`) checks the grid,
+//! depth, tape, chart, figures and log, asks this test to stop and restart
+//! the server on the same port, and checks the page reconnects by itself.
+//! Screenshots go to `target/artifacts/`.
+//!
+//! Skipped with a printed reason when `node` 20+, `clients/js/node_modules`
+//! or `/usr/bin/chromium` is missing; under `CI=true` that is a failure.
+
+mod support;
+
+use support::{Server, WAIT, node};
+
+#[test]
+fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
+    if !node::prerequisites(
+        "dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart",
+        true,
+    ) {
+        return;
+    }
+    // The port is chosen first: the allowed origin names it.
+    let addr = support::free_addr();
+    let origin = format!("http://{addr}");
+    let secret = "dashboard-test-secret";
+    let args = ["--jwt-secret", secret, "--allowed-origins", &origin];
+    let mut server = Some(Server::start_on(addr, &args));
+    let artifacts = node::artifacts_dir();
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let env = [
+        ("TICKWIRE_ADDR", addr.to_string()),
+        ("TICKWIRE_JWT_SECRET", secret.to_string()),
+        ("TICKWIRE_ARTIFACTS", artifacts.display().to_string()),
+        ("TICKWIRE_CHROMIUM", node::CHROMIUM.to_string()),
+    ];
+    let status = node::run(
+        "web/test/dashboard.test.mjs",
+        &env,
+        std::time::Duration::from_secs(300),
+        |command| match command {
+            "stop" => match server.take() {
+                Some(mut s) => {
+                    s.signal("TERM");
+                    let exit = s.wait_exit(WAIT);
+                    if exit.success() {
+                        "stopped".into()
+                    } else {
+                        format!("error: server exited with {exit}")
+                    }
+                }
+                None => "error: not running".into(),
+            },
+            "start" => {
+                server = Some(Server::start_on(addr, &args));
+                "started".into()
+            }
+            other => format!("error: unknown command {other}"),
+        },
+    );
+    assert!(status.success(), "dashboard.test.mjs failed: {status}");
+    assert!(screenshot.exists(), "{} was saved", screenshot.display());
+    println!("screenshot: {}", screenshot.display());
+}
