@@ -340,6 +340,7 @@ pub fn start(
                     &path,
                     config.replay_speed,
                     config.replay_loop,
+                    config.analytics_on(),
                 )?;
                 Box::pin(replay.run(st, shutdown))
             }

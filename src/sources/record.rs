@@ -31,6 +31,7 @@ use super::{SourceState, SourceStatus};
 use crate::config::ReplaySpeed;
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
+use crate::protocol::ChannelKind;
 use crate::protocol::pb::Event;
 
 const MAGIC: &[u8; 4] = b"TWR1";
@@ -235,6 +236,10 @@ pub struct Replay {
     path: PathBuf,
     speed: ReplaySpeed,
     looped: bool,
+    /// Skip recorded candle, signal, sentiment and scan events: with
+    /// analytics on, the server derives them again from the replayed trades,
+    /// and two publishers on one channel would interleave.
+    skip_derived: bool,
 }
 
 impl Replay {
@@ -244,6 +249,7 @@ impl Replay {
         path: &Path,
         speed: ReplaySpeed,
         looped: bool,
+        skip_derived: bool,
     ) -> Result<Self, RecordError> {
         Reader::open(path)?;
         Ok(Self {
@@ -251,6 +257,7 @@ impl Replay {
             path: path.to_path_buf(),
             speed,
             looped,
+            skip_derived,
         })
     }
 
@@ -317,6 +324,17 @@ impl Replay {
                     return Ok((n, false));
                 }
                 tokio::task::yield_now().await;
+            }
+            if self.skip_derived
+                && matches!(
+                    ChannelKind::of(&event.channel),
+                    ChannelKind::Candle
+                        | ChannelKind::Signal
+                        | ChannelKind::Sentiment
+                        | ChannelKind::Scan
+                )
+            {
+                continue;
             }
             let channel = match channels.get(&event.channel) {
                 Some(c) => c.clone(),
