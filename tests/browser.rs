@@ -1,7 +1,8 @@
 //! The dashboard at `/` in headless Chromium against the real server, with
 //! JWT auth and the origin allowlist on: `web/test/dashboard.test.mjs`
 //! (playwright-core driving Debian's `/usr/bin/chromium`) checks the grid,
-//! depth, tape, chart, figures and log, asks this test to stop and restart
+//! depth, tape, chart, signals, sentiment gauge, scanner, figures and log
+//! (signals and sentiment every second here), asks this test to stop and restart
 //! the server on the same port, and checks the page reconnects by itself.
 //! Screenshots go to `target/artifacts/`.
 //!
@@ -24,7 +25,17 @@ fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
     let addr = support::free_addr();
     let origin = format!("http://{addr}");
     let secret = "dashboard-test-secret";
-    let args = ["--jwt-secret", secret, "--allowed-origins", &origin];
+    // Signals and sentiment every second, so that the page shows them soon.
+    let args = [
+        "--jwt-secret",
+        secret,
+        "--allowed-origins",
+        &origin,
+        "--signal-interval",
+        "1s",
+        "--sentiment-interval",
+        "1s",
+    ];
     let mut server = Some(Server::start_on(addr, &args));
     let artifacts = node::artifacts_dir();
     let screenshot = artifacts.join("dashboard.png");

@@ -41,6 +41,25 @@ const log = [];
 let logDirty = false;
 let priceGridDirty = false;
 
+// analytics: signals, sentiment, scanner
+const signals = new Map(); // "venue.SYMBOL" -> latest signal payload
+let signalsDirty = false;
+const sentiments = new Map(); // venue -> latest sentiment payload
+let sentimentDirty = true;
+const MAX_SCAN_TOP = 50;
+const scan = {
+  // request ids well above the client's own (which count from 1), so that an
+  // error answering a scan request is never taken for another request's
+  nextRequest: 1e9 + Math.floor(Math.random() * 1e9),
+  pending: new Map(), // request id -> { venue, topN }: sent, not started yet
+  current: null, // this page's latest scan
+  state: "idle", // idle | pending | running | done | error | busy
+  text: "idle: press Scan to rank the instruments",
+  notice: "",
+  dirty: true,
+  partialFrames: 0, // frames that drew a bar strictly between 0 and 100 %
+};
+
 // figures
 let latencies = [];
 let lastEps = { t: performance.now(), events: 0 };
@@ -189,6 +208,136 @@ function onFlow(ev, meta) {
   }
 }
 
+const ACTIONS = {
+  SIGNAL_ACTION_STRONG_BUY: "STRONG_BUY",
+  SIGNAL_ACTION_BUY: "BUY",
+  SIGNAL_ACTION_HOLD: "HOLD",
+  SIGNAL_ACTION_SELL: "SELL",
+  SIGNAL_ACTION_STRONG_SELL: "STRONG_SELL",
+};
+
+/** Signals, sentiment and scan events (one subscription for the three). */
+function onAnalytics(ev, meta) {
+  if (ev.signal) {
+    signals.set(meta.channel.slice(meta.channel.indexOf(".") + 1), ev.signal);
+    signalsDirty = true;
+  } else if (ev.sentiment) {
+    sentiments.set(meta.channel.split(".")[1], ev.sentiment);
+    sentimentDirty = true;
+  } else if (!meta.snapshot) {
+    onScan(ev); // a snapshot is an earlier scan's last event: not ours
+  }
+}
+
+function onScan(ev) {
+  const cur = scan.current;
+  if (ev.scanStarted) {
+    const s = ev.scanStarted;
+    const total = s.total || 0;
+    const req = scan.pending.get(String(s.requestId ?? "0"));
+    if (req) {
+      // ours (scan ids restart with the server: told apart by request id)
+      scan.pending.delete(String(s.requestId));
+      scan.current = {
+        scanId: s.scanId,
+        requestId: String(s.requestId),
+        venue: req.venue,
+        topN: req.topN,
+        t0: performance.now(),
+        pass: s.pass,
+        passes: { quick: { processed: 0, total: 0 }, deep: { processed: 0, total: 0 } },
+        last: null,
+        result: null,
+      };
+      scan.current.passes[s.pass] = { processed: 0, total };
+      scan.state = "running";
+      note("info", `scan ${s.scanId} started: ${total} instruments on ${req.venue}, top ${req.topN}`);
+    } else if (cur && s.scanId === cur.scanId) {
+      cur.pass = s.pass;
+      cur.passes[s.pass] = { processed: 0, total };
+    } else return;
+  } else if (ev.symbolAnalyzed) {
+    const s = ev.symbolAnalyzed;
+    if (!cur || s.scanId !== cur.scanId) return;
+    cur.last = { instrument: s.instrument, score: s.score || 0 };
+  } else if (ev.scanProgress) {
+    const s = ev.scanProgress;
+    if (!cur || s.scanId !== cur.scanId) return;
+    const processed = s.processed || 0;
+    cur.passes[s.pass] = { processed, total: processed + (s.remaining || 0) };
+  } else if (ev.scanResult) {
+    const s = ev.scanResult;
+    if (!cur || s.scanId !== cur.scanId) return;
+    cur.result = { pass: s.pass, entries: s.entries || [] };
+  } else if (ev.scanDone) {
+    const s = ev.scanDone;
+    if (!cur || s.scanId !== cur.scanId) return;
+    const ms = Math.round(performance.now() - cur.t0);
+    const n = cur.result?.entries.length ?? 0;
+    scan.state = "done";
+    scan.notice = "";
+    scan.text = `done: ${cur.scanId}, ${n} ranked of ${cur.passes.deep.total || cur.passes.quick.total} in ${ms} ms`;
+    const top = (cur.result?.entries ?? []).slice(0, 3).map((e) => `${e.instrument} ${signed(e.score || 0)}`).join(", ");
+    note("ok", `scan ${cur.scanId} done in ${ms} ms${top ? `: ${top}` : ""}`);
+  } else if (ev.scanError) {
+    const s = ev.scanError;
+    const rid = String(s.requestId ?? "0");
+    if (!(cur && s.scanId === cur.scanId) && !scan.pending.has(rid)) return;
+    scan.pending.delete(rid);
+    scan.state = "error";
+    scan.notice = "";
+    scan.text = `error: ${s.message || "scan failed"}`;
+    note("error", `scan ${s.scanId || ""} failed: ${s.message || "unknown error"}`);
+  } else return;
+  scan.dirty = true;
+}
+
+/** The server refused a scan request (`error` answering its request id). */
+function onScanRefused(e) {
+  const rid = String(e.error.requestId);
+  scan.pending.delete(rid);
+  const limited = e.code === "ERROR_CODE_RATE_LIMITED";
+  const why = limited ? "a scan is already running" : `${String(e.code || "").replace("ERROR_CODE_", "")}: ${e.message}`;
+  note(limited ? "warn" : "error", `scan refused: ${why}${limited && e.message ? ` (${e.message})` : ""}`);
+  if (scan.state === "running" || scan.pending.size) {
+    scan.notice = `another request refused: ${why}`;
+  } else {
+    scan.state = limited ? "busy" : "error";
+    scan.text = limited ? "a scan is already running: try again when it is done" : `error: ${why}`;
+    scan.notice = "";
+  }
+  scan.dirty = true;
+}
+
+function requestScan() {
+  const input = $("#scan-top");
+  let topN = Math.round(Number(input.value));
+  if (!Number.isFinite(topN) || topN < 1) topN = 5;
+  topN = Math.min(topN, MAX_SCAN_TOP);
+  if (input.value !== String(topN)) input.value = String(topN);
+  const venue = selected ? selected.slice(0, selected.indexOf(".")) : instruments.values().next().value?.venue ?? "sim";
+  const requestId = String(scan.nextRequest++);
+  if (!client.send({ requestScan: { requestId, topN, venue } })) {
+    scan.state = "error";
+    scan.text = "error: not connected";
+    scan.notice = "";
+    scan.dirty = true;
+    note("error", "scan not requested: not connected");
+    return;
+  }
+  scan.pending.set(requestId, { venue, topN });
+  scan.notice = "";
+  if (scan.state !== "running") {
+    scan.state = "pending";
+    scan.text = `requested: top ${topN} on ${venue}…`;
+  }
+  scan.dirty = true;
+}
+
+function signed(v, d = 3) {
+  return (v >= 0 ? "+" : "−") + Math.abs(v).toFixed(d);
+}
+
 function resetSelectionState() {
   book = new OrderBook();
   bookChecks.ok = bookChecks.bad = 0;
@@ -239,6 +388,7 @@ async function select(key) {
   }
   if (selected !== key) return; // another click meanwhile
   flowSub = client.subscribe(flow, onFlow, { resume });
+  sentimentDirty = true; // the gauge follows the selected instrument's venue
   note("info", `selected ${symbol}`);
 }
 
@@ -247,6 +397,14 @@ async function select(key) {
 // ---------------------------------------------------------------------------
 
 client.on("state", (s) => {
+  if ((s.state === State.RECONNECTING || s.state === State.CLOSED) && (scan.state === "running" || scan.state === "pending")) {
+    scan.pending.clear();
+    scan.state = "error";
+    scan.text = "error: connection lost during the scan";
+    scan.notice = "";
+    scan.dirty = true;
+    note("warn", "connection lost during the scan: press Scan again");
+  }
   const el = $("#status");
   el.dataset.state = s.state;
   let text = s.state;
@@ -293,7 +451,8 @@ client.on("lagged", (l) => {
 });
 client.on("gap", (g) => note("error", `gap on ${g.channel}: expected seq ${g.expected}, got ${g.received}`));
 client.on("error", (e) => {
-  if (e.where === "server") note("error", `server error ${e.code}: ${e.message}`);
+  if (e.where === "server" && e.error && scan.pending.has(String(e.error.requestId ?? ""))) onScanRefused(e);
+  else if (e.where === "server") note("error", `server error ${e.code}: ${e.message}`);
   else if (e.where !== "socket") note("error", `${e.where} error: ${e.error?.message ?? e.error}`);
 });
 client.on("close", (c) => {
@@ -325,7 +484,7 @@ function renderPrices() {
       if (!inst.row) {
         const tr = document.createElement("tr");
         tr.dataset.key = inst.key;
-        tr.innerHTML = `<td class="l sym"><b></b><small></small></td><td class="last"></td><td class="bid"></td><td class="ask"></td><td class="chg"></td><td class="vol"></td>`;
+        tr.innerHTML = `<td class="l sym"><b></b><small></small></td><td class="last"></td><td class="bid"></td><td class="ask"></td><td class="chg"></td><td class="vol"></td><td class="sig"><span class="sig-badge">–</span><span class="sig-str"><i></i></span></td>`;
         tr.querySelector("b").textContent = inst.symbol;
         tr.addEventListener("click", () => select(inst.key));
         inst.row = tr;
@@ -336,13 +495,27 @@ function renderPrices() {
           ask: tr.querySelector(".ask"),
           chg: tr.querySelector(".chg"),
           vol: tr.querySelector(".vol"),
+          sig: tr.querySelector(".sig"),
+          sigBadge: tr.querySelector(".sig-badge"),
+          sigStr: tr.querySelector(".sig-str i"),
         };
+        signalsDirty = true;
         tr.classList.toggle("sel", inst.key === selected);
       }
       inst.cells.venue.textContent = venues.size > 1 ? inst.venue : "";
       tbody.appendChild(inst.row); // keeps the sorted order
     }
     setText("n-instruments", `${instruments.size} instruments`);
+  }
+  if (signalsDirty) {
+    signalsDirty = false;
+    for (const inst of instruments.values()) {
+      const sig = signals.get(inst.key);
+      if (inst.row && sig && sig !== inst.shownSignal) {
+        inst.shownSignal = sig;
+        renderSignal(inst.cells, sig);
+      }
+    }
   }
   for (const inst of instruments.values()) {
     if (!inst.dirty || !inst.t) continue;
@@ -381,6 +554,21 @@ function renderPrices() {
     if (vol !== inst.shown.vol) c.vol.textContent = inst.shown.vol = vol;
     inst.row.dataset.updates = String(inst.updates);
   }
+}
+
+/** One price grid signal cell: action badge, strength bar, reason as its tooltip. */
+function renderSignal(c, sig) {
+  const action = ACTIONS[sig.action] ?? "–";
+  const strength = Math.max(0, Math.min(1, sig.strength || 0));
+  const pct = Math.round(strength * 100);
+  const label = action.replace("_", " ");
+  if (c.sig.dataset.action !== action) {
+    c.sig.dataset.action = action;
+    c.sigBadge.textContent = label;
+  }
+  c.sig.dataset.strength = String(pct);
+  c.sigStr.style.width = `${pct}%`;
+  c.sig.title = `${label} · strength ${pct}%${sig.interval ? ` · ${sig.interval}` : ""}\n${sig.reason || ""}`;
 }
 
 const FLASH_UP = [{ backgroundColor: "rgba(46,189,133,0.45)" }, { backgroundColor: "rgba(46,189,133,0)" }];
@@ -595,6 +783,180 @@ function renderChart(now) {
   g.fillText(fmt(last.c, d), w - axisW + 6, yl);
 }
 
+function fearGreedClass(v) {
+  if (v < 25) return "extreme fear";
+  if (v < 45) return "fear";
+  if (v <= 55) return "neutral";
+  if (v <= 75) return "greed";
+  return "extreme greed";
+}
+
+const GAUGE_BANDS = [
+  [0, 25, "#f0506e"],
+  [25, 45, "#e8875b"],
+  [45, 55, "#7d8794"],
+  [55, 75, "#8fcf6b"],
+  [75, 100, "#2ebd85"],
+];
+const MOODS = { MOOD_BULLISH: "BULLISH", MOOD_NEUTRAL: "NEUTRAL", MOOD_BEARISH: "BEARISH" };
+
+function renderSentiment() {
+  if (!sentimentDirty) return;
+  sentimentDirty = false;
+  const venue = selected && sentiments.has(selected.slice(0, selected.indexOf("."))) ? selected.slice(0, selected.indexOf(".")) : sentiments.keys().next().value;
+  const s = venue === undefined ? null : sentiments.get(venue);
+  const v = s ? Math.max(0, Math.min(100, s.fearGreed || 0)) : null;
+  // the gauge: a semicircle of bands, from fear (left) to greed (right)
+  const canvas = $("#gauge");
+  const dpr = window.devicePixelRatio || 1;
+  const w = 220;
+  const h = 124;
+  if (canvas.width !== Math.round(w * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const cx = w / 2;
+  const cy = 112;
+  const r = 96;
+  const angle = (x) => Math.PI + (x / 100) * Math.PI;
+  g.lineWidth = 14;
+  for (const [a, b, color] of GAUGE_BANDS) {
+    g.strokeStyle = color;
+    g.globalAlpha = v === null ? 0.25 : 0.8;
+    g.beginPath();
+    g.arc(cx, cy, r, angle(a) + 0.01, angle(b) - 0.01);
+    g.stroke();
+  }
+  g.globalAlpha = 1;
+  g.font = "10px ui-sans-serif, system-ui, sans-serif";
+  g.fillStyle = "#7d8794";
+  g.textAlign = "center";
+  g.fillText("0", cx - r, h - 1);
+  g.fillText("100", cx + r, h - 1);
+  if (v !== null) {
+    // marker on the arc and a needle stub pointing at it
+    const a = angle(v);
+    const mx = cx + Math.cos(a) * r;
+    const my = cy + Math.sin(a) * r;
+    g.strokeStyle = "#d7dde5";
+    g.lineWidth = 3;
+    g.beginPath();
+    g.moveTo(cx + Math.cos(a) * (r - 34), cy + Math.sin(a) * (r - 34));
+    g.lineTo(cx + Math.cos(a) * (r - 10), cy + Math.sin(a) * (r - 10));
+    g.stroke();
+    g.fillStyle = "#0e1116";
+    g.beginPath();
+    g.arc(mx, my, 8, 0, 2 * Math.PI);
+    g.fill();
+    g.fillStyle = "#d7dde5";
+    g.beginPath();
+    g.arc(mx, my, 5.5, 0, 2 * Math.PI);
+    g.fill();
+  }
+  g.textAlign = "start";
+  setText("sent-venue", venue === undefined ? "" : `${venue} · fear & greed`);
+  setText("sent-value", v === null ? "–" : v.toFixed(0));
+  setText("sent-class", v === null ? "waiting…" : fearGreedClass(v));
+  const mood = s ? MOODS[s.mood] ?? "–" : "–";
+  const moodEl = $("#sent-mood");
+  if (moodEl.dataset.mood !== mood) moodEl.dataset.mood = mood;
+  setText("sent-mood", mood.toLowerCase());
+  setText("sent-conf", s ? `${Math.round((s.confidence || 0) * 100)}%` : "–");
+  const adv = s?.advancing || 0;
+  const dec = s?.declining || 0;
+  const unch = s?.unchanged || 0;
+  setText("sent-adv", s ? String(adv) : "–");
+  setText("sent-dec", s ? String(dec) : "–");
+  setText("sent-unch", s ? String(unch) : "–");
+  const n = adv + dec + unch || 1;
+  const bars = $("#sent-breadth").children;
+  bars[0].style.width = `${(adv / n) * 100}%`;
+  bars[1].style.width = `${(unch / n) * 100}%`;
+  bars[2].style.width = `${(dec / n) * 100}%`;
+}
+
+let passRows = null;
+let resultShown; // undefined: nothing drawn yet
+function renderScanner() {
+  if (!scan.dirty) return;
+  scan.dirty = false;
+  const cur = scan.current;
+  passRows ??= Object.fromEntries(
+    [...document.querySelectorAll(".scan-passes .pass")].map((el) => [
+      el.dataset.pass,
+      { el, bar: el.querySelector(".bar"), fill: el.querySelector(".bar i"), count: el.querySelector(".pass-count"), shown: "" },
+    ]),
+  );
+  let partial = false;
+  for (const [name, row] of Object.entries(passRows)) {
+    const p = cur?.passes[name] ?? { processed: 0, total: 0 };
+    const pct = p.total ? Math.min(100, (p.processed / p.total) * 100) : 0;
+    const active = scan.state === "running" && cur?.pass === name;
+    const key = `${p.processed}/${p.total}/${active}`;
+    if (key === row.shown) continue;
+    row.shown = key;
+    row.fill.style.transform = `scaleX(${pct / 100})`;
+    row.bar.setAttribute("aria-valuenow", String(Math.round(pct)));
+    row.bar.title = `${name} pass: ${p.processed} of ${p.total}`;
+    row.count.textContent = p.total ? `${p.processed}/${p.total} · ${Math.round(pct)}%` : "–";
+    row.el.classList.toggle("active", active);
+    row.el.classList.toggle("complete", p.total > 0 && p.processed >= p.total);
+    if (pct > 0 && pct < 100) partial = true;
+  }
+  if (partial) scan.partialFrames++;
+  // status line
+  let text = scan.text;
+  if (scan.state === "running" && cur) {
+    const p = cur.passes[cur.pass] ?? { processed: 0, total: 0 };
+    text = `running ${cur.scanId} on ${cur.venue}: ${cur.pass} pass ${p.processed}/${p.total}`;
+    if (cur.last) text += ` · ${cur.last.instrument} ${signed(cur.last.score)}`;
+  }
+  if (scan.notice && (scan.state === "running" || scan.state === "pending")) text += ` — ${scan.notice}`;
+  const status = $("#scan-status");
+  if (status.dataset.state !== scan.state) status.dataset.state = scan.state;
+  setText("scan-status", text);
+  setText("scan-title", cur ? `${cur.result ? `${cur.result.pass} pass · ` : ""}${cur.scanId} · top ${cur.topN} on ${cur.venue}` : "");
+  // ranked result of the latest pass
+  const result = cur?.result ?? null;
+  if (result === resultShown) return;
+  resultShown = result;
+  const tbody = $("#scan-results tbody");
+  const frag = document.createDocumentFragment();
+  if (!result || result.entries.length === 0) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 4;
+    td.className = "empty";
+    td.textContent = result ? "no instruments ranked" : "no results yet";
+    tr.appendChild(td);
+    frag.appendChild(tr);
+  }
+  (result?.entries ?? []).forEach((e, i) => {
+    const score = e.score || 0;
+    const tr = document.createElement("tr");
+    tr.dataset.instrument = e.instrument;
+    const rank = document.createElement("td");
+    rank.className = "rank";
+    rank.textContent = String(i + 1);
+    const inst = document.createElement("td");
+    inst.className = "l inst";
+    inst.textContent = e.instrument;
+    const sc = document.createElement("td");
+    sc.className = `score ${score >= 0 ? "up" : "down"}`;
+    sc.textContent = signed(score);
+    const reason = document.createElement("td");
+    reason.className = "reason";
+    reason.textContent = e.reason || "";
+    reason.title = e.reason || "";
+    tr.append(rank, inst, sc, reason);
+    frag.appendChild(tr);
+  });
+  tbody.replaceChildren(frag);
+}
+
 function renderLog() {
   if (!logDirty) return;
   logDirty = false;
@@ -646,7 +1008,7 @@ function renderFigures(now) {
 }
 
 // JS time spent per part of the render loop (ms, since the page loaded)
-const renderCost = { prices: 0, book: 0, trades: 0, chart: 0, log: 0, figures: 0 };
+const renderCost = { prices: 0, book: 0, trades: 0, chart: 0, sentiment: 0, scanner: 0, log: 0, figures: 0 };
 function timed(part, fn, arg) {
   const t0 = performance.now();
   fn(arg);
@@ -660,6 +1022,8 @@ function frame(t) {
   timed("book", renderBook);
   timed("trades", renderTrades);
   timed("chart", renderChart, t);
+  timed("sentiment", renderSentiment);
+  timed("scanner", renderScanner);
   timed("log", renderLog);
   timed("figures", renderFigures, t);
   requestAnimationFrame(frame);
@@ -711,6 +1075,19 @@ try {
 }
 
 client.subscribe(["ticker.*.*"], onTicker);
+// signals and sentiment (their snapshots come with the subscription), and
+// the scanner's channels (a scan's events also come unasked to the page
+// that requested it; this keeps them followed across reconnections)
+client.subscribe(["signal.*.*", "sentiment.*.market", "scan.*.all"], onAnalytics);
+$("#scan-btn").addEventListener("click", requestScan);
+$("#scan-top").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") requestScan();
+});
+$("#scan-results tbody").addEventListener("click", (e) => {
+  const tr = e.target.closest("tr[data-instrument]");
+  const venue = scan.current?.venue;
+  if (tr && venue && instruments.has(`${venue}.${tr.dataset.instrument}`)) select(`${venue}.${tr.dataset.instrument}`);
+});
 // `?subscribe=a,b` adds channels or patterns (e.g. `*.*.*` to load-test the
 // page): their events are counted in events/s, not drawn.
 const extra = (params.get("subscribe") || "").split(",").filter(Boolean);
@@ -737,5 +1114,15 @@ window.dashboard = {
     bookChecks: { ...bookChecks },
     longTasks,
     renderCost: { ...renderCost },
+    signals: signals.size,
+    sentiments: sentiments.size,
+    scan: {
+      state: scan.state,
+      scanId: scan.current?.scanId ?? null,
+      requestId: scan.current?.requestId ?? null,
+      passes: scan.current ? JSON.parse(JSON.stringify(scan.current.passes)) : null,
+      results: scan.current?.result?.entries.length ?? 0,
+      partialFrames: scan.partialFrames,
+    },
   }),
 };

@@ -656,7 +656,7 @@ export class TickwireClient {
     return p ? { seq: p.seq, epoch: p.epoch } : undefined;
   }
 
-  _sendSubscribe(patterns, resume, handles) {
+  _sendSubscribe(patterns, resume, handles, full = false) {
     const requestId = this._requestId();
     const resumeMap = {};
     const resumed = new Set();
@@ -667,7 +667,7 @@ export class TickwireClient {
     const msg = { requestId: String(requestId), channels: patterns };
     if (resumed.size) msg.resume = resumeMap;
     if (!this._snapshot) msg.snapshot = false;
-    this._pending.set(requestId, { kind: "subscribe", handles, resumed, errors: [], names: patterns.length });
+    this._pending.set(requestId, { kind: "subscribe", handles, resumed, full, errors: [], names: patterns.length });
     this.send({ subscribe: msg });
   }
 
@@ -689,7 +689,7 @@ export class TickwireClient {
     }
     const resume = {};
     for (const [ch, pos] of this._positions) resume[ch] = { seq: pos.seq, epoch: pos.epoch };
-    this._sendSubscribe(patterns, resume, handles);
+    this._sendSubscribe(patterns, resume, handles, true);
   }
 
   _handlesFor(channel) {
@@ -836,6 +836,22 @@ export class TickwireClient {
         resynced++;
         this.stats.resyncs++;
         this._emit("resync", { channel: cs.channel, reason: "resume unavailable", from: prev?.seq, seq });
+      }
+    }
+    if (p?.full) {
+      // The answer to the resubscription after a (re)connect lists every
+      // channel this connection follows now. A known channel missing from it
+      // is not followed any more (gone with a server restart until it
+      // reappears, or subscribed by the server itself, like a scan's): its
+      // position is dropped, so that its next history starts afresh rather
+      // than as a gap.
+      for (const ch of p.resumed) {
+        if (seen.has(ch) || !this._positions.has(ch)) continue;
+        const prev = this._positions.get(ch);
+        this._positions.delete(ch);
+        resynced++;
+        this.stats.resyncs++;
+        this._emit("resync", { channel: ch, reason: "resume unavailable", from: prev.seq, seq: 0 });
       }
     }
     this.stats.recovered += recovered;

@@ -50,11 +50,14 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
     let (quick, _) = quick_score(v);
     let g = |k: &str| v.values.get(k).copied();
     let mut parts: Vec<(f64, String)> = Vec::new();
-    if let Some(rsi) = g("rsi14")
-        && !(30.0..=70.0).contains(&rsi)
-    {
-        let label = if rsi < 30.0 { "oversold" } else { "overbought" };
-        parts.push(((50.0 - rsi) / 50.0, format!("RSI14 {rsi:.0} {label}")));
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(rsi) = g("rsi14") {
+        if (30.0..=70.0).contains(&rsi) {
+            notes.push(format!("RSI14 {rsi:.0} neutral"));
+        } else {
+            let label = if rsi < 30.0 { "oversold" } else { "overbought" };
+            parts.push(((50.0 - rsi) / 50.0, format!("RSI14 {rsi:.0} {label}")));
+        }
     }
     if let (Some(h), Some(atr)) = (g("macd_hist"), g("atr14"))
         && atr > 0.0

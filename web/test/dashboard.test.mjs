@@ -1,7 +1,7 @@
 // The dashboard at `/` in headless Chromium (Debian's, driven by
 // playwright-core) against a real server that tests/browser.rs started with
-// `--jwt-secret` and `--allowed-origins`; it stops and restarts that server
-// (same port) when asked through `control`.
+// `--jwt-secret`, `--allowed-origins` and signals and sentiment every second;
+// it stops and restarts that server (same port) when asked through `control`.
 //
 // Env: TICKWIRE_ADDR, TICKWIRE_JWT_SECRET, TICKWIRE_ARTIFACTS, TICKWIRE_CHROMIUM.
 
@@ -69,7 +69,77 @@ async function readBook(page) {
 
 const statusOf = (page) => page.$eval("#status", (e) => e.textContent);
 
-test("dashboard: live grid, depth, tape, chart, figures; reconnects after a server restart", { timeout: 240000 }, async () => {
+/** The price grid's signal column: key -> { action, label, strength, title, color }. */
+function readSignals(page) {
+  return page.$$eval("#prices tbody tr", (rows) =>
+    Object.fromEntries(
+      rows.map((r) => {
+        const td = r.querySelector("td.sig");
+        const badge = td.querySelector(".sig-badge");
+        return [
+          r.dataset.key,
+          {
+            action: td.dataset.action ?? null,
+            label: badge.textContent,
+            strength: Number(td.dataset.strength),
+            title: td.title,
+            color: getComputedStyle(td).color, // the action's colour (bar and badge)
+          },
+        ];
+      }),
+    ),
+  );
+}
+
+/** The scanner panel as shown: status, progress bars, ranked rows. */
+function readScanner(page) {
+  return page.evaluate(() => {
+    const status = document.querySelector("#scan-status");
+    const bar = (p) => {
+      const el = document.querySelector(`.pass[data-pass="${p}"]`);
+      return { pct: Number(el.querySelector(".bar").getAttribute("aria-valuenow")), count: el.querySelector(".pass-count").textContent };
+    };
+    return {
+      state: status.dataset.state,
+      text: status.textContent,
+      quick: bar("quick"),
+      deep: bar("deep"),
+      rows: [...document.querySelectorAll("#scan-results tbody tr[data-instrument]")].map((r) => ({
+        instrument: r.dataset.instrument,
+        score: r.querySelector(".score").textContent,
+        scoreClass: r.querySelector(".score").className,
+        reason: r.querySelector(".reason").textContent,
+      })),
+    };
+  });
+}
+
+const rgb = (css) => css.match(/\d+/g).slice(0, 3).map(Number);
+
+/** Clicks Scan with `topN` and waits for the scan to be done; returns the panel. */
+async function runScan(page, topN, clicks = 1) {
+  await page.fill("#scan-top", String(topN));
+  const before = (await page.evaluate(() => window.dashboard.figures())).scan.requestId;
+  if (clicks === 1) await page.click("#scan-btn");
+  else {
+    // several requests in one task: the server refuses all but the first
+    await page.evaluate((n) => {
+      for (let i = 0; i < n; i++) document.querySelector("#scan-btn").click();
+    }, clicks);
+  }
+  await waitFor(
+    "the scan done",
+    async () => {
+      const f = (await page.evaluate(() => window.dashboard.figures())).scan;
+      return (f.state === "done" && f.requestId !== before) || f.state === "error" || f.state === "busy";
+    },
+    20000,
+    50,
+  );
+  return readScanner(page);
+}
+
+test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, figures; reconnects after a server restart", { timeout: 240000 }, async () => {
   assert.ok(secret, "TICKWIRE_JWT_SECRET is set");
   const { channels } = await getJson("/channels");
   const instruments = channels.filter((c) => c.channel.startsWith("ticker.")).map((c) => c.channel.slice("ticker.".length)).sort();
@@ -175,6 +245,98 @@ test("dashboard: live grid, depth, tape, chart, figures; reconnects after a serv
   const log = await page.$$eval("#log li", (ls) => ls.map((l) => l.textContent));
   assert.ok(log.some((l) => l.includes("connected: session")), log.join("\n"));
 
+  // signals column: an action for every instrument, colour-coded, reason as tooltip
+  const ACTIONS = ["STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"];
+  await waitFor(
+    "a signal for every instrument",
+    async () => {
+      const sg = await readSignals(page);
+      return instruments.every((k) => sg[k] && ACTIONS.includes(sg[k].action));
+    },
+    10000,
+    100,
+  );
+  // then (not required: it depends on the random walk) a buy or sell once the
+  // indicators warm up, so that the colours are checked and the screenshot shows them
+  const warm = await waitFor(
+    "a buy or sell signal",
+    async () => Object.values(await readSignals(page)).some((sg) => sg.action && sg.action !== "HOLD"),
+    30000,
+    250,
+  ).then(
+    () => true,
+    () => false,
+  );
+  if (!warm) console.log("# no buy or sell signal within 30 s: only HOLD checked");
+  const signals = await readSignals(page);
+  for (const k of instruments) {
+    const sg = signals[k];
+    assert.equal(sg.label, sg.action.replace("_", " "), `${k} signal label`);
+    assert.ok(sg.strength >= 0 && sg.strength <= 100, `${k} strength ${sg.strength}`);
+    assert.match(sg.title, /strength \d+%/, `${k} tooltip`);
+    assert.ok(sg.title.split("\n")[1]?.length > 0, `${k} reason in the tooltip: ${sg.title}`);
+    const [r, g, b] = rgb(sg.color);
+    if (sg.action.endsWith("BUY")) assert.ok(g > r + 40, `${k} ${sg.action} is green: ${sg.color}`);
+    else if (sg.action.endsWith("SELL")) assert.ok(r > g + 40, `${k} ${sg.action} is red: ${sg.color}`);
+    else assert.ok(Math.max(r, g, b) - Math.min(r, g, b) < 40, `${k} HOLD is grey: ${sg.color}`);
+  }
+
+  // sentiment gauge: fear/greed 0..100, a mood, confidence, breadth
+  await waitFor("the sentiment gauge", async () => /^\d+$/.test(await page.$eval("#sent-value", (e) => e.textContent)), 10000, 100);
+  const sentiment = await page.evaluate(() => ({
+    value: Number(document.querySelector("#sent-value").textContent),
+    label: document.querySelector("#sent-class").textContent,
+    mood: document.querySelector("#sent-mood").textContent,
+    confidence: document.querySelector("#sent-conf").textContent,
+    advancing: document.querySelector("#sent-adv").textContent,
+    declining: document.querySelector("#sent-dec").textContent,
+  }));
+  assert.ok(sentiment.value >= 0 && sentiment.value <= 100, `fear/greed ${sentiment.value}`);
+  assert.match(sentiment.label, /^(extreme fear|fear|neutral|greed|extreme greed)$/);
+  assert.match(sentiment.mood, /^(bearish|neutral|bullish)$/);
+  assert.match(sentiment.confidence, /^\d+%$/);
+  assert.match(sentiment.advancing, /^\d+$/);
+  assert.match(sentiment.declining, /^\d+$/);
+  const gaugeInk = await page.$eval("#gauge", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+  assert.ok(gaugeInk > 1000, `the gauge is drawn (${gaugeInk} pixels)`);
+
+  // scanner: a second request while one runs is refused (RATE_LIMITED), shown
+  // as such; the first completes
+  const twice = await runScan(page, 3, 2);
+  assert.equal(twice.state, "done", twice.text);
+  assert.equal(twice.rows.length, 3);
+  assert.equal(twice.deep.pct, 100);
+  // a plain click: progress to 100 % in both passes, the top 5 ranked, done
+  const scanned = await runScan(page, 5);
+  assert.equal(scanned.state, "done", scanned.text);
+  assert.match(scanned.text, /^done: scan-\d+, 5 ranked of \d+/);
+  assert.equal(scanned.quick.pct, 100, `quick pass ${scanned.quick.count}`);
+  assert.equal(scanned.deep.pct, 100, `deep pass ${scanned.deep.count}`);
+  assert.equal(scanned.deep.count, `${instruments.length}/${instruments.length} · 100%`);
+  assert.equal(scanned.rows.length, 5, "5 ranked rows");
+  const scores = scanned.rows.map((r) => Number(r.score.replace("−", "-")));
+  for (const [i, r] of scanned.rows.entries()) {
+    assert.ok(instruments.includes(`sim.${r.instrument}`), r.instrument);
+    assert.match(r.score, /^[+−]\d\.\d{3}$/);
+    assert.ok(r.scoreClass.includes(scores[i] >= 0 ? "up" : "down"), `${r.instrument} score coloured by sign`);
+    assert.match(r.reason, /^(long|short): /);
+    if (i > 0) assert.ok(Math.abs(scores[i]) <= Math.abs(scores[i - 1]) + 1e-3, "ranked by |score|");
+  }
+  const scanFigures = (await page.evaluate(() => window.dashboard.figures())).scan;
+  assert.equal(scanFigures.passes.deep.processed, instruments.length);
+
+  const scanLog = await page.$$eval("#log li", (ls) => ls.map((l) => l.textContent));
+  assert.ok(scanLog.some((l) => /scan scan-\d+ started: \d+ instruments on sim, top 5/.test(l)), scanLog.join("\n"));
+  assert.ok(scanLog.some((l) => /scan scan-\d+ done in \d+ ms/.test(l)), scanLog.join("\n"));
+  assert.ok(scanLog.some((l) => l.includes("scan refused: a scan is already running")), scanLog.join("\n"));
+  console.log(`# signals ${JSON.stringify(Object.fromEntries(instruments.map((k) => [k, signals[k].action])))}`);
+  console.log(`# sentiment ${JSON.stringify(sentiment)}; scan ${JSON.stringify(scanFigures)}`);
+
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   console.log(`# screenshot: ${join(artifacts, "dashboard.png")}`);
   console.log(`# prices changed within ${changedWithinMs} ms; figures ${JSON.stringify(figures)}`);
@@ -219,8 +381,14 @@ test("dashboard: live grid, depth, tape, chart, figures; reconnects after a serv
   assert.equal(after.state, "connected");
   assert.ok(after.events > eventsBefore + 100, "events flow after the restart");
   assert.ok(after.reconnects >= 1);
-  assert.equal(after.gaps, 0, "no unannounced gap across the restart");
+  const gapLog = async () => (await page.$$eval("#log li", (ls) => ls.map((l) => l.textContent))).filter((l) => l.includes("gap on")).join("\n");
+  assert.equal(after.gaps, 0, `no unannounced gap across the restart:\n${await gapLog()}`);
   assert.equal(after.bookChecks.bad, 0);
+  // the scanner works against the new server (whose scan ids start again)
+  const rescanned = await runScan(page, 4);
+  assert.equal(rescanned.state, "done", rescanned.text);
+  assert.equal(rescanned.rows.length, 4);
+  assert.equal(rescanned.deep.pct, 100);
   const log2 = await page.$$eval("#log li", (ls) => ls.map((l) => l.textContent));
   assert.ok(log2.some((l) => l.includes("server restarted")), log2.join("\n"));
   assert.ok(log2.some((l) => l.includes("reconnecting in")), "disconnection logged");
