@@ -22,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::local_book::{LocalBook, Side, TopView};
 use super::{
-    ExchangeConfig, Instrument, MarketChannels, Reconnect, SourceError, SourceState, SourceStatus,
-    net, num, publish, rest_fallback,
+    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net, num, publish, run_exchange,
 };
+use crate::feed::Channel;
 use crate::feed::Hub;
 use crate::protocol::pb::{Side as TradeSide, Ticker, Trade, event::Payload};
 
@@ -211,47 +212,9 @@ impl Binance {
     }
 
     /// Streams until shutdown, reconnecting with backoff; polls tickers
-    /// over REST while the stream is down.
-    pub async fn run(mut self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let url = format!(
-                    "{}/api/v3/ticker/24hr?symbol={}",
-                    self.cfg.rest_url,
-                    m.inst.joined()
-                );
-                (url, m.channels.ticker.clone())
-            })
-            .collect();
-        let fallback = rest_fallback(
-            self.hub.clone(),
-            self.cfg.clone(),
-            polls,
-            parse_rest_ticker,
-            status.clone(),
-            shutdown.clone(),
-        );
-        let stream = async {
-            let mut reconnect = Reconnect::new(&self.cfg);
-            loop {
-                let started = Instant::now();
-                let result = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    r = self.session(&status) => r,
-                };
-                let Err(error) = result else { break };
-                if !reconnect
-                    .after_failure(&status, started, error, &shutdown)
-                    .await
-                {
-                    break;
-                }
-            }
-            status.ended(SourceState::Stopped);
-        };
-        tokio::join!(stream, fallback);
+    /// over REST while the stream is down (see [`run_exchange`]).
+    pub async fn run(self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
+        run_exchange(self, status, shutdown).await
     }
 
     fn stream_url(&self) -> String {
@@ -290,7 +253,7 @@ impl Binance {
     }
 
     /// One connection: runs until the stream fails or goes stale.
-    async fn session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
+    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
         let mut ws = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await?;
         status.connected();
         tracing::info!(source = "binance", "stream connected");
@@ -451,6 +414,36 @@ impl Binance {
                 self.fetch_snapshot(idx, tx, retry);
             }
         }
+    }
+}
+
+impl Exchange for Binance {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn config(&self) -> &ExchangeConfig {
+        &self.cfg
+    }
+
+    fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
+        let polls = self
+            .markets
+            .iter()
+            .map(|m| {
+                let url = format!(
+                    "{}/api/v3/ticker/24hr?symbol={}",
+                    self.cfg.rest_url,
+                    m.inst.joined()
+                );
+                (url, m.channels.ticker.clone())
+            })
+            .collect();
+        (polls, parse_rest_ticker)
+    }
+
+    fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
+        Box::pin(self.stream_session(status))
     }
 }
 

@@ -267,6 +267,61 @@ pub async fn rest_fallback(
     }
 }
 
+/// One exchange connection's future (boxed so the shared loop stays `Send`).
+pub type SessionFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send + 'a>>;
+
+/// What the shared exchange loop ([`run_exchange`]) needs of a connector.
+pub trait Exchange: Send {
+    /// The hub it publishes into.
+    fn hub(&self) -> &Arc<Hub>;
+    /// Its settings.
+    fn config(&self) -> &ExchangeConfig;
+    /// The REST ticker polls of the fallback, `(URL, ticker channel)` per
+    /// instrument, and how to read a reply.
+    fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser);
+    /// One connection: runs until the stream fails or goes stale.
+    fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a>;
+}
+
+/// Runs an exchange until shutdown: sessions one after another with
+/// [`Reconnect`]'s backoff between them, and the REST ticker fallback
+/// beside them while the stream is down.
+pub async fn run_exchange<E: Exchange>(
+    mut exchange: E,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+) {
+    let (polls, parse) = exchange.ticker_polls();
+    let fallback = rest_fallback(
+        exchange.hub().clone(),
+        exchange.config().clone(),
+        polls,
+        parse,
+        status.clone(),
+        shutdown.clone(),
+    );
+    let stream = async {
+        let mut reconnect = Reconnect::new(exchange.config());
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = exchange.session(&status) => r,
+            };
+            let Err(error) = result else { break };
+            if !reconnect
+                .after_failure(&status, started, error, &shutdown)
+                .await
+            {
+                break;
+            }
+        }
+        status.ended(SourceState::Stopped);
+    };
+    tokio::join!(stream, fallback);
+}
+
 /// The sources of a server run, started on their own thread.
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,

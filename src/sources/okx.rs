@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::local_book::{LocalBook, Side, TopView};
 use super::net::Ws;
 use super::{
-    ExchangeConfig, Instrument, MarketChannels, Reconnect, SourceError, SourceState, SourceStatus,
-    net, num, publish, rest_fallback,
+    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net, num, publish, run_exchange,
 };
+use crate::feed::Channel;
 use crate::feed::Hub;
 use crate::protocol::pb::{Side as TradeSide, Ticker, Trade, event::Payload};
 
@@ -186,50 +187,12 @@ impl Okx {
     }
 
     /// Streams until shutdown, reconnecting with backoff; polls tickers
-    /// over REST while the stream is down.
-    pub async fn run(mut self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let url = format!(
-                    "{}/api/v5/market/ticker?instId={}",
-                    self.cfg.rest_url,
-                    m.inst.dashed()
-                );
-                (url, m.channels.ticker.clone())
-            })
-            .collect();
-        let fallback = rest_fallback(
-            self.hub.clone(),
-            self.cfg.clone(),
-            polls,
-            parse_rest_ticker,
-            status.clone(),
-            shutdown.clone(),
-        );
-        let stream = async {
-            let mut reconnect = Reconnect::new(&self.cfg);
-            loop {
-                let started = Instant::now();
-                let result = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    r = self.session(&status) => r,
-                };
-                let Err(error) = result else { break };
-                if !reconnect
-                    .after_failure(&status, started, error, &shutdown)
-                    .await
-                {
-                    break;
-                }
-            }
-            status.ended(SourceState::Stopped);
-        };
-        tokio::join!(stream, fallback);
+    /// over REST while the stream is down (see [`run_exchange`]).
+    pub async fn run(self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
+        run_exchange(self, status, shutdown).await
     }
 
-    async fn session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
+    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
         let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
         let insts: Vec<String> = self.markets.iter().map(|m| m.inst.dashed()).collect();
         let mut args = Vec::new();
@@ -406,6 +369,36 @@ impl Okx {
             );
         }
         Ok(())
+    }
+}
+
+impl Exchange for Okx {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn config(&self) -> &ExchangeConfig {
+        &self.cfg
+    }
+
+    fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
+        let polls = self
+            .markets
+            .iter()
+            .map(|m| {
+                let url = format!(
+                    "{}/api/v5/market/ticker?instId={}",
+                    self.cfg.rest_url,
+                    m.inst.dashed()
+                );
+                (url, m.channels.ticker.clone())
+            })
+            .collect();
+        (polls, parse_rest_ticker)
+    }
+
+    fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
+        Box::pin(self.stream_session(status))
     }
 }
 
