@@ -34,6 +34,21 @@ fn record(args: &[&str]) -> String {
     stderr
 }
 
+/// Records the simulator run in-process at `rate` events/s into `file`,
+/// until `stop` (`--duration 2s` or `--max-events N`); returns stderr.
+fn record_sim(file: &Path, rate: &str, stop: [&str; 2]) -> String {
+    record(&[
+        "--source",
+        "sim",
+        "--sim-rate",
+        rate,
+        "--out",
+        file.to_str().unwrap(),
+        stop[0],
+        stop[1],
+    ])
+}
+
 /// Payloads of a recording, per channel, in file order.
 fn read_file(path: &Path) -> BTreeMap<String, Vec<(u64, Payload)>> {
     let mut reader = Reader::open(path).unwrap();
@@ -151,16 +166,7 @@ async fn a_100k_event_file_replays_at_max_speed_and_reports_its_rate() {
     let dir = temp_dir("big");
     let file = dir.join("big.twr");
     // recorded from sources run in-process
-    let stderr = record(&[
-        "--source",
-        "sim",
-        "--sim-rate",
-        "40000",
-        "--out",
-        file.to_str().unwrap(),
-        "--max-events",
-        "100000",
-    ]);
+    let stderr = record_sim(&file, "40000", ["--max-events", "100000"]);
     assert!(stderr.contains("recorded 100000 events"), "{stderr}");
 
     let replay = Server::start(&[
@@ -205,16 +211,7 @@ async fn a_corrupt_or_foreign_file_is_refused_with_a_clear_error() {
 async fn with_analytics_on_a_replay_derives_candles_instead_of_replaying_them() {
     let dir = temp_dir("derived");
     let file = dir.join("d.twr");
-    let stderr = record(&[
-        "--source",
-        "sim",
-        "--sim-rate",
-        "2000",
-        "--out",
-        file.to_str().unwrap(),
-        "--duration",
-        "2s",
-    ]);
+    let stderr = record_sim(&file, "2000", ["--duration", "2s"]);
     assert!(stderr.contains("recorded"), "{stderr}");
     let recorded = read_file(&file);
     assert!(
