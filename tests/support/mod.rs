@@ -31,6 +31,48 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// Spawns `tickwire serve --listen LISTEN ARGS` with its stderr collected
+/// into a log; the receiver gets the address from its "listening on" line.
+fn spawn(
+    listen: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    Child,
+    Arc<Mutex<Vec<String>>>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--listen", listen])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("TICKWIRE_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tickwire");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send(addr);
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, log, rx)
+}
+
 impl Server {
     /// Starts the server with extra flags and waits until it listens.
     pub fn start(args: &[&str]) -> Self {
@@ -39,35 +81,8 @@ impl Server {
 
     /// Starts the server with extra flags and environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .env("TICKWIRE_LOG", "info")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tickwire");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
+        let (child, log, listening) = spawn("127.0.0.1:0", args, env);
+        let addr = listening
             .recv_timeout(WAIT)
             .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
         Self {
@@ -84,31 +99,10 @@ impl Server {
     pub fn start_on(addr: SocketAddr, args: &[&str]) -> Self {
         let deadline = Instant::now() + WAIT;
         loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
-                .args(["serve", "--listen", &addr.to_string()])
-                .args(args)
-                .env("TICKWIRE_LOG", "info")
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn tickwire");
-            let stderr = child.stderr.take().expect("stderr piped");
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let (tx, rx) = std::sync::mpsc::channel();
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("listening on ") {
-                        let _ = tx.send(());
-                    }
-                    sink.lock().unwrap().push(line);
-                }
-            });
+            let (mut child, log, rx) = spawn(&addr.to_string(), args, &[]);
             loop {
                 match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(()) => return Self { child, addr, log },
+                    Ok(_) => return Self { child, addr, log },
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         if child.try_wait().expect("try_wait").is_some() {
                             break;
