@@ -11,7 +11,7 @@
 
 mod support;
 
-use support::{Server, WAIT, node};
+use support::{Server, node};
 
 #[test]
 fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
@@ -51,18 +51,7 @@ fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
         &env,
         std::time::Duration::from_secs(300),
         |command| match command {
-            "stop" => match server.take() {
-                Some(mut s) => {
-                    s.signal("TERM");
-                    let exit = s.wait_exit(WAIT);
-                    if exit.success() {
-                        "stopped".into()
-                    } else {
-                        format!("error: server exited with {exit}")
-                    }
-                }
-                None => "error: not running".into(),
-            },
+            "stop" => node::stop(&mut server),
             "start" => {
                 server = Some(Server::start_on(addr, &args));
                 "started".into()

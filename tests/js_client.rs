@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Server, WAIT, node};
+use support::{Server, node};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -94,18 +94,7 @@ fn js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_serv
         &env,
         SCRIPT_TIMEOUT,
         |command| match command {
-            "stop" => match server.take() {
-                Some(mut s) => {
-                    s.signal("TERM");
-                    let exit = s.wait_exit(WAIT);
-                    if exit.success() {
-                        "stopped".into()
-                    } else {
-                        format!("error: server exited with {exit}")
-                    }
-                }
-                None => "error: not running".into(),
-            },
+            "stop" => node::stop(&mut server),
             "start" => {
                 server = Some(Server::start_on(addr, &[]));
                 "started".into()

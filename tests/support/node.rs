@@ -156,3 +156,20 @@ pub fn run_plain(script: &str, env: &[(&str, String)], timeout: Duration) -> Exi
         "unsupported".to_string()
     })
 }
+
+/// Answers a script's `stop` command: SIGTERM to the server, which must
+/// exit cleanly; the reply tells the script what happened.
+pub fn stop(server: &mut Option<super::Server>) -> String {
+    match server.take() {
+        Some(mut s) => {
+            s.signal("TERM");
+            let exit = s.wait_exit(super::WAIT);
+            if exit.success() {
+                "stopped".into()
+            } else {
+                format!("error: server exited with {exit}")
+            }
+        }
+        None => "error: not running".into(),
+    }
+}
