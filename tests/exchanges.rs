@@ -508,3 +508,64 @@ async fn several_sources_run_at_once_each_with_its_own_state() {
         .await;
     assert_eq!(s.channels.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_reconnects_resubscribes_and_serves_rest_tickers_while_down() {
+    let mock = MockExchange::start().await;
+    mock.set_rest(
+        "/api/v5/market/ticker",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [{"instType": "SPOT",
+            "instId": "BTC-USDT", "last": "500.5", "lastSz": "1", "askPx": "500.6",
+            "askSz": "2", "bidPx": "500.4", "bidSz": "3", "open24h": "500", "high24h": "510",
+            "low24h": "490", "volCcy24h": "1000", "vol24h": "2", "ts": "1700000000000"}]})
+        .to_string(),
+    );
+    let ws = format!("{}/ws/v5/public", mock.ws_url());
+    let rest = mock.rest_url();
+    let server = Server::start(&[
+        "--source",
+        "okx",
+        "--okx-ws-url",
+        &ws,
+        "--okx-rest-url",
+        &rest,
+        "--symbols",
+        "BTC-USDT",
+        "--rest-fallback-interval",
+        "200ms",
+        "--reconnect-min",
+        "200ms",
+        "--reconnect-max",
+        "1s",
+    ]);
+    let subscribes = |m: &MockExchange| {
+        m.received()
+            .iter()
+            .filter(|r| r.contains("\"subscribe\""))
+            .count()
+    };
+    mock.wait_for("the first subscribe", |m| subscribes(m) == 1)
+        .await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["ticker.okx.BTC-USDT"]).await;
+
+    mock.refuse(true);
+    mock.drop_all();
+    source_until(&server, "backing off", |s| {
+        s["state"] == "reconnecting" && s["attempt"].as_u64() >= Some(1)
+    })
+    .await;
+    let t = event_on(&mut c, "ticker.okx.BTC-USDT").await;
+    let Some(Payload::Ticker(tk)) = &t.payload else {
+        panic!("{t:?}")
+    };
+    assert_eq!((tk.last, tk.bid, tk.ask), (500.5, 500.4, 500.6));
+    assert!(mock.rest_hits("/api/v5/market/ticker?instId=BTC-USDT") >= 1);
+
+    mock.refuse(false);
+    mock.wait_for("a resubscribe after reconnecting", |m| subscribes(m) >= 2)
+        .await;
+    source_until(&server, "reconnected", |s| s["state"] == "connected").await;
+}
