@@ -31,6 +31,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (a log pipe whose reader went away) must not turn
+        // a log line into a panic: tracing-subscriber would report the write
+        // error with eprintln!, which panics on EPIPE.
+        .log_internal_errors(false)
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -48,8 +52,9 @@ fn main() -> ExitCode {
         let signals = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("signal received");
+            // cancel first: nothing must stand between a signal and shutdown
             signals.cancel();
+            tracing::info!("signal received");
         });
         if let Some(args) = record {
             return match tickwire::recorder::record(args.clone(), shutdown).await {
