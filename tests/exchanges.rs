@@ -287,6 +287,23 @@ async fn binance_reconnects_with_backoff_detects_silence_and_serves_rest_tickers
         .await;
 }
 
+fn okx_server(mock: &MockExchange, extra: &[&str]) -> Server {
+    let ws = format!("{}/ws/v5/public", mock.ws_url());
+    let rest = mock.rest_url();
+    let mut args = vec![
+        "--source",
+        "okx",
+        "--okx-ws-url",
+        &ws,
+        "--okx-rest-url",
+        &rest,
+        "--symbols",
+        "BTC-USDT",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// OKX's checksum, written independently of the server's: best 25 bids
 /// and asks interleaved as `bid:size:ask:size`, CRC32 as a signed int.
 fn okx_checksum(bids: &[(&str, &str)], asks: &[(&str, &str)]) -> i32 {
@@ -327,20 +344,7 @@ fn okx_book(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     let mock = MockExchange::start().await;
-    let ws = format!("{}/ws/v5/public", mock.ws_url());
-    let rest = mock.rest_url();
-    let server = Server::start(&[
-        "--source",
-        "okx",
-        "--okx-ws-url",
-        &ws,
-        "--okx-rest-url",
-        &rest,
-        "--symbols",
-        "BTC-USDT",
-        "--book-depth",
-        "5",
-    ]);
+    let server = okx_server(&mock, &["--book-depth", "5"]);
     mock.wait_for("the subscribe op", |m| {
         m.received()
             .iter()
@@ -521,24 +525,17 @@ async fn okx_reconnects_resubscribes_and_serves_rest_tickers_while_down() {
             "low24h": "490", "volCcy24h": "1000", "vol24h": "2", "ts": "1700000000000"}]})
         .to_string(),
     );
-    let ws = format!("{}/ws/v5/public", mock.ws_url());
-    let rest = mock.rest_url();
-    let server = Server::start(&[
-        "--source",
-        "okx",
-        "--okx-ws-url",
-        &ws,
-        "--okx-rest-url",
-        &rest,
-        "--symbols",
-        "BTC-USDT",
-        "--rest-fallback-interval",
-        "200ms",
-        "--reconnect-min",
-        "200ms",
-        "--reconnect-max",
-        "1s",
-    ]);
+    let server = okx_server(
+        &mock,
+        &[
+            "--rest-fallback-interval",
+            "200ms",
+            "--reconnect-min",
+            "200ms",
+            "--reconnect-max",
+            "1s",
+        ],
+    );
     let subscribes = |m: &MockExchange| {
         m.received()
             .iter()

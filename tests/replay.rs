@@ -49,6 +49,20 @@ fn record_sim(file: &Path, rate: &str, stop: [&str; 2]) -> String {
     ])
 }
 
+/// A server replaying `file` at max speed with analytics off, so the file's
+/// candles and signals are replayed as recorded instead of being derived
+/// again from the replayed trades.
+fn replay_at_max(file: &Path) -> Server {
+    Server::start(&[
+        "--source",
+        &format!("replay:{}", file.display()),
+        "--replay-speed",
+        "max",
+        "--analytics",
+        "off",
+    ])
+}
+
 /// Payloads of a recording, per channel, in file order.
 fn read_file(path: &Path) -> BTreeMap<String, Vec<(u64, Payload)>> {
     let mut reader = Reader::open(path).unwrap();
@@ -108,16 +122,7 @@ async fn record_then_replay_reproduces_payloads_in_per_channel_order() {
     assert_eq!(Reader::open(&file).unwrap().header().channels, ["*.sim.*"]);
 
     // Replay at full speed, then read every channel back from its start.
-    // analytics off: the file's candles and signals are replayed as
-    // recorded instead of being derived again from the replayed trades
-    let replay = Server::start(&[
-        "--source",
-        &format!("replay:{}", file.display()),
-        "--replay-speed",
-        "max",
-        "--analytics",
-        "off",
-    ]);
+    let replay = replay_at_max(&file);
     wait_finished(&replay).await;
     let mut c = Client::connect(&replay, Fmt::Proto).await;
     let epoch = c.welcome().await.epoch;
@@ -169,14 +174,7 @@ async fn a_100k_event_file_replays_at_max_speed_and_reports_its_rate() {
     let stderr = record_sim(&file, "40000", ["--max-events", "100000"]);
     assert!(stderr.contains("recorded 100000 events"), "{stderr}");
 
-    let replay = Server::start(&[
-        "--source",
-        &format!("replay:{}", file.display()),
-        "--replay-speed",
-        "max",
-        "--analytics",
-        "off",
-    ]);
+    let replay = replay_at_max(&file);
     wait_finished(&replay).await;
     let line = replay
         .log()
