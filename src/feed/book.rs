@@ -14,14 +14,49 @@ use crate::protocol::pb::{BookSnapshot, BookUpdate, Level};
 pub const CHECKSUM_DEPTH: usize = 10;
 
 /// An L2 book: price level -> quantity per side.
+///
+/// Each level keeps its checksum text (price digits then quantity digits),
+/// rendered once when the level is set: an update changes a few levels but
+/// the checksum reads twenty, so rendering at `set` makes the checksum a
+/// copy and one CRC pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderBook {
-    bids: BTreeMap<i64, Level>,
-    asks: BTreeMap<i64, Level>,
+    bids: BTreeMap<i64, BookLevel>,
+    asks: BTreeMap<i64, BookLevel>,
     price_decimals: u32,
     size_decimals: u32,
     /// `10^price_decimals`, the tick scale of the level keys.
     price_scale: f64,
+    /// `10^size_decimals`.
+    size_scale: f64,
+}
+
+/// Longest checksum text of one level: two u64s of up to 20 digits.
+const LEVEL_TEXT: usize = 40;
+
+/// A level and its checksum text.
+#[derive(Debug, Clone, PartialEq)]
+struct BookLevel {
+    level: Level,
+    text: [u8; LEVEL_TEXT],
+    text_len: u8,
+}
+
+impl BookLevel {
+    fn new(level: Level, price_scale: f64, size_scale: f64) -> Self {
+        let mut text = [0u8; LEVEL_TEXT];
+        let mut len = write_checksum_number(&mut text, level.price, price_scale);
+        len += write_checksum_number(&mut text[len..], level.quantity, size_scale);
+        Self {
+            level,
+            text,
+            text_len: len as u8,
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.text_len)]
+    }
 }
 
 /// Which side of the book a level is on.
@@ -40,6 +75,7 @@ impl OrderBook {
             price_decimals,
             size_decimals,
             price_scale: 10f64.powi(price_decimals as i32),
+            size_scale: 10f64.powi(size_decimals as i32),
         }
     }
 
@@ -77,7 +113,9 @@ impl OrderBook {
             BookSide::Ask => &mut self.asks,
         };
         if quantity > 0.0 {
-            levels.insert(key, Level { price, quantity });
+            let level =
+                BookLevel::new(Level { price, quantity }, self.price_scale, self.size_scale);
+            levels.insert(key, level);
         } else {
             levels.remove(&key);
         }
@@ -95,12 +133,12 @@ impl OrderBook {
 
     /// Bids, best (highest) first.
     pub fn bids(&self) -> impl Iterator<Item = &Level> {
-        self.bids.values().rev()
+        self.bids.values().rev().map(|l| &l.level)
     }
 
     /// Asks, best (lowest) first.
     pub fn asks(&self) -> impl Iterator<Item = &Level> {
-        self.asks.values()
+        self.asks.values().map(|l| &l.level)
     }
 
     /// Number of levels on a side.
@@ -121,13 +159,19 @@ impl OrderBook {
     }
 
     /// The checksum of PROTOCOL.md section 8 over the current book.
+    ///
+    /// hot path (every book update): copies the levels' cached texts into
+    /// one stack buffer and hashes it once.
     pub fn checksum(&self) -> u32 {
-        checksum(
-            self.asks().take(CHECKSUM_DEPTH),
-            self.bids().take(CHECKSUM_DEPTH),
-            self.price_decimals,
-            self.size_decimals,
-        )
+        let mut text = [0u8; 2 * CHECKSUM_DEPTH * LEVEL_TEXT];
+        let mut len = 0;
+        let top = self.asks.values().take(CHECKSUM_DEPTH);
+        for level in top.chain(self.bids.values().rev().take(CHECKSUM_DEPTH)) {
+            let t = level.text();
+            text[len..len + t.len()].copy_from_slice(t);
+            len += t.len();
+        }
+        crc32fast::hash(&text[..len])
     }
 
     /// The whole book as a snapshot payload (with its checksum).
@@ -142,15 +186,20 @@ impl OrderBook {
     }
 }
 
-/// Appends `value` as fixed-point text with `decimals`, without
-/// the decimal point and without leading zeros: that text is exactly the
-/// decimal digits of the integer `round(value * 10^decimals)` (nothing for
-/// zero), so it is produced without formatting or allocating.
-fn push_checksum_number(text: &mut Vec<u8>, value: f64, scale: f64) {
+/// Writes `value` as fixed-point text with `decimals` (`scale` is
+/// `10^decimals`), without the decimal point and without leading zeros, at
+/// the start of `out`; returns its length. That text is exactly the decimal
+/// digits of the integer `round(value * 10^decimals)` (nothing for zero), so
+/// it is produced without formatting or allocating.
+fn write_checksum_number(out: &mut [u8], value: f64, scale: f64) -> usize {
     let n = (value * scale).round().abs() as u64;
-    if n > 0 {
-        text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    if n == 0 {
+        return 0;
     }
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n).as_bytes();
+    out[..digits.len()].copy_from_slice(digits);
+    digits.len()
 }
 
 /// CRC32 (IEEE) over the top asks (ascending) then the top bids
@@ -165,10 +214,12 @@ pub fn checksum<'a>(
     let price_scale = 10f64.powi(price_decimals as i32);
     let size_scale = 10f64.powi(size_decimals as i32);
     // One buffer hashed once: crc32fast's fast path needs long inputs.
-    let mut text = Vec::with_capacity(2 * CHECKSUM_DEPTH * 2 * 20);
+    let mut text = Vec::with_capacity(2 * CHECKSUM_DEPTH * LEVEL_TEXT);
+    let mut level_text = [0u8; LEVEL_TEXT];
     for level in asks.chain(bids) {
-        push_checksum_number(&mut text, level.price, price_scale);
-        push_checksum_number(&mut text, level.quantity, size_scale);
+        let mut len = write_checksum_number(&mut level_text, level.price, price_scale);
+        len += write_checksum_number(&mut level_text[len..], level.quantity, size_scale);
+        text.extend_from_slice(&level_text[..len]);
     }
     crc32fast::hash(&text)
 }
@@ -216,6 +267,36 @@ mod tests {
                 "pd {pd} sd {sd} {asks:?} {bids:?}"
             );
         }
+    }
+
+    #[test]
+    fn cached_level_texts_give_the_reference_checksum_as_the_book_changes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let (pd, sd) = (2, 4);
+        let mut book = OrderBook::new(pd, sd);
+        for _ in 0..3_000 {
+            let side = if rng.random::<bool>() {
+                BookSide::Bid
+            } else {
+                BookSide::Ask
+            };
+            let price = (rng.random_range(9_000..11_000) as f64) / 100.0;
+            let quantity = if rng.random_range(0..4) == 0 {
+                0.0
+            } else {
+                (rng.random_range(1..500_000) as f64) / 10_000.0
+            };
+            book.set(side, price, quantity);
+            let reference = checksum(
+                book.asks().take(CHECKSUM_DEPTH),
+                book.bids().take(CHECKSUM_DEPTH),
+                pd,
+                sd,
+            );
+            assert_eq!(book.checksum(), reference);
+        }
+        assert!(book.depth(BookSide::Bid) > CHECKSUM_DEPTH);
     }
 
     fn lv(price: f64, quantity: f64) -> Level {

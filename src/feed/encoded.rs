@@ -1,6 +1,6 @@
 //! One published message, encoded once and shared by every connection.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use prost::Message;
@@ -50,9 +50,69 @@ impl Encoded {
         }
     }
 
+    /// An event for the ring built in `spare`'s allocation when nobody else
+    /// holds it (the event its channel just evicted), else a new one: at a
+    /// full ring, publishing then allocates nothing. `proto` comes from
+    /// `codec::encode_event_proto`, ideally written into `spare`'s buffer
+    /// (see [`Encoded::spare_buffer`]).
+    pub fn reuse_or_new(
+        spare: Option<Arc<Encoded>>,
+        proto: ProtoEncoding,
+        seq: u64,
+        publish_time_ns: i64,
+        cum_bytes: u64,
+        gzip_threshold: usize,
+        metrics: &Metrics,
+    ) -> Arc<Self> {
+        if proto.gzipped() {
+            inc(&metrics.gzip_compressed);
+        }
+        let fresh = Self {
+            seq,
+            publish_time_ns,
+            cum_bytes,
+            proto,
+            json_frame: OnceLock::new(),
+            gzip_threshold,
+        };
+        match spare {
+            Some(mut old) => match Arc::get_mut(&mut old) {
+                Some(slot) => {
+                    *slot = fresh;
+                    old
+                }
+                None => Arc::new(fresh),
+            },
+            None => Arc::new(fresh),
+        }
+    }
+
+    /// Takes the proto frame's buffer out of an event nobody else holds, for
+    /// the next event to be written into; empty when shared or gzipped.
+    pub fn spare_buffer(event: &mut Arc<Encoded>) -> Vec<u8> {
+        let Some(e) = Arc::get_mut(event) else {
+            return Vec::new();
+        };
+        if e.proto.gzipped() {
+            return Vec::new();
+        }
+        std::mem::take(&mut e.proto.frame)
+            .try_into_mut()
+            .map(|mut spare| {
+                spare.clear(); // nothing to move when it becomes a Vec
+                Vec::from(spare)
+            })
+            .unwrap_or_default()
+    }
+
     /// Bytes of the proto frame.
     pub fn frame_len(&self) -> usize {
         self.proto.frame.len()
+    }
+
+    /// Where the proto frame's bytes start (for cache prefetching).
+    pub fn frame_ptr(&self) -> *const u8 {
+        self.proto.frame.as_ptr()
     }
 
     /// The plain protobuf encoding of the message (never gzipped).

@@ -16,7 +16,8 @@ use super::encoded::Encoded;
 use super::registry::Registry;
 use crate::analytics::tap::{Tap, TapTrade};
 use crate::metrics::{Metrics, inc};
-use crate::protocol::pb::{Event, ServerMessage, event::Payload, server_message};
+use crate::protocol::codec::encode_event_proto;
+use crate::protocol::pb::event::Payload;
 use crate::protocol::{ChannelError, ChannelKind, now_ns};
 
 /// Why an event was not published.
@@ -177,10 +178,31 @@ impl Hub {
                 }
             }
             let seq = state.seq + 1;
-            let mut encoded = self.encode_event(channel, seq, source_time_ns, payload);
-            state.cum_bytes += encoded.frame_len() as u64;
-            encoded.cum_bytes = state.cum_bytes;
-            let encoded = Arc::new(encoded);
+            let publish_time_ns = now_ns();
+            let mut spare = channel.log.take_evicted();
+            let buffer = spare
+                .as_mut()
+                .map(Encoded::spare_buffer)
+                .unwrap_or_default();
+            let proto = encode_event_proto(
+                &channel.name,
+                seq,
+                source_time_ns,
+                publish_time_ns,
+                &payload,
+                self.gzip_threshold,
+                buffer,
+            );
+            state.cum_bytes += proto.frame.len() as u64;
+            let encoded = Encoded::reuse_or_new(
+                spare,
+                proto,
+                seq,
+                publish_time_ns,
+                state.cum_bytes,
+                self.gzip_threshold,
+                &self.metrics,
+            );
             state.seq = seq;
             state.source_time_ns = source_time_ns;
             state.cached_snapshot = None;
@@ -201,22 +223,24 @@ impl Hub {
         channel: &Channel,
         seq: u64,
         source_time_ns: i64,
-        payload: Payload,
-    ) -> Encoded {
+        payload: &Payload,
+    ) -> Arc<Encoded> {
         let publish_time_ns = now_ns();
-        let msg = ServerMessage {
-            kind: Some(server_message::Kind::Event(Event {
-                channel: channel.name.to_string(),
-                seq,
-                source_time_ns,
-                publish_time_ns,
-                payload: Some(payload),
-            })),
-        };
-        Encoded::new(
-            &msg,
+        let proto = encode_event_proto(
+            &channel.name,
+            seq,
+            source_time_ns,
+            publish_time_ns,
+            payload,
+            self.gzip_threshold,
+            Vec::new(),
+        );
+        Encoded::reuse_or_new(
+            None,
+            proto,
             seq,
             publish_time_ns,
+            0,
             self.gzip_threshold,
             &self.metrics,
         )
@@ -236,8 +260,7 @@ impl Hub {
                     Some(cached.clone())
                 } else {
                     let snapshot = Payload::BookSnapshot(book.to_snapshot());
-                    let encoded =
-                        Arc::new(self.encode_event(channel, seq, state.source_time_ns, snapshot));
+                    let encoded = self.encode_event(channel, seq, state.source_time_ns, &snapshot);
                     state.cached_snapshot = Some(encoded.clone());
                     Some(encoded)
                 }
@@ -251,7 +274,9 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::feed::log::LogLimits;
-    use crate::protocol::pb::{BookSnapshot, BookUpdate, Level, Ticker, Trade};
+    use crate::protocol::pb::{
+        BookSnapshot, BookUpdate, Event, Level, Ticker, Trade, server_message,
+    };
 
     fn hub() -> Hub {
         let registry = Arc::new(Registry::new(LogLimits {
@@ -279,6 +304,58 @@ mod tests {
         assert_eq!(hub.publish(&b, 0, trade()).unwrap(), 1);
         assert_eq!(a.seq(), 2);
         assert!(hub.position(&a).snapshot.is_none(), "trades have no state");
+    }
+
+    #[test]
+    fn a_full_ring_reuses_evicted_events_but_never_one_still_held() {
+        use crate::feed::log::ReadOutcome;
+        use crate::protocol::Format;
+        let hub = hub(); // 100 events of history
+        let ch = hub.channel("trade.sim.A-B").unwrap();
+        let trade = |id: u64| {
+            Payload::Trade(Trade {
+                price: id as f64,
+                trade_id: id.to_string(),
+                ..Default::default()
+            })
+        };
+        let read = |seq: u64| {
+            let mut out = Vec::new();
+            assert_eq!(ch.log.read_from(seq, 1, &mut out), ReadOutcome::Read(1));
+            out.pop().unwrap()
+        };
+        for id in 1..=100 {
+            hub.publish(&ch, 0, trade(id)).unwrap();
+        }
+        // a reader holds event 1 (the Arc) and event 2's frame bytes
+        let held_event = read(1);
+        let held_frame = read(2).frame(Format::Proto, hub.metrics()).clone();
+        let (event_before, frame_before) = (event_of(&held_event), held_frame.to_vec());
+        let unheld = Arc::as_ptr(&read(3));
+        for id in 101..=103 {
+            hub.publish(&ch, 0, trade(id)).unwrap();
+        }
+        assert_eq!(
+            event_of(&held_event),
+            event_before,
+            "a held event is never rewritten"
+        );
+        assert_eq!(
+            held_frame.to_vec(),
+            frame_before,
+            "held frame bytes are never rewritten"
+        );
+        assert_eq!(
+            Arc::as_ptr(&read(103)),
+            unheld,
+            "event 3's allocation now holds 103"
+        );
+        for seq in 101..=103 {
+            let ev = event_of(&read(seq));
+            assert_eq!((ev.seq, ev.channel.as_str()), (seq, "trade.sim.A-B"));
+            assert_eq!(ev.payload, Some(trade(seq)));
+        }
+        assert_eq!(ch.log.first_seq(), 4);
     }
 
     #[test]

@@ -27,6 +27,20 @@ use std::sync::{Arc, RwLock};
 
 use super::encoded::Encoded;
 
+/// Hints the CPU to load the cache line at `p`; does nothing off x86-64.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the
+    // address, and SSE (which provides it) is part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Bounds of a channel's history window.
 #[derive(Debug, Clone, Copy)]
 pub struct LogLimits {
@@ -108,9 +122,33 @@ impl ChannelLog {
                     entries.pop_front();
                 }
             }
+            // The front events are evicted by the next pushes. At high
+            // rates the ring is far larger than the caches, so they are
+            // cold: start loading the next two now, not when evicting.
+            if entries.len() >= self.limits.max_messages.saturating_sub(1) {
+                if let Some(next) = entries.front() {
+                    prefetch(next.frame_ptr());
+                }
+                if let Some(after) = entries.get(1) {
+                    prefetch(Arc::as_ptr(after).cast());
+                }
+            }
             entries.push_back(event);
         }
         self.last_seq.store(seq, Ordering::Release);
+    }
+
+    /// Removes and returns the oldest event when the ring is full, so that
+    /// the caller can build the next event in its allocations (see
+    /// `Encoded::reuse_or_new`) before [`ChannelLog::push`]. The caller is
+    /// the channel's only writer.
+    pub fn take_evicted(&self) -> Option<Arc<Encoded>> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.limits.max_messages {
+            entries.pop_front()
+        } else {
+            None
+        }
     }
 
     /// Proto frame bytes of the events from `next_seq` to the newest, or

@@ -14,6 +14,7 @@ use prost::Message;
 use thiserror::Error;
 
 use super::frame::{OP_BINARY, OP_TEXT, frame, header_len, put_header};
+use super::pb::event::Payload;
 use super::pb::{ClientMessage, ServerMessage};
 
 /// The two wire formats of PROTOCOL.md section 3.
@@ -137,9 +138,86 @@ fn payload_of_plain_frame(frame: &[u8]) -> &[u8] {
 ///
 /// hot path: one allocation when not gzipped (header and payload share it).
 pub fn encode_proto(msg: &ServerMessage, gzip_threshold: usize) -> ProtoEncoding {
-    let len = msg.encoded_len();
+    encode_framed(msg.encoded_len(), gzip_threshold, Vec::new(), |buf| {
+        msg.encode(buf)
+            .expect("invariant: buffer was sized by encoded_len");
+    })
+}
+
+/// Encodes `ServerMessage { event: Event { channel, seq, source_time_ns,
+/// publish_time_ns, payload } }` once for every proto client, byte for byte
+/// what prost would produce, without building the `Event` (so without
+/// copying the channel name into a `String` per event). The frame is
+/// written into `spare` (an evicted event's buffer) when it is large enough.
+///
+/// hot path: once per published event.
+pub fn encode_event_proto(
+    channel: &str,
+    seq: u64,
+    source_time_ns: i64,
+    publish_time_ns: i64,
+    payload: &Payload,
+    gzip_threshold: usize,
+    spare: Vec<u8>,
+) -> ProtoEncoding {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    let varint_field = |tag: u32, v: u64| {
+        if v == 0 {
+            0
+        } else {
+            key_len(tag) + encoded_len_varint(v)
+        }
+    };
+    let channel_len = if channel.is_empty() {
+        0
+    } else {
+        key_len(1) + encoded_len_varint(channel.len() as u64) + channel.len()
+    };
+    let event_len = channel_len
+        + varint_field(2, seq)
+        + varint_field(3, source_time_ns as u64)
+        + varint_field(4, publish_time_ns as u64)
+        + payload.encoded_len();
+    let len = key_len(4) + encoded_len_varint(event_len as u64) + event_len;
+    encode_framed(len, gzip_threshold, spare, |buf| {
+        encode_key(4, WireType::LengthDelimited, buf);
+        encode_varint(event_len as u64, buf);
+        if !channel.is_empty() {
+            encode_key(1, WireType::LengthDelimited, buf);
+            encode_varint(channel.len() as u64, buf);
+            buf.put_slice(channel.as_bytes());
+        }
+        for (tag, v) in [
+            (2, seq),
+            (3, source_time_ns as u64),
+            (4, publish_time_ns as u64),
+        ] {
+            if v != 0 {
+                encode_key(tag, WireType::Varint, buf);
+                encode_varint(v, buf);
+            }
+        }
+        payload.encode(buf);
+    })
+}
+
+/// Frames a protobuf body of `len` bytes written by `write`: header and
+/// body in one buffer (`spare`'s allocation when it can hold them), or the
+/// gzip of the body when over the threshold.
+///
+/// The buffer ends up exactly as long as its capacity, so `Bytes` takes it
+/// over without allocating a shared header (mimalloc grows and shrinks a
+/// block within its size class in place).
+fn encode_framed(
+    len: usize,
+    gzip_threshold: usize,
+    spare: Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> ProtoEncoding {
     if over_threshold(len, gzip_threshold) {
-        let payload = Bytes::from(msg.encode_to_vec());
+        let mut plain = Vec::with_capacity(len);
+        write(&mut plain);
+        let payload = Bytes::from(plain);
         let frame = frame(OP_BINARY, &gzip(&payload));
         return ProtoEncoding {
             frame,
@@ -147,12 +225,15 @@ pub fn encode_proto(msg: &ServerMessage, gzip_threshold: usize) -> ProtoEncoding
         };
     }
     let header = header_len(len);
-    let mut buf = BytesMut::with_capacity(header + len);
+    let mut buf = spare;
+    buf.clear();
+    buf.reserve_exact(header + len);
     put_header(&mut buf, OP_BINARY, len);
-    msg.encode(&mut buf)
-        .expect("invariant: buffer was sized by encoded_len");
+    write(&mut buf);
+    debug_assert_eq!(buf.len(), header + len, "encoded length mismatch");
+    buf.shrink_to_fit();
     ProtoEncoding {
-        frame: buf.freeze(),
+        frame: Bytes::from(buf),
         gzipped_from: None,
     }
 }
@@ -284,6 +365,52 @@ mod tests {
         assert_eq!(gunzip(body), enc.payload().to_vec());
         // threshold 0 disables compression
         assert!(!encode_proto(&msg, 0).gzipped());
+    }
+
+    #[test]
+    fn event_encoding_without_the_struct_equals_prost() {
+        let trade = event::Payload::Trade(pb::Trade {
+            price: 1.5,
+            quantity: 2.0,
+            side: 1,
+            trade_id: "9".into(),
+        });
+        let cases = [
+            ("book.sim.BTC-USDT", 7, 1, 2, book_event(3)),
+            ("trade.sim.A-B", 0, 0, 0, book_event(0)),
+            ("", 1, -5, i64::MAX, book_event(60)),
+        ];
+        for (channel, seq, src, publ, template) in cases {
+            let Some(server_message::Kind::Event(ev)) = template.kind else {
+                unreachable!()
+            };
+            for payload in [ev.payload.clone().unwrap(), trade.clone()] {
+                let msg = ServerMessage {
+                    kind: Some(server_message::Kind::Event(Event {
+                        channel: channel.into(),
+                        seq,
+                        source_time_ns: src,
+                        publish_time_ns: publ,
+                        payload: Some(payload.clone()),
+                    })),
+                };
+                for threshold in [0, 64, 1024] {
+                    let spare = b"an old frame, longer than some".to_vec();
+                    let ours =
+                        encode_event_proto(channel, seq, src, publ, &payload, threshold, spare);
+                    let theirs = encode_proto(&msg, threshold);
+                    assert_eq!(
+                        ours.payload(),
+                        theirs.payload(),
+                        "{channel} {seq} {threshold}"
+                    );
+                    assert_eq!(ours.gzipped(), theirs.gzipped());
+                    if !ours.gzipped() {
+                        assert_eq!(ours.frame, theirs.frame);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn header_len(payload_len: usize) -> usize {
 }
 
 /// Appends the header of a final, unmasked frame to `buf`.
-pub fn put_header(buf: &mut BytesMut, opcode: u8, payload_len: usize) {
+pub fn put_header(buf: &mut impl BufMut, opcode: u8, payload_len: usize) {
     buf.put_u8(0x80 | opcode);
     match payload_len {
         0..=125 => buf.put_u8(payload_len as u8),
