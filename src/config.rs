@@ -32,6 +32,14 @@ pub enum SimRate {
     Max,
 }
 
+fn parse_sim_tick(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(1) {
+        return Err(format!("sim tick must be between 1ms and 1s, got {s}"));
+    }
+    Ok(d)
+}
+
 fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
     if s == "max" {
         return Ok(SimRate::Max);
@@ -220,6 +228,13 @@ pub struct Config {
     /// Simulator events per second in total, or `max`.
     #[arg(long, env = "TICKWIRE_SIM_RATE", default_value = "1000", value_parser = parse_sim_rate)]
     pub sim_rate: SimRate,
+
+    /// How often the simulator publishes what its rate accrued since the
+    /// last tick (1ms to 1s). Short ticks spread events out (lower latency
+    /// when few clients listen); long ticks batch them (fewer writes per
+    /// client when many listen).
+    #[arg(long, env = "TICKWIRE_SIM_TICK", default_value = "10ms", value_parser = parse_sim_tick)]
+    pub sim_tick: Duration,
 
     /// Simulator instruments (`BASE-QUOTE`, comma separated); default 12 majors.
     #[arg(long, env = "TICKWIRE_SIM_INSTRUMENTS", value_delimiter = ',')]
@@ -504,6 +519,9 @@ mod tests {
         .into_config();
         assert_eq!(c.sim_rate, SimRate::Max);
         assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(a.sim_tick, Duration::from_millis(10));
+        let d = Cli::load(args(&["tickwire", "--sim-tick", "1ms"])).unwrap();
+        assert_eq!(d.into_config().sim_tick, Duration::from_millis(1));
     }
 
     #[test]
@@ -511,6 +529,8 @@ mod tests {
         let err = Cli::load(args(&["tickwire", "--sim-rate", "fast"])).unwrap_err();
         assert!(err.to_string().contains("not a rate"), "{err}");
         assert!(Cli::load(args(&["tickwire", "--listen", "nowhere"])).is_err());
+        let err = Cli::load(args(&["tickwire", "--sim-tick", "100us"])).unwrap_err();
+        assert!(err.to_string().contains("between 1ms and 1s"), "{err}");
     }
 
     #[test]

@@ -367,6 +367,7 @@ pub fn start(
                     hub.clone(),
                     &SimConfig {
                         rate: config.sim_rate,
+                        tick: config.sim_tick,
                         instruments: config.sim_instruments.clone(),
                         seed: config.sim_seed,
                         depth: config.book_depth,

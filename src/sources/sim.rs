@@ -45,12 +45,13 @@ pub const DEFAULT_INSTRUMENTS: &[(&str, f64, u32, u32)] = &[
 ];
 
 const CANDLE_INTERVAL_NS: i64 = 60_000_000_000;
-const TICK: Duration = Duration::from_millis(10);
 
 /// Settings of the simulator.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub rate: SimRate,
+    /// Publishing period at a fixed rate (`--sim-tick`).
+    pub tick: Duration,
     /// Instrument names; empty means [`DEFAULT_INSTRUMENTS`].
     pub instruments: Vec<String>,
     pub seed: Option<u64>,
@@ -471,6 +472,7 @@ pub struct Simulator {
     instruments: Vec<Instrument>,
     rng: SmallRng,
     rate: SimRate,
+    tick: Duration,
     payload_bytes: Option<usize>,
     candles: bool,
 }
@@ -515,6 +517,7 @@ impl Simulator {
             instruments,
             rng,
             rate: config.rate,
+            tick: config.tick,
             payload_bytes: config.payload_bytes,
             candles: config.candles,
         };
@@ -601,7 +604,7 @@ impl Simulator {
                 tokio::task::yield_now().await;
             },
             SimRate::PerSecond(rate) => {
-                let mut ticker = tokio::time::interval(TICK);
+                let mut ticker = tokio::time::interval(self.tick);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let mut last = Instant::now();
                 let mut budget = 0.0;
@@ -654,6 +657,7 @@ mod tests {
             hub,
             &SimConfig {
                 rate: SimRate::Max,
+                tick: Duration::from_millis(10),
                 instruments: vec![],
                 seed: Some(seed),
                 depth: 50,
