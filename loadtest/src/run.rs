@@ -179,6 +179,9 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
     } else {
         None
     };
+    // events/s is counted between the two /stats answers: a saturated
+    // server may answer the second one seconds after the window ends
+    let published0_at = Instant::now();
     let cpu0 = pid.map(procstat::cpu_secs).unwrap_or(0.0);
     let rss_start_kib = pid.map(procstat::rss_kib).unwrap_or(0);
     let d0 = shared.deliveries.load(Relaxed);
@@ -226,6 +229,7 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
     } else {
         None
     };
+    let published_span_s = published0_at.elapsed().as_secs_f64();
     // let clients flush what they counted inside the window
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deliveries = shared.deliveries.load(Relaxed) - d0;
@@ -259,7 +263,7 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
         rss_max_kib,
         server_cpu_s: cpu1 - cpu0,
         events_published_per_s: match (published0, published1) {
-            (Some(a), Some(b)) => Some((b - a) as f64 / window_s),
+            (Some(a), Some(b)) => Some((b - a) as f64 / published_span_s),
             _ => None,
         },
     }
