@@ -204,7 +204,9 @@ fn write_checksum_number(out: &mut [u8], value: f64, scale: f64) -> usize {
 
 /// CRC32 (IEEE) over the top asks (ascending) then the top bids
 /// (descending): each level's price then quantity as fixed-point text with
-/// the book's decimals, decimal point and leading zeros dropped.
+/// the book's decimals, decimal point and leading zeros dropped. The
+/// reference for levels given as iterators; `OrderBook::checksum` computes
+/// the same from the texts its levels cache.
 pub fn checksum<'a>(
     asks: impl Iterator<Item = &'a Level>,
     bids: impl Iterator<Item = &'a Level>,
@@ -215,11 +217,8 @@ pub fn checksum<'a>(
     let size_scale = 10f64.powi(size_decimals as i32);
     // One buffer hashed once: crc32fast's fast path needs long inputs.
     let mut text = Vec::with_capacity(2 * CHECKSUM_DEPTH * LEVEL_TEXT);
-    let mut level_text = [0u8; LEVEL_TEXT];
     for level in asks.chain(bids) {
-        let mut len = write_checksum_number(&mut level_text, level.price, price_scale);
-        len += write_checksum_number(&mut level_text[len..], level.quantity, size_scale);
-        text.extend_from_slice(&level_text[..len]);
+        text.extend_from_slice(BookLevel::new(*level, price_scale, size_scale).text());
     }
     crc32fast::hash(&text)
 }

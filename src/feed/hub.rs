@@ -178,31 +178,17 @@ impl Hub {
                 }
             }
             let seq = state.seq + 1;
-            let publish_time_ns = now_ns();
-            let mut spare = channel.log.take_evicted();
-            let buffer = spare
-                .as_mut()
-                .map(Encoded::spare_buffer)
-                .unwrap_or_default();
-            let proto = encode_event_proto(
-                &channel.name,
+            // at a full ring the evicted event becomes the new one
+            let spare = channel.log.take_evicted();
+            let encoded = self.encode_event(
+                channel,
                 seq,
                 source_time_ns,
-                publish_time_ns,
                 &payload,
-                self.gzip_threshold,
-                buffer,
-            );
-            state.cum_bytes += proto.frame.len() as u64;
-            let encoded = Encoded::reuse_or_new(
                 spare,
-                proto,
-                seq,
-                publish_time_ns,
                 state.cum_bytes,
-                self.gzip_threshold,
-                &self.metrics,
             );
+            state.cum_bytes = encoded.cum_bytes;
             state.seq = seq;
             state.source_time_ns = source_time_ns;
             state.cached_snapshot = None;
@@ -217,15 +203,24 @@ impl Hub {
         Ok(seq)
     }
 
-    /// Encodes one `event` of `channel`, stamped with the publish time now.
+    /// Encodes one `event` of `channel`, stamped with the publish time now,
+    /// in `spare`'s allocations when nobody else holds them (see
+    /// `Encoded::reuse_or_new`). `cum_bytes_before` is the channel's frame
+    /// bytes before this event (0 for a snapshot, which no ring holds).
     fn encode_event(
         &self,
         channel: &Channel,
         seq: u64,
         source_time_ns: i64,
         payload: &Payload,
+        mut spare: Option<Arc<Encoded>>,
+        cum_bytes_before: u64,
     ) -> Arc<Encoded> {
         let publish_time_ns = now_ns();
+        let buffer = spare
+            .as_mut()
+            .map(Encoded::spare_buffer)
+            .unwrap_or_default();
         let proto = encode_event_proto(
             &channel.name,
             seq,
@@ -233,14 +228,15 @@ impl Hub {
             publish_time_ns,
             payload,
             self.gzip_threshold,
-            Vec::new(),
+            buffer,
         );
+        let cum_bytes = cum_bytes_before + proto.frame.len() as u64;
         Encoded::reuse_or_new(
-            None,
+            spare,
             proto,
             seq,
             publish_time_ns,
-            0,
+            cum_bytes,
             self.gzip_threshold,
             &self.metrics,
         )
@@ -260,7 +256,8 @@ impl Hub {
                     Some(cached.clone())
                 } else {
                     let snapshot = Payload::BookSnapshot(book.to_snapshot());
-                    let encoded = self.encode_event(channel, seq, state.source_time_ns, &snapshot);
+                    let encoded =
+                        self.encode_event(channel, seq, state.source_time_ns, &snapshot, None, 0);
                     state.cached_snapshot = Some(encoded.clone());
                     Some(encoded)
                 }
