@@ -65,8 +65,11 @@ mod tests {
             "broadcast-10k",
             "idle-10k",
             "ingest",
+            "ingest-idle-10k",
+            "ingest-10k",
             "json-mix",
             "connect-storm",
+            "target-10k-analytics",
         ] {
             super::load(&path, name).unwrap_or_else(|e| panic!("{e}"));
         }
