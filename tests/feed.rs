@@ -141,7 +141,7 @@ async fn json_mode_is_the_canonical_mapping_of_the_same_events() {
 }
 
 /// Independent client-side book: sorted levels and the checksum of
-/// PROTOCOL.md section 8 written from the spec, not from the server's code.
+/// docs/protocol.md section 8 written from the spec, not from the server's code.
 #[derive(Default)]
 struct ClientBook {
     bids: BTreeMap<i64, (f64, f64)>,

@@ -1,4 +1,4 @@
-//! Connection, origin and request-rate limits, answered as PROTOCOL.md and
+//! Connection, origin and request-rate limits, answered as docs/protocol.md and
 //! the README say, with the connection kept where the protocol says so.
 
 mod support;

@@ -3,7 +3,7 @@
 // One ES module for browsers and Node 20+ (pass a WebSocket implementation
 // such as `ws` there). Speaks the JSON mode of the tickwire.v1 protocol
 // (subprotocol `tickwire.v1.json`), or the proto mode when the caller passes a
-// decoder/encoder. See README.md beside this file and PROTOCOL.md.
+// decoder/encoder. See README.md beside this file and docs/protocol.md.
 
 /** Connection states, in the order a connection normally goes through them. */
 export const State = Object.freeze({
@@ -14,7 +14,7 @@ export const State = Object.freeze({
   CLOSED: "closed",
 });
 
-/** Close codes of PROTOCOL.md section 5. */
+/** Close codes of docs/protocol.md section 6. */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
@@ -82,7 +82,7 @@ export async function gunzip(bytes) {
 }
 
 // ---------------------------------------------------------------------------
-// Order book with the Kraken-style checksum of PROTOCOL.md section 8
+// Order book with the Kraken-style checksum of docs/protocol.md section 8
 // ---------------------------------------------------------------------------
 
 let crcTable;

@@ -1,4 +1,4 @@
-//! An L2 order book and its checksum (PROTOCOL.md section 8, as Kraken's).
+//! An L2 order book and its checksum (docs/protocol.md section 8, as Kraken's).
 //!
 //! Levels are keyed by price in integer ticks (`price * 10^price_decimals`,
 //! rounded) so that a float price always finds its level again. The hub keeps
@@ -158,7 +158,7 @@ impl OrderBook {
         }
     }
 
-    /// The checksum of PROTOCOL.md section 8 over the current book.
+    /// The checksum of docs/protocol.md section 8 over the current book.
     ///
     /// hot path (every book update): copies the levels' cached texts into
     /// one stack buffer and hashes it once.

@@ -1,4 +1,4 @@
-//! WebSocket close codes of PROTOCOL.md section 5, in one place.
+//! WebSocket close codes of docs/protocol.md section 6, in one place.
 
 /// Normal close.
 pub const NORMAL: u16 = 1000;

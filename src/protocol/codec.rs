@@ -17,7 +17,7 @@ use super::frame::{OP_BINARY, OP_TEXT, frame, header_len, put_header};
 use super::pb::event::Payload;
 use super::pb::{ClientMessage, ServerMessage};
 
-/// The two wire formats of PROTOCOL.md section 3.
+/// The two wire formats of docs/protocol.md section 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Binary frames, one encoded `ServerMessage` each.

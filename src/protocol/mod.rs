@@ -1,4 +1,4 @@
-//! The wire contract of PROTOCOL.md: generated types, channel names and
+//! The wire contract of docs/protocol.md: generated types, channel names and
 //! patterns, frame building, codecs, close codes and error mapping.
 
 pub mod channel;
@@ -14,7 +14,7 @@ pub use codec::{CodecError, Format};
 /// Value of `Welcome.protocol`.
 pub const PROTOCOL_NAME: &str = "tickwire.v1";
 
-/// Largest inbound client message, in bytes (PROTOCOL.md section 3).
+/// Largest inbound client message, in bytes (docs/protocol.md section 3).
 pub const MAX_INBOUND_FRAME_BYTES: usize = 64 * 1024;
 
 /// Unix time in nanoseconds.

@@ -1,4 +1,4 @@
-//! JWT authentication (PROTOCOL.md section 6): off unless a secret (HS256)
+//! JWT authentication (docs/protocol.md section 7): off unless a secret (HS256)
 //! or a public key (RS256 / ES256, PEM) is configured. A token arrives in
 //! `Authorization: Bearer`, `?token=`, or an `auth` message; its `exp` is
 //! enforced while connected and its optional `channels` claim (patterns)

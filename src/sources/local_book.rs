@@ -6,7 +6,7 @@
 //! checksum is computed over the original strings. tickwire's channel
 //! carries the top `depth` levels: after each exchange update the connector
 //! publishes only the levels of that view that changed, so the hub's book
-//! (and its PROTOCOL.md checksum) always equals the exchange book's top.
+//! (and its docs/protocol.md checksum) always equals the exchange book's top.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
