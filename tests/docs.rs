@@ -172,3 +172,22 @@ fn readme_docs_and_sources_cite_no_document_outside_the_repository() {
         );
     }
 }
+
+#[test]
+fn protocol_md_checksum_example_is_what_the_server_computes() {
+    use tickwire::protocol::pb::Level;
+    let asks = [Level {
+        price: 100.5,
+        quantity: 1.25,
+    }];
+    let bids = [Level {
+        price: 100.25,
+        quantity: 0.5,
+    }];
+    let crc = tickwire::feed::book::checksum(asks.iter(), bids.iter(), 2, 3);
+    let doc = read("docs/protocol.md");
+    assert!(
+        doc.contains(&format!("whose CRC32 is {crc}")),
+        "docs/protocol.md section 8's example must state the server's checksum {crc}"
+    );
+}
