@@ -65,7 +65,10 @@ fn node(dir: &Path, file: &str) -> (bool, String) {
 
 #[test]
 fn js_client_installs_as_the_tickwire_package_and_the_readme_example_runs() {
-    if !Path::new(JS_DIR).join("node_modules/ws/package.json").exists() {
+    if !Path::new(JS_DIR)
+        .join("node_modules/ws/package.json")
+        .exists()
+    {
         npm(Path::new(JS_DIR), &["ci"]);
     }
     let server = Server::start(&[]);
@@ -87,7 +90,10 @@ fn js_client_installs_as_the_tickwire_package_and_the_readme_example_runs() {
     std::fs::write(project.join("app.mjs"), &example).expect("write app.mjs");
     let (ok, out) = node(&project, "app.mjs");
     assert!(ok, "the README's Node example failed:\n{out}");
-    assert!(out.contains("rttMs"), "the example prints the ping answer:\n{out}");
+    assert!(
+        out.contains("rttMs"),
+        "the example prints the ping answer:\n{out}"
+    );
 
     std::fs::write(
         project.join("require.cjs"),
@@ -97,16 +103,24 @@ fn js_client_installs_as_the_tickwire_package_and_the_readme_example_runs() {
     )
     .expect("write require.cjs");
     let (ok, out) = node(&project, "require.cjs");
-    assert!(ok && out.contains("required"), "require(\"tickwire\"):\n{out}");
+    assert!(
+        ok && out.contains("required"),
+        "require(\"tickwire\"):\n{out}"
+    );
 
     let pkg: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{JS_DIR}/package.json")).expect("package.json"),
     )
     .expect("json");
-    let types = pkg["exports"]["."]["types"].as_str().expect("types in exports");
+    let types = pkg["exports"]["."]["types"]
+        .as_str()
+        .expect("types in exports");
     let dts = std::fs::read_to_string(Path::new(JS_DIR).join(types)).expect("types file");
     for name in ["TickwireClient", "OrderBook"] {
-        assert!(dts.contains(&format!("class {name}")), "{types} declares {name}");
+        assert!(
+            dts.contains(&format!("class {name}")),
+            "{types} declares {name}"
+        );
     }
     let _ = std::fs::remove_dir_all(&project);
 }

@@ -8,6 +8,17 @@ use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use tickwire_proto::fields::{event, server_message};
+
+// Field numbers from the schema (tickwire-proto generates them from the
+// .proto), as the u64 the varint reader yields.
+const MSG_SUBSCRIBED: u64 = server_message::SUBSCRIBED as u64;
+const MSG_EVENT: u64 = server_message::EVENT as u64;
+const MSG_LAGGED: u64 = server_message::LAGGED as u64;
+const EVENT_CHANNEL: u64 = event::CHANNEL as u64;
+const EVENT_SEQ: u64 = event::SEQ as u64;
+const EVENT_PUBLISH_TIME_NS: u64 = event::PUBLISH_TIME_NS as u64;
+
 /// What one received frame means to the load test.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seen<'a> {
@@ -65,9 +76,9 @@ pub fn decode_proto(buf: &[u8]) -> Option<Seen<'_>> {
         let (num, wt) = (key >> 3, key & 7);
         let body = field(buf, &mut pos, wt)?;
         match (num, body) {
-            (4, Some(event)) => seen = decode_event(event)?,
-            (2, Some(_)) => seen = Seen::Subscribed,
-            (7, Some(_)) => seen = Seen::Lagged,
+            (MSG_EVENT, Some(event)) => seen = decode_event(event)?,
+            (MSG_SUBSCRIBED, Some(_)) => seen = Seen::Subscribed,
+            (MSG_LAGGED, Some(_)) => seen = Seen::Lagged,
             _ => {}
         }
     }
@@ -81,11 +92,11 @@ fn decode_event(buf: &[u8]) -> Option<Seen<'_>> {
         let key = varint(buf, &mut pos)?;
         let (num, wt) = (key >> 3, key & 7);
         match (num, wt) {
-            (2, 0) => seq = varint(buf, &mut pos)?,
-            (4, 0) => publish_time_ns = varint(buf, &mut pos)? as i64,
+            (EVENT_SEQ, 0) => seq = varint(buf, &mut pos)?,
+            (EVENT_PUBLISH_TIME_NS, 0) => publish_time_ns = varint(buf, &mut pos)? as i64,
             _ => {
                 if let Some(body) = field(buf, &mut pos, wt)?
-                    && num == 1
+                    && num == EVENT_CHANNEL
                 {
                     channel = body;
                 }

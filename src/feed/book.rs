@@ -9,9 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::protocol::pb::{BookSnapshot, BookUpdate, Level};
-
-/// Levels per side that the checksum covers.
-pub const CHECKSUM_DEPTH: usize = 10;
+pub use tickwire_proto::checksum::{CHECKSUM_DEPTH, checksum};
+use tickwire_proto::checksum::{LEVEL_TEXT_MAX as LEVEL_TEXT, write_level};
 
 /// An L2 book: price level -> quantity per side.
 ///
@@ -31,9 +30,6 @@ pub struct OrderBook {
     size_scale: f64,
 }
 
-/// Longest checksum text of one level: two u64s of up to 20 digits.
-const LEVEL_TEXT: usize = 40;
-
 /// A level and its checksum text.
 #[derive(Debug, Clone, PartialEq)]
 struct BookLevel {
@@ -45,8 +41,7 @@ struct BookLevel {
 impl BookLevel {
     fn new(level: Level, price_scale: f64, size_scale: f64) -> Self {
         let mut text = [0u8; LEVEL_TEXT];
-        let mut len = write_checksum_number(&mut text, level.price, price_scale);
-        len += write_checksum_number(&mut text[len..], level.quantity, size_scale);
+        let len = write_level(&mut text, &level, price_scale, size_scale);
         Self {
             level,
             text,
@@ -184,43 +179,6 @@ impl OrderBook {
             size_decimals: self.size_decimals,
         }
     }
-}
-
-/// Writes `value` as fixed-point text with `decimals` (`scale` is
-/// `10^decimals`), without the decimal point and without leading zeros, at
-/// the start of `out`; returns its length. That text is exactly the decimal
-/// digits of the integer `round(value * 10^decimals)` (nothing for zero), so
-/// it is produced without formatting or allocating.
-fn write_checksum_number(out: &mut [u8], value: f64, scale: f64) -> usize {
-    let n = (value * scale).round().abs() as u64;
-    if n == 0 {
-        return 0;
-    }
-    let mut buf = itoa::Buffer::new();
-    let digits = buf.format(n).as_bytes();
-    out[..digits.len()].copy_from_slice(digits);
-    digits.len()
-}
-
-/// CRC32 (IEEE) over the top asks (ascending) then the top bids
-/// (descending): each level's price then quantity as fixed-point text with
-/// the book's decimals, decimal point and leading zeros dropped. The
-/// reference for levels given as iterators; `OrderBook::checksum` computes
-/// the same from the texts its levels cache.
-pub fn checksum<'a>(
-    asks: impl Iterator<Item = &'a Level>,
-    bids: impl Iterator<Item = &'a Level>,
-    price_decimals: u32,
-    size_decimals: u32,
-) -> u32 {
-    let price_scale = 10f64.powi(price_decimals as i32);
-    let size_scale = 10f64.powi(size_decimals as i32);
-    // One buffer hashed once: crc32fast's fast path needs long inputs.
-    let mut text = Vec::with_capacity(2 * CHECKSUM_DEPTH * LEVEL_TEXT);
-    for level in asks.chain(bids) {
-        text.extend_from_slice(BookLevel::new(*level, price_scale, size_scale).text());
-    }
-    crc32fast::hash(&text)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub use channel::{ChannelError, ChannelKind, Pattern, validate_channel};
 pub use codec::{CodecError, Format};
 
 /// Value of `Welcome.protocol`.
-pub const PROTOCOL_NAME: &str = "tickwire.v1";
+pub use tickwire_proto::PROTOCOL_NAME;
 
 /// Largest inbound client message, in bytes (docs/protocol.md section 3).
 pub const MAX_INBOUND_FRAME_BYTES: usize = 64 * 1024;

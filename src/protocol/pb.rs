@@ -1,6 +1,5 @@
-//! Generated protobuf types of `tickwire.v1` (prost) and their canonical
-//! proto3 JSON serde impls (pbjson). Never edited by hand: see `build.rs`.
-#![allow(clippy::all, missing_docs)]
+//! Generated protobuf types of `tickwire.v1` and their canonical proto3 JSON
+//! serde impls, from the `tickwire-proto` crate (one schema for the server,
+//! the load tester and the clients).
 
-include!(concat!(env!("OUT_DIR"), "/tickwire.v1.rs"));
-include!(concat!(env!("OUT_DIR"), "/tickwire.v1.serde.rs"));
+pub use tickwire_proto::pb::*;
