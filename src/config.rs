@@ -3,16 +3,24 @@
 //! Precedence: command-line flags, then `TICKWIRE_<FLAG>` environment
 //! variables, then the TOML file given by `--config`, then the defaults
 //! written on each field. The TOML file uses the flag names as keys
-//! (`sim-rate = 500` or `sim_rate = 500`); it is folded in by turning each
-//! key that neither the command line nor the environment set into a flag, so
-//! all three sources go through the same clap validation.
+//! (`sim-rate = 500` or `sim_rate = 500`); each value is checked by its
+//! flag's own value parser and becomes that flag's default in the clap
+//! command (see [`file`]), so clap's own precedence applies and a flag added
+//! here works from the file, the environment and the command line alike.
+//! Values that are fine alone but not together are refused by
+//! `Config::validate`, naming where each came from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use thiserror::Error;
+
+mod example;
+mod file;
+
+use file::FileDefaults;
 
 /// What happens to a client that falls too far behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,6 +114,40 @@ fn parse_interval_label(s: &str) -> Result<String, String> {
         .ok_or_else(|| format!("`{s}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
 }
 
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080): {e}")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
+}
+
+fn parse_instrument(s: &str) -> Result<String, String> {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
+    match s.split_once('-') {
+        Some((base, quote)) if ok(base) && ok(quote) => Ok(s.to_string()),
+        _ => Err(format!(
+            "`{s}` is not an instrument: use BASE-QUOTE, e.g. BTC-USDT"
+        )),
+    }
+}
+
+fn parse_book_depth(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("a book needs at least 1 level per side".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of levels")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 15s, 500ms)"))
 }
@@ -121,7 +163,9 @@ impl Config {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on (HTTP and WebSocket on the same port).
-    #[arg(long, env = "TICKWIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    /// A host name is resolved at startup (`localhost:8080`); the first IPv4
+    /// address it has is used, else the first IPv6 one.
+    #[arg(long, env = "TICKWIRE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// TOML file with defaults for any of these flags.
@@ -237,7 +281,7 @@ pub struct Config {
     pub sim_tick: Duration,
 
     /// Simulator instruments (`BASE-QUOTE`, comma separated); default 12 majors.
-    #[arg(long, env = "TICKWIRE_SIM_INSTRUMENTS", value_delimiter = ',')]
+    #[arg(long, env = "TICKWIRE_SIM_INSTRUMENTS", value_delimiter = ',', value_parser = parse_instrument)]
     pub sim_instruments: Vec<String>,
 
     /// Seed of the simulator's random walk (random when absent).
@@ -251,7 +295,7 @@ pub struct Config {
     pub sim_payload_bytes: Option<usize>,
 
     /// Levels per side of published order books (simulator and exchanges).
-    #[arg(long, env = "TICKWIRE_BOOK_DEPTH", default_value_t = 50)]
+    #[arg(long, env = "TICKWIRE_BOOK_DEPTH", default_value_t = 50, value_parser = parse_book_depth)]
     pub book_depth: usize,
 
     /// Messages over this many bytes are sent gzipped (0 = never).
@@ -376,6 +420,22 @@ pub enum Command {
     /// Record events from a running tickwire (or from sources run in-process)
     /// to a `.twr` file for `serve --source replay:FILE`.
     Record(crate::recorder::RecordArgs),
+    /// Print an example config file, or check one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `tickwire config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a commented TOML file with every key of `serve` and its default.
+    Example,
+    /// Check a TOML file as `serve --config FILE` would load it (`-` reads
+    /// stdin). The environment is not consulted.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
 }
 
 /// Why the configuration could not be loaded.
@@ -391,10 +451,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error(
-        "config file {path}: key `{key}` has an unsupported value (use a string, number, boolean or array)"
-    )]
-    Value { path: PathBuf, key: String },
+    #[error("config file {path}: unknown key `{key}` (`tickwire config example` lists every key)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("config file {path}: key `{key}`: {reason}")]
+    Value {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    /// Values that parse one by one but make no sense together.
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Cli(#[from] clap::Error),
 }
@@ -413,155 +480,117 @@ fn config_path(args: &[String]) -> Option<PathBuf> {
     std::env::var_os("TICKWIRE_CONFIG").map(PathBuf::from)
 }
 
-fn flag_given(args: &[String], flag: &str) -> bool {
-    args.iter()
-        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+/// The flags of `serve` alone, as a clap command.
+pub fn serve_command() -> clap::Command {
+    Config::augment_args(clap::Command::new("tickwire serve"))
 }
 
-fn toml_scalar(v: &toml::Value) -> Option<String> {
-    match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
+/// Says where the value of argument `id` came from, for error messages.
+fn origin(matches: &clap::ArgMatches, file: &FileDefaults, id: &str) -> String {
+    use clap::parser::ValueSource;
+    let cmd = serve_command();
+    let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+    let long = arg.and_then(|a| a.get_long()).unwrap_or(id);
+    match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => format!("--{long}"),
+        Some(ValueSource::EnvVariable) => {
+            let env = arg
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned());
+            format!("--{long} (from {})", env.unwrap_or_default())
+        }
+        _ => match file.key_of(id) {
+            Some(key) => format!("`{key}` (config file {})", file.path.display()),
+            None => format!("--{long} (default)"),
+        },
     }
 }
 
-/// Turns the TOML file's keys into flags, skipping those set on the command
-/// line or in the environment.
-fn toml_args(path: &PathBuf, args: &[String]) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
-        path: path.clone(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let name = key.replace('_', "-");
-        let flag = format!("--{name}");
-        let env = format!("TICKWIRE_{}", name.replace('-', "_").to_uppercase());
-        if flag_given(args, &flag) || std::env::var_os(&env).is_some() || name == "config" {
-            continue;
+impl Config {
+    /// Checks what single values cannot: combinations that make no sense.
+    /// `origin(id)` names where an argument's value came from.
+    fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), String> {
+        if self.analytics_on() && !self.candle_intervals.contains(&self.signal_interval) {
+            return Err(format!(
+                "{} is `{}`, which is not among {} `{}`: signals are computed at the close of \
+                 a built candle, so add it there or pick one of those",
+                origin("signal_interval"),
+                self.signal_interval,
+                origin("candle_intervals"),
+                self.candle_intervals.join(","),
+            ));
         }
-        let values: Vec<String> = match &value {
-            toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Option<_>>(),
-            v => toml_scalar(v).map(|s| vec![s]),
+        if self.reconnect_min > self.reconnect_max {
+            return Err(format!(
+                "{} ({:?}) is above {} ({:?})",
+                origin("reconnect_min"),
+                self.reconnect_min,
+                origin("reconnect_max"),
+                self.reconnect_max
+            ));
         }
-        .ok_or_else(|| ConfigError::Value {
-            path: path.clone(),
-            key: key.clone(),
-        })?;
-        for v in values {
-            out.push(format!("{flag}={v}"));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(format!("{} needs --tls-key too", origin("tls_cert"))),
+            (None, Some(_)) => Err(format!("{} needs --tls-cert too", origin("tls_key"))),
+            _ => Ok(()),
         }
     }
-    Ok(out)
+}
+
+/// Loads a config file alone, as `serve --config FILE` would but without
+/// the environment, and returns the keys it sets.
+pub fn check_file(path: &std::path::Path) -> Result<Vec<String>, ConfigError> {
+    let table = file::read_table(path)?;
+    let cmd = serve_command().mut_args(|a| a.env(None::<&str>));
+    let file = file::check(&cmd, path, &table)?;
+    let matches = file.apply(cmd).try_get_matches_from(["tickwire serve"])?;
+    let config = Config::from_arg_matches(&matches)?;
+    config
+        .validate(&|id| origin(&matches, &file, id))
+        .map_err(ConfigError::Invalid)?;
+    Ok(table.keys().cloned().collect())
+}
+
+/// `tickwire config example`: every key of `serve` with its default.
+pub fn example() -> String {
+    example::render(&serve_command())
 }
 
 impl Cli {
-    /// Parses `args` (program name first), folding in the TOML file.
+    /// Parses `args` (program name first), with the TOML file of
+    /// `--config` (or `TICKWIRE_CONFIG`) as the defaults of the flags.
     pub fn load(args: Vec<String>) -> Result<Self, ConfigError> {
-        let Some(path) = config_path(&args) else {
-            return Ok(Self::try_parse_from(args)?);
+        let mut cmd = Self::command();
+        let mut file = FileDefaults::default();
+        if let Some(path) = config_path(&args) {
+            let table = file::read_table(&path)?;
+            file = file::check(&serve_command(), &path, &table)?;
+            cmd = file.apply(cmd);
+        }
+        let matches = cmd.try_get_matches_from(args)?;
+        let cli = Self::from_arg_matches(&matches)?;
+        let serve = match (&cli.command, matches.subcommand()) {
+            (Some(Command::Serve(c)), Some((_, sub))) => Some((&**c, sub)),
+            (None, _) => Some((&cli.serve, &matches)),
+            _ => None,
         };
-        let extra = toml_args(&path, &args)?;
-        // Put the file's flags right after the subcommand (or program name)
-        // so they land in the same argument group as the user's.
-        let at = usize::from(args.get(1).is_some_and(|a| a == "serve")) + 1;
-        let mut merged = args[..at.min(args.len())].to_vec();
-        merged.extend(extra);
-        merged.extend(args[at.min(args.len())..].iter().cloned());
-        Ok(Self::try_parse_from(merged)?)
+        if let Some((config, m)) = serve {
+            config
+                .validate(&|id| origin(m, &file, id))
+                .map_err(ConfigError::Invalid)?;
+        }
+        Ok(cli)
     }
 
     /// The serve settings, whichever form the command line took (the
-    /// defaults under `record`, which has its own).
+    /// defaults under `record` and `config`, which have their own).
     pub fn into_config(self) -> Config {
         match self.command {
             Some(Command::Serve(c)) => *c,
-            Some(Command::Record(_)) | None => self.serve,
+            Some(Command::Record(_) | Command::Config(_)) | None => self.serve,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn defaults_and_subcommand_forms_agree() {
-        let a = Cli::load(args(&["tickwire"])).unwrap().into_config();
-        let b = Cli::load(args(&["tickwire", "serve"]))
-            .unwrap()
-            .into_config();
-        assert_eq!(a.listen, b.listen);
-        assert_eq!(a.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(a.gzip_threshold, 1024);
-        assert_eq!(a.heartbeat_interval, Duration::from_secs(15));
-        assert_eq!(a.sim_rate, SimRate::PerSecond(1000.0));
-        let c = Cli::load(args(&[
-            "tickwire",
-            "serve",
-            "--sim-rate",
-            "max",
-            "--heartbeat-interval",
-            "500ms",
-        ]))
-        .unwrap()
-        .into_config();
-        assert_eq!(c.sim_rate, SimRate::Max);
-        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
-        assert_eq!(a.sim_tick, Duration::from_millis(10));
-        let d = Cli::load(args(&["tickwire", "--sim-tick", "1ms"])).unwrap();
-        assert_eq!(d.into_config().sim_tick, Duration::from_millis(1));
-    }
-
-    #[test]
-    fn bad_values_are_refused_with_a_reason() {
-        let err = Cli::load(args(&["tickwire", "--sim-rate", "fast"])).unwrap_err();
-        assert!(err.to_string().contains("not a rate"), "{err}");
-        assert!(Cli::load(args(&["tickwire", "--listen", "nowhere"])).is_err());
-        let err = Cli::load(args(&["tickwire", "--sim-tick", "100us"])).unwrap_err();
-        assert!(err.to_string().contains("between 1ms and 1s"), "{err}");
-    }
-
-    #[test]
-    fn toml_file_fills_what_flags_do_not_set() {
-        let dir = std::env::temp_dir().join(format!("tickwire-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.toml");
-        std::fs::write(
-            &path,
-            "gzip_threshold = 2048\nbook-depth = 20\nsim-instruments = [\"AAA-USDT\", \"BBB-USDT\"]\n",
-        )
-        .unwrap();
-        let p = path.to_string_lossy().to_string();
-        let c = Cli::load(args(&[
-            "tickwire",
-            "serve",
-            "--config",
-            &p,
-            "--book-depth",
-            "30",
-        ]))
-        .unwrap()
-        .into_config();
-        assert_eq!(c.gzip_threshold, 2048, "from the file");
-        assert_eq!(c.book_depth, 30, "the flag wins over the file");
-        assert_eq!(c.sim_instruments, vec!["AAA-USDT", "BBB-USDT"]);
-        std::fs::write(&path, "gzip_threshold = [").unwrap();
-        assert!(matches!(
-            Cli::load(args(&["tickwire", "--config", &p])),
-            Err(ConfigError::Toml { .. })
-        ));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
+mod tests;
