@@ -70,6 +70,12 @@ fn main() -> ExitCode {
                         args.out.display(),
                         s.lagged
                     );
+                    if s.events == 0 {
+                        eprintln!(
+                            "tickwire record: nothing was recorded: no event arrived on {}",
+                            args.channels.join(",")
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
