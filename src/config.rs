@@ -239,8 +239,17 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_REPLAY_SPEED", default_value = "1", value_parser = parse_replay_speed)]
     pub replay_speed: ReplaySpeed,
 
-    /// Start a replay over when it reaches the end of its file.
-    #[arg(long = "loop", env = "TICKWIRE_LOOP")]
+    /// Start a replay over when it reaches the end of its file (`--loop`
+    /// or `--loop=true`; `--loop=false` overrides a file's `loop = true`).
+    #[arg(
+        long = "loop",
+        env = "TICKWIRE_LOOP",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
     pub replay_loop: bool,
 
     /// Enables `POST /publish` for holders of this key (`Authorization:
@@ -466,8 +475,15 @@ pub enum ConfigError {
     Cli(#[from] clap::Error),
 }
 
-/// Finds `--config FILE` (or `--config=FILE`, or `TICKWIRE_CONFIG`).
+/// Finds `--config FILE` (or `--config=FILE`, or `TICKWIRE_CONFIG`) of a
+/// serve command line; `record` and `config` do not read the file.
 fn config_path(args: &[String]) -> Option<PathBuf> {
+    if args
+        .get(1)
+        .is_some_and(|a| matches!(a.as_str(), "record" | "config" | "help"))
+    {
+        return None;
+    }
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--config" {

@@ -59,6 +59,18 @@ fn config_example_piped_into_config_check_round_trips() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.starts_with("-: ok ("), "{said}");
+    // a server's TICKWIRE_CONFIG (set in the Docker image) is not what
+    // `config` reads
+    let out = bin()
+        .args(["config", "example"])
+        .env("TICKWIRE_CONFIG", "/nonexistent/tickwire.toml")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // and a broken one fails, naming the key
     let bad = text.replace("book-depth = 50", "book-depth = 0");
     let path = temp_file("bad-example.toml", &bad);
@@ -230,4 +242,23 @@ async fn flag_beats_environment_beats_file() {
     );
     assert_eq!(publish_status(&flag, "from-the-flag").await, 200);
     assert_eq!(publish_status(&flag, "from-the-env").await, 401);
+}
+
+#[test]
+fn every_serve_flag_has_a_row_in_the_readme_table() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
+    for arg in tickwire::config::serve_command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let name = format!("`--{long}`");
+        assert!(
+            rows.iter()
+                .any(|r| r.split(" | ").next().is_some_and(|c| c.contains(&name))),
+            "README's configuration table has no row for {name}"
+        );
+    }
 }

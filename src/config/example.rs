@@ -34,9 +34,13 @@ fn comment(text: &str, width: usize, out: &mut String) {
     }
 }
 
-/// A default as TOML: integers and decimals as numbers, anything else as a
+/// A default as TOML: booleans as booleans, integers and decimals as
+/// numbers, anything else as a
 /// string (the file's values go through the flag's parser either way).
 fn toml_value(s: &str) -> toml::Value {
+    if let Ok(b) = s.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
     if let Ok(i) = s.parse::<i64>() {
         return toml::Value::Integer(i);
     }

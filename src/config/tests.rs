@@ -114,14 +114,25 @@ fn a_toml_boolean_sets_a_switch() {
         .unwrap()
         .into_config();
     assert!(!c.replay_loop);
-    // the flag still turns it on over a file's false
+    // the flag wins over the file either way
     let c = Cli::load(args(&["tickwire", "--config", &off.path, "--loop"]))
+        .unwrap()
+        .into_config();
+    assert!(c.replay_loop);
+    let c = Cli::load(args(&["tickwire", "--config", &on.path, "--loop=false"]))
+        .unwrap()
+        .into_config();
+    assert!(!c.replay_loop);
+    let c = Cli::load(args(&["tickwire", "--loop=true", "--sim-rate", "5"]))
         .unwrap()
         .into_config();
     assert!(c.replay_loop);
     let bad = TempToml::new("bool-bad", "loop = 1\n");
     let err = Cli::load(args(&["tickwire", "--config", &bad.path])).unwrap_err();
-    assert!(err.to_string().contains("true or false"), "{err}");
+    assert!(
+        err.to_string().contains("`1` is not one of true, false"),
+        "{err}"
+    );
 }
 
 #[test]
