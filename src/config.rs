@@ -471,6 +471,8 @@ pub enum ConfigError {
     /// Values that parse one by one but make no sense together.
     #[error("{0}")]
     Invalid(String),
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
     #[error(transparent)]
     Cli(#[from] clap::Error),
 }
@@ -494,6 +496,47 @@ fn config_path(args: &[String]) -> Option<PathBuf> {
         }
     }
     std::env::var_os("TICKWIRE_CONFIG").map(PathBuf::from)
+}
+
+/// A bad value that came from a `TICKWIRE_*` variable (its flag is not on
+/// the command line) is reported under the variable's name.
+fn from_env(e: clap::Error, args: &[String]) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return e.into();
+    }
+    let Some(ContextValue::String(invalid)) = e.get(ContextKind::InvalidArg) else {
+        return e.into();
+    };
+    // `--book-depth <BOOK_DEPTH>`, `--loop[=<REPLAY_LOOP>]`
+    let long = invalid
+        .split(|c: char| c.is_whitespace() || c == '[' || c == '=')
+        .next()
+        .unwrap_or_default();
+    let on_command_line = args
+        .iter()
+        .any(|a| a == long || a.starts_with(&format!("{long}=")));
+    let cmd = serve_command();
+    let Some(arg) = cmd.get_arguments().find(|a| {
+        a.get_long()
+            .is_some_and(|l| long.strip_prefix("--") == Some(l))
+    }) else {
+        return e.into();
+    };
+    match arg.get_env().map(|v| v.to_string_lossy().into_owned()) {
+        Some(var) if !on_command_line && std::env::var_os(&var).is_some() => {
+            let value = match e.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(v)) => v.clone(),
+                _ => String::new(),
+            };
+            let reason = file::reason(arg, &value, &e);
+            ConfigError::Env { var, reason }
+        }
+        _ => e.into(),
+    }
 }
 
 /// The flags of `serve` alone, as a clap command.
@@ -583,7 +626,9 @@ impl Cli {
             file = file::check(&serve_command(), &path, &table)?;
             cmd = file.apply(cmd);
         }
-        let matches = cmd.try_get_matches_from(args)?;
+        let matches = cmd
+            .try_get_matches_from(&args)
+            .map_err(|e| from_env(e, &args))?;
         let cli = Self::from_arg_matches(&matches)?;
         let serve = match (&cli.command, matches.subcommand()) {
             (Some(Command::Serve(c)), Some((_, sub))) => Some((&**c, sub)),

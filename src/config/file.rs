@@ -74,7 +74,7 @@ fn scalar(v: &toml::Value) -> Option<String> {
 
 /// Why one value was refused, without clap's usage text: the value
 /// parser's own reason when it gave one.
-fn reason(arg: &Arg, value: &str, err: &clap::Error) -> String {
+pub(super) fn reason(arg: &Arg, value: &str, err: &clap::Error) -> String {
     if let Some(source) = std::error::Error::source(err) {
         return source.to_string();
     }
