@@ -175,3 +175,33 @@ pub fn check(cmd: &Command, path: &Path, table: &toml::Table) -> Result<FileDefa
         values,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A switch (`SetTrue`, what `#[arg(long)] x: bool` derives) works
+    /// from a file too, whichever flags are added to `Config` later.
+    #[test]
+    fn a_file_turns_a_plain_switch_on() {
+        let cmd = Command::new("t")
+            .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue))
+            .arg(
+                Arg::new("names")
+                    .long("names")
+                    .action(ArgAction::Append)
+                    .value_delimiter(','),
+            );
+        let table: toml::Table = "quiet = true\nnames = \"a,b\"\n".parse().unwrap();
+        let file = check(&cmd, Path::new("t.toml"), &table).unwrap();
+        let m = file.apply(cmd.clone()).try_get_matches_from(["t"]).unwrap();
+        assert!(m.get_flag("quiet"));
+        let names: Vec<&String> = m.get_many("names").unwrap().collect();
+        assert_eq!(names, ["a", "b"]);
+        let m = cmd.clone().try_get_matches_from(["t"]).unwrap();
+        assert!(!m.get_flag("quiet"), "without the file");
+        let bad: toml::Table = "quiet = \"yes\"\n".parse().unwrap();
+        let err = check(&cmd, Path::new("t.toml"), &bad).unwrap_err();
+        assert!(err.to_string().contains("not a boolean"), "{err}");
+    }
+}
