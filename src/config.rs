@@ -3,9 +3,12 @@
 //! Precedence: command-line flags, then `TICKWIRE_<FLAG>` environment
 //! variables, then the TOML file given by `--config`, then the defaults
 //! written on each field. The TOML file uses the flag names as keys
-//! (`sim-rate = 500` or `sim_rate = 500`); it is folded in by turning each
-//! key that neither the command line nor the environment set into a flag, so
-//! all three sources go through the same clap validation.
+//! (`sim-rate = 500` or `sim_rate = 500`); each value is checked by its
+//! flag's own value parser and becomes that flag's default in the clap
+//! command (see [`file`]), so clap's own precedence applies and a flag added
+//! here works from the file, the environment and the command line alike.
+//! Values that are fine alone but not together are refused by
+//! `Config::validate` (in [`load`]), naming where each came from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +16,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
+
+mod example;
+mod file;
+mod load;
+
+pub use load::{check_file, example, serve_command};
 
 /// What happens to a client that falls too far behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,6 +115,40 @@ fn parse_interval_label(s: &str) -> Result<String, String> {
         .ok_or_else(|| format!("`{s}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
 }
 
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080): {e}")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
+}
+
+fn parse_instrument(s: &str) -> Result<String, String> {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
+    match s.split_once('-') {
+        Some((base, quote)) if ok(base) && ok(quote) => Ok(s.to_string()),
+        _ => Err(format!(
+            "`{s}` is not an instrument: use BASE-QUOTE, e.g. BTC-USDT"
+        )),
+    }
+}
+
+fn parse_book_depth(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("a book needs at least 1 level per side".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of levels")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 15s, 500ms)"))
 }
@@ -121,7 +164,9 @@ impl Config {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on (HTTP and WebSocket on the same port).
-    #[arg(long, env = "TICKWIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    /// A host name is resolved at startup (`localhost:8080`); the first IPv4
+    /// address it has is used, else the first IPv6 one.
+    #[arg(long, env = "TICKWIRE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// TOML file with defaults for any of these flags.
@@ -195,8 +240,17 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_REPLAY_SPEED", default_value = "1", value_parser = parse_replay_speed)]
     pub replay_speed: ReplaySpeed,
 
-    /// Start a replay over when it reaches the end of its file.
-    #[arg(long = "loop", env = "TICKWIRE_LOOP")]
+    /// Start a replay over when it reaches the end of its file (`--loop`
+    /// or `--loop=true`; `--loop=false` overrides a file's `loop = true`).
+    #[arg(
+        long = "loop",
+        env = "TICKWIRE_LOOP",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
     pub replay_loop: bool,
 
     /// Enables `POST /publish` for holders of this key (`Authorization:
@@ -237,7 +291,7 @@ pub struct Config {
     pub sim_tick: Duration,
 
     /// Simulator instruments (`BASE-QUOTE`, comma separated); default 12 majors.
-    #[arg(long, env = "TICKWIRE_SIM_INSTRUMENTS", value_delimiter = ',')]
+    #[arg(long, env = "TICKWIRE_SIM_INSTRUMENTS", value_delimiter = ',', value_parser = parse_instrument)]
     pub sim_instruments: Vec<String>,
 
     /// Seed of the simulator's random walk (random when absent).
@@ -251,7 +305,7 @@ pub struct Config {
     pub sim_payload_bytes: Option<usize>,
 
     /// Levels per side of published order books (simulator and exchanges).
-    #[arg(long, env = "TICKWIRE_BOOK_DEPTH", default_value_t = 50)]
+    #[arg(long, env = "TICKWIRE_BOOK_DEPTH", default_value_t = 50, value_parser = parse_book_depth)]
     pub book_depth: usize,
 
     /// Messages over this many bytes are sent gzipped (0 = never).
@@ -376,6 +430,22 @@ pub enum Command {
     /// Record events from a running tickwire (or from sources run in-process)
     /// to a `.twr` file for `serve --source replay:FILE`.
     Record(crate::recorder::RecordArgs),
+    /// Print an example config file, or check one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `tickwire config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a commented TOML file with every key of `serve` and its default.
+    Example,
+    /// Check a TOML file as `serve --config FILE` would load it (`-` reads
+    /// stdin). The environment is not consulted.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
 }
 
 /// Why the configuration could not be loaded.
@@ -391,177 +461,22 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error(
-        "config file {path}: key `{key}` has an unsupported value (use a string, number, boolean or array)"
-    )]
-    Value { path: PathBuf, key: String },
+    #[error("config file {path}: unknown key `{key}` (`tickwire config example` lists every key)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("config file {path}: key `{key}`: {reason}")]
+    Value {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    /// Values that parse one by one but make no sense together.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
     #[error(transparent)]
     Cli(#[from] clap::Error),
 }
 
-/// Finds `--config FILE` (or `--config=FILE`, or `TICKWIRE_CONFIG`).
-fn config_path(args: &[String]) -> Option<PathBuf> {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-        if let Some(v) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-    }
-    std::env::var_os("TICKWIRE_CONFIG").map(PathBuf::from)
-}
-
-fn flag_given(args: &[String], flag: &str) -> bool {
-    args.iter()
-        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-}
-
-fn toml_scalar(v: &toml::Value) -> Option<String> {
-    match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Turns the TOML file's keys into flags, skipping those set on the command
-/// line or in the environment.
-fn toml_args(path: &PathBuf, args: &[String]) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
-        path: path.clone(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (key, value) in table {
-        let name = key.replace('_', "-");
-        let flag = format!("--{name}");
-        let env = format!("TICKWIRE_{}", name.replace('-', "_").to_uppercase());
-        if flag_given(args, &flag) || std::env::var_os(&env).is_some() || name == "config" {
-            continue;
-        }
-        let values: Vec<String> = match &value {
-            toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Option<_>>(),
-            v => toml_scalar(v).map(|s| vec![s]),
-        }
-        .ok_or_else(|| ConfigError::Value {
-            path: path.clone(),
-            key: key.clone(),
-        })?;
-        for v in values {
-            out.push(format!("{flag}={v}"));
-        }
-    }
-    Ok(out)
-}
-
-impl Cli {
-    /// Parses `args` (program name first), folding in the TOML file.
-    pub fn load(args: Vec<String>) -> Result<Self, ConfigError> {
-        let Some(path) = config_path(&args) else {
-            return Ok(Self::try_parse_from(args)?);
-        };
-        let extra = toml_args(&path, &args)?;
-        // Put the file's flags right after the subcommand (or program name)
-        // so they land in the same argument group as the user's.
-        let at = usize::from(args.get(1).is_some_and(|a| a == "serve")) + 1;
-        let mut merged = args[..at.min(args.len())].to_vec();
-        merged.extend(extra);
-        merged.extend(args[at.min(args.len())..].iter().cloned());
-        Ok(Self::try_parse_from(merged)?)
-    }
-
-    /// The serve settings, whichever form the command line took (the
-    /// defaults under `record`, which has its own).
-    pub fn into_config(self) -> Config {
-        match self.command {
-            Some(Command::Serve(c)) => *c,
-            Some(Command::Record(_)) | None => self.serve,
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn defaults_and_subcommand_forms_agree() {
-        let a = Cli::load(args(&["tickwire"])).unwrap().into_config();
-        let b = Cli::load(args(&["tickwire", "serve"]))
-            .unwrap()
-            .into_config();
-        assert_eq!(a.listen, b.listen);
-        assert_eq!(a.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(a.gzip_threshold, 1024);
-        assert_eq!(a.heartbeat_interval, Duration::from_secs(15));
-        assert_eq!(a.sim_rate, SimRate::PerSecond(1000.0));
-        let c = Cli::load(args(&[
-            "tickwire",
-            "serve",
-            "--sim-rate",
-            "max",
-            "--heartbeat-interval",
-            "500ms",
-        ]))
-        .unwrap()
-        .into_config();
-        assert_eq!(c.sim_rate, SimRate::Max);
-        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
-        assert_eq!(a.sim_tick, Duration::from_millis(10));
-        let d = Cli::load(args(&["tickwire", "--sim-tick", "1ms"])).unwrap();
-        assert_eq!(d.into_config().sim_tick, Duration::from_millis(1));
-    }
-
-    #[test]
-    fn bad_values_are_refused_with_a_reason() {
-        let err = Cli::load(args(&["tickwire", "--sim-rate", "fast"])).unwrap_err();
-        assert!(err.to_string().contains("not a rate"), "{err}");
-        assert!(Cli::load(args(&["tickwire", "--listen", "nowhere"])).is_err());
-        let err = Cli::load(args(&["tickwire", "--sim-tick", "100us"])).unwrap_err();
-        assert!(err.to_string().contains("between 1ms and 1s"), "{err}");
-    }
-
-    #[test]
-    fn toml_file_fills_what_flags_do_not_set() {
-        let dir = std::env::temp_dir().join(format!("tickwire-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.toml");
-        std::fs::write(
-            &path,
-            "gzip_threshold = 2048\nbook-depth = 20\nsim-instruments = [\"AAA-USDT\", \"BBB-USDT\"]\n",
-        )
-        .unwrap();
-        let p = path.to_string_lossy().to_string();
-        let c = Cli::load(args(&[
-            "tickwire",
-            "serve",
-            "--config",
-            &p,
-            "--book-depth",
-            "30",
-        ]))
-        .unwrap()
-        .into_config();
-        assert_eq!(c.gzip_threshold, 2048, "from the file");
-        assert_eq!(c.book_depth, 30, "the flag wins over the file");
-        assert_eq!(c.sim_instruments, vec!["AAA-USDT", "BBB-USDT"]);
-        std::fs::write(&path, "gzip_threshold = [").unwrap();
-        assert!(matches!(
-            Cli::load(args(&["tickwire", "--config", &p])),
-            Err(ConfigError::Toml { .. })
-        ));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
+mod tests;

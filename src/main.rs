@@ -19,6 +19,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(tickwire::config::Command::Config(cmd)) = &cli.command {
+        return config_command(cmd);
+    }
     let record = match &cli.command {
         Some(tickwire::config::Command::Record(args)) => Some(args.clone()),
         _ => None,
@@ -67,6 +70,12 @@ fn main() -> ExitCode {
                         args.out.display(),
                         s.lagged
                     );
+                    if s.events == 0 {
+                        eprintln!(
+                            "tickwire record: nothing was recorded: no event arrived on {}",
+                            args.channels.join(",")
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -83,6 +92,27 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `tickwire config example` and `tickwire config check FILE`.
+fn config_command(cmd: &tickwire::config::ConfigCommand) -> ExitCode {
+    use tickwire::config::ConfigCommand;
+    match cmd {
+        ConfigCommand::Example => {
+            print!("{}", tickwire::config::example());
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Check { file } => match tickwire::config::check_file(file) {
+            Ok(keys) => {
+                println!("{}: ok ({} keys set)", file.display(), keys.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tickwire config check: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -51,6 +51,10 @@ pub struct RecordArgs {
     /// Stop after this many events.
     #[arg(long)]
     pub max_events: Option<u64>,
+
+    /// Print the events written so far on stderr this often (`0s` = never).
+    #[arg(long, default_value = "5s", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    pub progress: Duration,
 }
 
 /// Why a recording failed.
@@ -130,6 +134,14 @@ pub async fn record(
     result
 }
 
+/// The next progress tick, or never when progress is off.
+async fn tick(t: &mut Option<tokio::time::Interval>) -> Option<tokio::time::Instant> {
+    match t {
+        Some(t) => Some(t.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
 async fn record_from(
     args: &RecordArgs,
     url: &str,
@@ -162,6 +174,12 @@ async fn record_from(
     let mut seen = std::collections::HashSet::new();
     let mut lagged = 0;
     let far = started + Duration::from_secs(86_400 * 365);
+    let mut progress = (!args.progress.is_zero()).then(|| {
+        let mut t = tokio::time::interval_at((started + args.progress).into(), args.progress);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut last = (started, 0u64);
     loop {
         if args.max_events.is_some_and(|m| writer.events() >= m) {
             break;
@@ -169,6 +187,18 @@ async fn record_from(
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep_until(deadline.unwrap_or(far).into()) => break,
+            Some(now) = tick(&mut progress) => {
+                let now = now.into_std();
+                let rate = (writer.events() - last.1) as f64 / (now - last.0).as_secs_f64();
+                eprintln!(
+                    "record: {} events on {} channels written to {} ({rate:.0} events/s)",
+                    writer.events(),
+                    seen.len(),
+                    args.out.display()
+                );
+                last = (now, writer.events());
+                continue;
+            }
             m = ws.next() => m,
         };
         let frame = match msg {
@@ -186,6 +216,13 @@ async fn record_from(
                 writer.write(&event)?;
             }
             Some(server_message::Kind::Error(e)) => return Err(RecorderError::Server(e.message)),
+            Some(server_message::Kind::Subscribed(s)) if s.channels.is_empty() => {
+                tracing::warn!(
+                    "no channel matches {} yet; waiting for channels created later \
+                     (GET /channels lists what the server has)",
+                    args.channels.join(",")
+                );
+            }
             Some(server_message::Kind::Lagged(l)) => {
                 lagged += l.last_seq.saturating_sub(l.first_seq) + 1;
                 tracing::warn!(channel = %l.channel, first = l.first_seq, last = l.last_seq, "recorder fell behind; the server skipped events");

@@ -33,6 +33,9 @@ fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
         &origin,
         "--signal-interval",
         "1s",
+        // the signal interval must be a built candle interval
+        "--candle-intervals",
+        "1s,1m,5m,1h",
         "--sentiment-interval",
         "1s",
     ];

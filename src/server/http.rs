@@ -1,5 +1,6 @@
 //! HTTP routes on the feed's port: the WebSocket upgrade at `/ws`, the
-//! dashboard at `/`, and the JSON endpoints `/health`, `/stats`, `/channels`.
+//! dashboard at `/`, and the JSON endpoints `/health`, `/stats`, `/channels`
+//! (each also answers `HEAD`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -36,23 +37,67 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     respond(status, "application/json", value.to_string())
 }
 
-/// Routes one HTTP request.
+/// The answer to `HEAD`: the `GET` answer's status and headers, with its
+/// length but without its body.
+fn without_body(resp: Response<Body>) -> Response<Body> {
+    use hyper::body::Body as _;
+    let (mut parts, body) = resp.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+/// 405, saying which methods the route takes.
+fn method_not_allowed(path: &str) -> Response<Body> {
+    let allow = if path.starts_with("/publish") {
+        "POST"
+    } else {
+        "GET, HEAD"
+    };
+    let mut resp = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        serde_json::json!({"error": "method not allowed", "allow": allow}),
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// Routes one HTTP request. `HEAD` of a `GET` route answers as `GET` would,
+/// without the body.
 pub(crate) async fn route(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     ctx: Arc<ServerContext>,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
+    let head = req.method() == Method::HEAD;
+    if head {
+        *req.method_mut() = Method::GET;
+    }
+    let resp = route_method(req, ctx, peer, head).await;
+    Ok(if head { without_body(resp) } else { resp })
+}
+
+async fn route_method(
+    req: Request<Incoming>,
+    ctx: Arc<ServerContext>,
+    peer: std::net::SocketAddr,
+    head: bool,
+) -> Response<Body> {
     let path = req.uri().path();
     if req.method() == Method::POST && (path == "/publish" || path == "/publish/batch") {
         let batch = path == "/publish/batch";
-        return Ok(super::publish::handle(req, &ctx, batch).await);
+        return super::publish::handle(req, &ctx, batch).await;
     }
     if req.method() == Method::GET
         && let Some(asset) = super::assets::find(path)
     {
-        return Ok(respond(StatusCode::OK, asset.content_type, asset.body));
+        return respond(StatusCode::OK, asset.content_type, asset.body);
     }
-    Ok(match (req.method(), path) {
+    match (req.method(), path) {
+        // a HEAD never upgrades
+        (&Method::GET, "/ws") if head => upgrade_required(),
         (&Method::GET, "/ws") => upgrade(req, ctx, peer),
         (&Method::GET, "/health") => health(&ctx),
         (&Method::GET, "/stats") => stats(&ctx),
@@ -66,15 +111,19 @@ pub(crate) async fn route(
             _,
             "/ws" | "/" | "/health" | "/stats" | "/channels" | "/metrics" | "/publish"
             | "/publish/batch",
-        ) => json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            serde_json::json!({"error": "method not allowed"}),
-        ),
+        ) => method_not_allowed(path),
         _ => json(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": "not found", "path": path}),
         ),
-    })
+    }
+}
+
+fn upgrade_required() -> Response<Body> {
+    json(
+        StatusCode::UPGRADE_REQUIRED,
+        serde_json::json!({"error": "this endpoint speaks WebSocket only"}),
+    )
 }
 
 fn health(ctx: &ServerContext) -> Response<Body> {
@@ -143,6 +192,14 @@ fn channels(ctx: &ServerContext) -> Response<Body> {
     )
 }
 
+/// The first value of query parameter `name`, decoded
+/// (`application/x-www-form-urlencoded`: `%XX` escapes and `+`).
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A token from `Authorization: Bearer` or the `token` query parameter.
 fn bearer_token(req: &Request<Incoming>) -> Option<String> {
     let header = req
@@ -151,38 +208,7 @@ fn bearer_token(req: &Request<Incoming>) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    header.or_else(|| {
-        req.uri()
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
-            .map(percent_decode)
-    })
-}
-
-/// Decodes `%XX` escapes (JWTs are URL-safe, but clients may escape anyway).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    header.or_else(|| query_param(req, "token"))
 }
 
 /// The format a handshake asks for: the first supported subprotocol offered
@@ -198,15 +224,12 @@ fn negotiate(req: &Request<Incoming>) -> Result<(Format, Option<&'static str>), 
     if let Some(format) = offered {
         return Ok((format, Some(format.subprotocol())));
     }
-    let query = req.uri().query().unwrap_or_default();
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("format=") {
-            return Format::from_query(value)
-                .map(|f| (f, None))
-                .ok_or_else(|| format!("unknown format `{value}`: use proto or json"));
-        }
+    match query_param(req, "format") {
+        Some(value) => Format::from_query(&value)
+            .map(|f| (f, None))
+            .ok_or_else(|| format!("unknown format `{value}`: use proto or json")),
+        None => Ok((Format::Proto, None)),
     }
-    Ok((Format::Proto, None))
 }
 
 fn upgrade(
@@ -221,10 +244,7 @@ fn upgrade(
         );
     }
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        return json(
-            StatusCode::UPGRADE_REQUIRED,
-            serde_json::json!({"error": "this endpoint speaks WebSocket only"}),
-        );
+        return upgrade_required();
     }
     let (format, subprotocol) = match negotiate(&req) {
         Ok(v) => v,

@@ -10,7 +10,7 @@ mod publish;
 pub mod session;
 mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -109,6 +109,22 @@ pub struct Server {
     sources: std::thread::JoinHandle<()>,
 }
 
+/// The `host:port` to show in a URL for a listening address: a wildcard
+/// address is shown as loopback, with a note that every interface listens.
+fn url_host(local: SocketAddr) -> (String, &'static str) {
+    let port = local.port();
+    match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (
+            format!("127.0.0.1:{port}"),
+            " (listening on every interface)",
+        ),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            (format!("[::1]:{port}"), " (listening on every interface)")
+        }
+        _ => (local.to_string(), ""),
+    }
+}
+
 impl Server {
     /// Binds the listener, builds the hub and starts the sources.
     pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Self, ServerError> {
@@ -186,6 +202,13 @@ impl Server {
         let shutdown = ctx.shutdown.clone();
         if let Ok(local) = listener.local_addr() {
             info!(addr = %local, epoch = %ctx.hub.epoch(), "tickwire listening on {local}");
+            let (http, ws) = if tls.is_some() {
+                ("https", "wss")
+            } else {
+                ("http", "ws")
+            };
+            let (host, note) = url_host(local);
+            info!("dashboard: {http}://{host}/  WebSocket: {ws}://{host}/ws{note}");
         }
         loop {
             let (stream, peer) = tokio::select! {

@@ -2,6 +2,14 @@
 //! forgotten once a connection has stayed up for a while (AWS's "full
 //! jitter": sleep a uniform random time in `[0, min(cap, base * 2^n)]`, so
 //! that many clients dropped at once do not come back in lockstep).
+//!
+//! Kept hand-written rather than `backon` (1.6): backon's jitter adds a
+//! random `[0, d)` to the delay `d`, so delays land in `[d, 2d)`: never
+//! below the exponential ceiling (no full jitter) and up to twice
+//! `--reconnect-max`. Its builders also own the retry loop, while a
+//! connector needs the current ceiling for `/health` (`backoff_ms`) and a
+//! reset after a stable connection; what would be left to reuse is the
+//! one-line `min(cap, base * 2^n)` below.
 
 use std::time::Duration;
 
