@@ -66,6 +66,8 @@ pub struct ServerContext {
     pub sources: Vec<Arc<SourceStatus>>,
     /// The analytics engine (scanner state), when analytics is on.
     pub analytics: Option<crate::analytics::Handle>,
+    /// Scans waiting for a slot (bounded, see `session::scan`).
+    pub scans_waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ServerContext {
@@ -91,6 +93,7 @@ impl ServerContext {
             auth,
             sources,
             analytics,
+            scans_waiting: Arc::default(),
         })
     }
 }
