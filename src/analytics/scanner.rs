@@ -120,8 +120,8 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
 }
 
 /// Runs one scan to `scan_done` (or `scan_error`), publishing on `channel`.
-/// `running` is cleared and `permit` released when it ends, and not before
-/// [`MIN_SCAN_SLOT`] after `started`.
+/// `running` is cleared when it ends; `permit` is released then, but not
+/// before [`MIN_SCAN_SLOT`] after `started`.
 async fn run(
     hub: Arc<Hub>,
     board: Arc<Board>,
@@ -222,7 +222,9 @@ async fn run(
             }),
         );
     }
-    tokio::time::sleep_until(started + MIN_SCAN_SLOT).await;
+    // the connection may ask again (it queues); the slot stays taken for
+    // the minimum time
     running.store(false, Ordering::Release);
+    tokio::time::sleep_until(started + MIN_SCAN_SLOT).await;
     drop(permit);
 }

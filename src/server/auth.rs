@@ -255,9 +255,15 @@ mod tests {
     #[test]
     fn nbf_is_checked_and_a_huge_exp_does_not_wrap() {
         let auth = Authenticator::with_secret(b"k");
-        let later = signed(b"k", serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300}));
+        let later = signed(
+            b"k",
+            serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() + 300}),
+        );
         assert!(matches!(auth.verify(&later), Err(AuthError::NotYetValid)));
-        let ok = signed(b"k", serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() - 1}));
+        let ok = signed(
+            b"k",
+            serde_json::json!({"sub": "a", "exp": now() + 600, "nbf": now() - 1}),
+        );
         assert!(auth.verify(&ok).is_ok());
         let forever = signed(b"k", serde_json::json!({"sub": "a", "exp": u64::MAX}));
         let grant = auth.verify(&forever).unwrap();
@@ -270,10 +276,18 @@ mod tests {
     fn empty_and_short_secrets_are_refused() {
         assert!(parse_jwt_secret("").unwrap_err().contains("empty"));
         assert!(parse_jwt_secret("   ").unwrap_err().contains("empty"));
-        assert!(parse_jwt_secret("short").unwrap_err().contains("at least 32"));
+        assert!(
+            parse_jwt_secret("short")
+                .unwrap_err()
+                .contains("at least 32")
+        );
         assert!(parse_jwt_secret(&"x".repeat(32)).is_ok());
         assert!(parse_publish_key("").unwrap_err().contains("empty"));
-        assert!(parse_publish_key("0123456789").unwrap_err().contains("at least 16"));
+        assert!(
+            parse_publish_key("0123456789")
+                .unwrap_err()
+                .contains("at least 16")
+        );
         assert!(parse_publish_key("0123456789abcdef").is_ok());
     }
 }

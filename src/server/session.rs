@@ -19,14 +19,14 @@ use bytes::Bytes;
 
 use super::ServerContext;
 use super::auth::{AuthError, Grant};
-use crate::config::SlowConsumerPolicy;
 use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
+use crate::config::SlowConsumerPolicy;
 use crate::feed::{Channel, ChannelId, Doorbell, Encoded, ReadOutcome};
 use crate::metrics::inc;
 use crate::protocol::codec::control_frame;
 use crate::protocol::pb::{
-    self, ChannelInfo, ChannelList, ClientMessage, ErrorCode, Lagged, Pong,
-    ServerMessage, Unsubscribed, Welcome, client_message, server_message,
+    self, ChannelInfo, ChannelList, ClientMessage, ErrorCode, Lagged, Pong, ServerMessage,
+    Unsubscribed, Welcome, client_message, server_message,
 };
 use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, PROTOCOL_NAME, Pattern, now_ns};
 
@@ -207,9 +207,19 @@ impl Session {
                 "the refreshed token does not cover {} subscription(s), now ended: {}{}",
                 revoked.len(),
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             );
-            self.error_with(request_id, ErrorCode::Forbidden, message, "", revoked.clone());
+            self.error_with(
+                request_id,
+                ErrorCode::Forbidden,
+                message,
+                "",
+                revoked.clone(),
+            );
             self.push(msg(server_message::Kind::Unsubscribed(Unsubscribed {
                 request_id,
                 channels: revoked,

@@ -99,8 +99,16 @@ mod tests {
         assert_eq!(answers.len(), 2);
         assert_eq!(answers[0].channels.len(), 1000);
         assert_eq!(answers[0].channel, "a.b.c0");
-        assert!(answers[0].message.starts_with("1000 names refused: no channel named a.b.c0"));
-        assert!(answers[0].message.contains("and 991 more"), "{}", answers[0].message);
+        assert!(
+            answers[0]
+                .message
+                .starts_with("1000 names refused: no channel named a.b.c0")
+        );
+        assert!(
+            answers[0].message.contains("and 991 more"),
+            "{}",
+            answers[0].message
+        );
         assert!(answers[0].message.len() < 300);
         assert_eq!(answers[1].message, "x: bad");
         assert!(answers[1].channels.is_empty());

@@ -86,7 +86,9 @@ impl Session {
             self.error(
                 r.request_id,
                 ErrorCode::RateLimited,
-                format!("{MAX_QUEUED_SCANS} scans are already waiting server-wide; try again later"),
+                format!(
+                    "{MAX_QUEUED_SCANS} scans are already waiting server-wide; try again later"
+                ),
                 &name,
             );
             return;
@@ -95,7 +97,12 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 waiting.fetch_sub(1, Ordering::AcqRel);
-                self.error(r.request_id, ErrorCode::InvalidChannel, e.to_string(), &name);
+                self.error(
+                    r.request_id,
+                    ErrorCode::InvalidChannel,
+                    e.to_string(),
+                    &name,
+                );
                 return;
             }
         };

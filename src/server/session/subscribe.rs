@@ -103,7 +103,8 @@ impl Session {
                 });
                 continue;
             }
-            let too_many = || format!("{name}: a connection may hold at most {limit} subscriptions");
+            let too_many =
+                || format!("{name}: a connection may hold at most {limit} subscriptions");
             if pattern.is_exact() {
                 let Some(channel) = self.ctx.hub.registry().get(name) else {
                     let hint = if suggestions > 0 {
@@ -243,7 +244,10 @@ impl Session {
     }
 
     /// Removes, in one pass, every subscription `gone` says must go.
-    fn remove_where(&mut self, mut gone: impl FnMut(&Session, &Subscription) -> bool) -> Vec<String> {
+    fn remove_where(
+        &mut self,
+        mut gone: impl FnMut(&Session, &Subscription) -> bool,
+    ) -> Vec<String> {
         self.work.channels += self.subs.len() as u64;
         let mut removed = Vec::new();
         let mut i = 0;
