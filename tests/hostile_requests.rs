@@ -47,6 +47,8 @@ async fn answer_to(c: &mut Client, request_id: u64) -> Kind {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_patterns_collapse_and_huge_requests_are_refused() {
     let server = Server::start(&[]);
+    let (_, stats) = server.get_json("/stats").await;
+    assert_eq!(stats["limits"]["max_names_per_request"], 256, "{stats}");
     let watcher = Watcher::start(&server, &["trade.sim.*", "ticker.sim.*"]).await;
     let baseline = server.rss_kib();
     let sampler = RssSampler::start(&server);

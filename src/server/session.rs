@@ -11,6 +11,12 @@ mod refusals;
 mod scan;
 mod subscribe;
 
+pub use scan::MAX_QUEUED_SCANS;
+
+/// Least bound on answers queued for one client (the bound is the larger
+/// of this and `--max-lag-bytes`).
+pub const MAX_QUEUED_ANSWER_FLOOR: u64 = 1 << 20;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -286,7 +292,7 @@ impl Session {
     fn enqueue(&mut self, frame: Bytes) {
         let len = frame.len() as u64;
         self.queued_total += len;
-        let bound = self.ctx.config.max_lag_bytes.max(1 << 20);
+        let bound = self.ctx.config.max_lag_bytes.max(MAX_QUEUED_ANSWER_FLOOR);
         if self.control_bytes + len > bound || self.control.len() >= CONTROL_FRAMES_MAX {
             self.overflowed = true;
             return;
@@ -611,5 +617,56 @@ pub(crate) fn request_id_of(m: &ClientMessage) -> u64 {
         Some(client_message::Kind::ListChannels(m)) => m.request_id,
         Some(client_message::Kind::RequestScan(m)) => m.request_id,
         Some(client_message::Kind::Auth(_)) | None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping(request_id: u64) -> ClientMessage {
+        ClientMessage {
+            kind: Some(client_message::Kind::Ping(pb::Ping { request_id })),
+        }
+    }
+
+    /// Answers a client does not take are bounded like its event backlog:
+    /// past the bound the session asks for 4008 instead of buffering more.
+    #[tokio::test]
+    async fn unread_answers_are_bounded() {
+        let ctx = crate::server::tests::context().await;
+        let mut s = Session::new(Format::Proto, ctx.clone(), "a".into(), None);
+        for i in 0..1000 {
+            s.handle(ping(i));
+        }
+        let mut out = Vec::new();
+        s.collect(&mut out, 2000).expect("within the bound");
+        assert_eq!(out.len(), 1001, "welcome and 1000 pongs");
+
+        let mut s = Session::new(Format::Proto, ctx, "b".into(), None);
+        for i in 0..(CONTROL_FRAMES_MAX as u64 + 10) {
+            s.handle(ping(i));
+        }
+        assert!(s.control.len() <= CONTROL_FRAMES_MAX);
+        let close = s.collect(&mut out, 10).expect_err("over the bound");
+        assert_eq!(close.code, crate::protocol::close::SLOW_CONSUMER);
+    }
+
+    /// The work of a request is measured: names, channels, answer bytes.
+    #[tokio::test]
+    async fn work_is_measured_per_request() {
+        let ctx = crate::server::tests::context().await;
+        let mut s = Session::new(Format::Proto, ctx, "c".into(), None);
+        s.take_work_units();
+        s.handle(ping(1));
+        assert_eq!(s.take_work_units(), 0, "a ping costs its base unit only");
+        let names = (0..256).map(|i| format!("x.y.z{i}")).collect();
+        s.handle(ClientMessage {
+            kind: Some(client_message::Kind::Unsubscribe(pb::Unsubscribe {
+                request_id: 2,
+                channels: names,
+            })),
+        });
+        assert_eq!(s.take_work_units(), 256 / NAMES_PER_UNIT);
     }
 }
