@@ -110,7 +110,8 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         .map(|c| (c.name.to_string(), c.subscriber_count().into()))
         .collect();
     body["subscriptions_per_channel"] = per_channel.into();
-    body["channels"] = ctx.hub.registry().count().into();
+    body["channels"] = ctx.hub.registry().live().into();
+    body["channels_retired"] = ctx.channels_retired.load(Ordering::Relaxed).into();
     body["sources"] = sources_json(ctx);
     body["analytics_dropped"] = ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()).into();
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();

@@ -451,8 +451,8 @@ impl Session {
         if self.patterns.is_empty() || self.ctx.hub.registry().count() <= self.channels_seen {
             return;
         }
-        let fresh = self.ctx.hub.registry().since(self.channels_seen);
-        self.channels_seen += fresh.len();
+        let (fresh, seen) = self.ctx.hub.registry().since(self.channels_seen);
+        self.channels_seen = seen;
         let mut snapshots = Vec::new();
         for channel in fresh {
             if self.index.contains_key(&channel.id)

@@ -84,6 +84,8 @@ impl Session {
         let mut states = Vec::new();
         let mut snapshots = Vec::new();
         let mut accepted = false;
+        // read before any listing below (see the pattern branch)
+        let seen_upto = self.ctx.hub.registry().count();
         let mut all: Option<Vec<Arc<Channel>>> = None;
         let mut suggestions = SUGGESTIONS_PER_REQUEST;
         for name in names {
@@ -147,6 +149,9 @@ impl Session {
             accepted = true;
             let all = all.get_or_insert_with(|| self.ctx.hub.registry().all());
             self.work.channels += all.len() as u64;
+            // the registry's count, read before the listing, is where pattern
+            // adoption goes on from (a channel seen twice is skipped there)
+            self.channels_seen = self.channels_seen.max(seen_upto);
             for channel in all.iter().filter(|c| pattern.matches(&c.name)) {
                 let position = resume.get(&*channel.name);
                 match self.add(channel, false, position, snapshot, &mut snapshots) {
@@ -164,7 +169,6 @@ impl Session {
                     }
                 }
             }
-            self.channels_seen = self.channels_seen.max(all.len());
         }
         self.send_refusals(request_id, refusals);
         if accepted {
