@@ -118,6 +118,7 @@ async fn updates_need_a_snapshot_earlier_in_the_batch_or_a_book() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_times_out() {
     let server = Server::start(&["--publish-key", KEY, "--handshake-timeout", "1s"]);
+    let watcher = Watcher::start(&server, &["trade.sim.*"]).await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
         "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Api-Key: {KEY}\r\n\
@@ -144,6 +145,7 @@ async fn a_trickled_body_times_out() {
     println!("trickled body answered after {:?}", t0.elapsed());
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("handshake-timeout"), "{text}");
+    watcher.finish("trickled publish body").await;
 }
 
 /// Issue 18: a ticker on a trade channel, and a trade whose quantity is

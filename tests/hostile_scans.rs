@@ -40,6 +40,7 @@ async fn a_scan_of_an_unknown_venue_creates_nothing() {
     let server = analytics_server(&["--max-requests-per-second", "0"]);
     let (_, before) = server.get_json("/channels").await;
     let count_before = before["channels"].as_array().unwrap().len();
+    let watcher = Watcher::start(&server, &["trade.sim.*"]).await;
     let mut bystander = Client::connect(&server, Fmt::Proto).await;
     bystander.welcome().await;
     bystander.subscribe(&["scan.*.*"]).await;
@@ -83,6 +84,7 @@ async fn a_scan_of_an_unknown_venue_creates_nothing() {
     bystander.ping().await;
     let s = bystander.subscribe(&["scan.*.*"]).await;
     assert!(s.channels.iter().all(|c| !c.channel.contains("fake")));
+    watcher.finish("200 scans of made-up venues").await;
 }
 
 /// Two clients that re-request a scan the moment theirs ends used to hold

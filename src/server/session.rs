@@ -60,6 +60,8 @@ struct Work {
     names: u64,
     /// Channels examined (pattern expansion, listings, suggestions).
     channels: u64,
+    /// Bytes of answers (snapshots included) queued by requests.
+    bytes: u64,
 }
 
 struct Subscription {
@@ -84,10 +86,9 @@ pub struct Session {
     control: VecDeque<Bytes>,
     /// Bytes in `control`.
     control_bytes: u64,
-    /// Bytes ever queued in `control` (answer bytes are charged from it).
+    /// Bytes ever queued in `control` (a request's answer bytes are the
+    /// difference it made).
     queued_total: u64,
-    /// `queued_total` when the work was last taken.
-    charged_upto: u64,
     work: Work,
     /// Set when `control` outgrew its bound: the client does not read.
     overflowed: bool,
@@ -147,7 +148,6 @@ impl Session {
             control: VecDeque::new(),
             control_bytes: 0,
             queued_total: 0,
-            charged_upto: 0,
             work: Work::default(),
             overflowed: false,
             scratch: Vec::new(),
@@ -332,17 +332,23 @@ impl Session {
 
     /// The rate-limit units the requests handled since the last call cost
     /// beyond one each: names carried, channels examined, answer bytes.
+    /// What the server sends on its own (events, resyncs after lag,
+    /// heartbeats) is not charged.
     pub fn take_work_units(&mut self) -> u64 {
         let work = std::mem::take(&mut self.work);
-        let bytes = self.queued_total - self.charged_upto;
-        self.charged_upto = self.queued_total;
         work.names / NAMES_PER_UNIT
             + work.channels / CHANNELS_PER_UNIT
-            + bytes / ANSWER_BYTES_PER_UNIT
+            + work.bytes / ANSWER_BYTES_PER_UNIT
     }
 
     /// Handles one decoded client request.
     pub fn handle(&mut self, request: ClientMessage) {
+        let before = self.queued_total;
+        self.dispatch(request);
+        self.work.bytes += self.queued_total - before;
+    }
+
+    fn dispatch(&mut self, request: ClientMessage) {
         if let AuthState::Pending { .. } = self.auth {
             match &request.kind {
                 Some(client_message::Kind::Auth(_) | client_message::Kind::Ping(_)) => {}
