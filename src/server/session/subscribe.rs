@@ -271,7 +271,8 @@ impl Session {
     }
 
     pub(super) fn unsubscribe(&mut self, request_id: u64, names: &[String]) {
-        if !self.names_within_limit(request_id, "unsubscribe", names.len()) {
+        // an empty unsubscribe is answered (with nothing removed), as always
+        if !names.is_empty() && !self.names_within_limit(request_id, "unsubscribe", names.len()) {
             return;
         }
         let mut refusals = Refusals::default();
