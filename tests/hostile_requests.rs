@@ -96,7 +96,7 @@ async fn repeated_patterns_collapse_and_huge_requests_are_refused() {
     let (_, channels) = server.get_json("/channels").await;
     let known = channels["channels"].as_array().unwrap().len();
     let mut c = Client::connect(&server, Fmt::Proto).await;
-    c.welcome().await;
+    assert_eq!(c.welcome().await.max_names_per_request, 256);
     c.send(subscribe(7, vec!["*.*.*".to_string(); 256])).await;
     let Kind::Subscribed(s) = answer_to(&mut c, 7).await else {
         panic!("256 names are within the cap");

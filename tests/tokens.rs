@@ -207,3 +207,36 @@ async fn a_narrower_refresh_ends_what_it_no_longer_covers_and_the_subject_stays(
     let (_, stats) = server.get_json("/stats").await;
     assert_eq!(stats["subscriptions"], 1, "{}", stats["subscriptions"]);
 }
+
+/// With auth on, a connection that has not shown a token creates nothing:
+/// its scan request is refused (UNAUTHORIZED, 4001) and no channel appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_creates_no_state() {
+    let server = Server::start(&["--jwt-secret", SECRET]);
+    let (_, before) = server.get_json("/channels").await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.send(client_message::Kind::RequestScan(pb::RequestScan {
+        request_id: 1,
+        top_n: 1,
+        venue: "sim".into(),
+    }))
+    .await;
+    match c.next_msg().await {
+        Kind::Error(e) => assert_eq!(e.code, ErrorCode::Unauthorized as i32),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.closed_with().await, Some(4001));
+    let (_, after) = server.get_json("/channels").await;
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["channel"].as_str().unwrap().to_string())
+            .filter(|n| n.starts_with("scan."))
+            .collect()
+    };
+    assert_eq!(names(&before), names(&after));
+    assert!(names(&after).is_empty());
+}
