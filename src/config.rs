@@ -255,7 +255,7 @@ pub struct Config {
 
     /// Enables `POST /publish` for holders of this key (`Authorization:
     /// Bearer KEY` or `X-Api-Key: KEY`). Without it the endpoint answers 404.
-    #[arg(long, env = "TICKWIRE_PUBLISH_KEY")]
+    #[arg(long, env = "TICKWIRE_PUBLISH_KEY", value_parser = crate::server::auth::parse_publish_key)]
     pub publish_key: Option<String>,
 
     /// Analytics (candles from trades, signals, sentiment, scanner): `on` or `off`.
@@ -328,6 +328,11 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
     pub max_subscriptions: u32,
 
+    /// Most channel names or patterns one subscribe or unsubscribe may
+    /// carry (BAD_REQUEST beyond; duplicates count).
+    #[arg(long, env = "TICKWIRE_MAX_NAMES_PER_REQUEST", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_names_per_request: u32,
+
     /// Client requests per second a connection may send (burst of the same
     /// size); beyond it RATE_LIMITED, and close 4029 if it goes on. 0 = none.
     #[arg(long, env = "TICKWIRE_MAX_REQUESTS_PER_SECOND", default_value_t = 50)]
@@ -358,7 +363,7 @@ pub struct Config {
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Enables JWT auth with this HS256 secret.
-    #[arg(long, env = "TICKWIRE_JWT_SECRET")]
+    #[arg(long, env = "TICKWIRE_JWT_SECRET", value_parser = crate::server::auth::parse_jwt_secret)]
     pub jwt_secret: Option<String>,
 
     /// Enables JWT auth with this RS256 or ES256 public key (PEM file).

@@ -11,7 +11,7 @@ use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{self, ErrorCode, client_message, server_message::Kind};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SECRET: &str = "integration-test-secret";
+const SECRET: &str = "integration-test-secret-of-32-bytes";
 
 fn now() -> u64 {
     SystemTime::now()

@@ -24,7 +24,7 @@ fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
     // The port is chosen first: the allowed origin names it.
     let addr = support::free_addr();
     let origin = format!("http://{addr}");
-    let secret = "dashboard-test-secret";
+    let secret = "dashboard-test-secret-of-32-bytes";
     // Signals and sentiment every second, so that the page shows them soon.
     let args = [
         "--jwt-secret",

@@ -45,7 +45,7 @@ fn js_client_reconnects_and_resumes_without_gap_after_server_side_closes() {
         return;
     }
     // Tokens expire while connected: the server closes with 4001.
-    let secret = "js-client-test-secret";
+    let secret = "js-client-test-secret-of-32-bytes";
     let server = Server::start(&["--jwt-secret", secret]);
     let mut env = env_for(&server);
     env.push(("TICKWIRE_JWT_SECRET", secret.to_string()));

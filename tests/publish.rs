@@ -9,7 +9,7 @@ use tickwire::protocol::pb::{Custom, Event, custom, event::Payload, server_messa
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const KEY: &str = "s3cret-key";
+const KEY: &str = "s3cret-publish-key";
 
 /// A raw HTTP/1.1 POST: (status, body as JSON or Null).
 async fn post(

@@ -108,7 +108,7 @@ export interface ChannelState { channel: string; seq?: Int64; epoch?: string; re
 export interface Subscribed { requestId?: Int64; channels?: ChannelState[] }
 export interface Unsubscribed { requestId?: Int64; channels?: string[] }
 export interface Pong { requestId?: Int64; serverTimeNs?: Int64 }
-export interface ServerError { requestId?: Int64; code?: ErrorCode; message?: string; channel?: string }
+export interface ServerError { requestId?: Int64; code?: ErrorCode; message?: string; channel?: string; channels?: string[] }
 export interface Lagged { channel: string; firstSeq?: Int64; lastSeq?: Int64 }
 export interface ChannelInfo { channel: string; kind?: string; seq?: Int64 }
 

@@ -902,7 +902,9 @@ export class TickwireClient {
     if (p) {
       if (p.kind === "subscribe") {
         p.errors.push(e);
-        if (p.errors.length >= p.names) {
+        // one error may refuse several names (listed in `channels`)
+        p.refused = (p.refused ?? 0) + Math.max(1, (e.channels || []).length);
+        if (p.refused >= p.names) {
           this._pending.delete(id);
           const err = Object.assign(new Error(e.message || e.code), { code: e.code, errors: p.errors });
           for (const h of p.handles) h._fail(err);

@@ -10,9 +10,10 @@
 //! `scan_result` ranks by `|score|` and its `reason` says which way and why.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::board::{Board, InstrumentView};
 use crate::feed::{Channel, Hub};
@@ -23,6 +24,33 @@ use crate::protocol::pb::{
 };
 
 static NEXT_SCAN: AtomicU64 = AtomicU64::new(1);
+
+/// Least time a scan holds its slot (`--max-concurrent-scans`): at most
+/// `slots / MIN_SCAN_SLOT` scans start per second, which bounds the scan
+/// events published per second however many clients ask.
+pub const MIN_SCAN_SLOT: Duration = Duration::from_millis(250);
+
+/// Waits (in arrival order) for one of the server's scan slots, then runs
+/// the scan; `waiting` counts the queued scans, `running` is this
+/// connection's "scan queued or running" flag, cleared at the end.
+pub async fn queue_and_run(
+    hub: Arc<Hub>,
+    board: Arc<Board>,
+    channel: Arc<Channel>,
+    req: ScanRequest,
+    running: Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+) {
+    let permit = slots.acquire_owned().await;
+    waiting.fetch_sub(1, Ordering::AcqRel);
+    let Ok(permit) = permit else {
+        running.store(false, Ordering::Release); // the semaphore was closed
+        return;
+    };
+    let started = tokio::time::Instant::now();
+    run(hub, board, channel, req, running, permit, started).await
+}
 
 /// One requested scan.
 pub struct ScanRequest {
@@ -92,14 +120,16 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
 }
 
 /// Runs one scan to `scan_done` (or `scan_error`), publishing on `channel`.
-/// `running` is cleared and `permit` released when it ends.
-pub async fn run(
+/// `running` is cleared when it ends; `permit` is released then, but not
+/// before [`MIN_SCAN_SLOT`] after `started`.
+async fn run(
     hub: Arc<Hub>,
     board: Arc<Board>,
     channel: Arc<Channel>,
     req: ScanRequest,
     running: Arc<AtomicBool>,
     permit: OwnedSemaphorePermit,
+    started: tokio::time::Instant,
 ) {
     let scan_id = format!("scan-{}", NEXT_SCAN.fetch_add(1, Ordering::Relaxed));
     let instruments = board.venue(&req.venue);
@@ -192,6 +222,9 @@ pub async fn run(
             }),
         );
     }
+    // the connection may ask again (it queues); the slot stays taken for
+    // the minimum time
     running.store(false, Ordering::Release);
+    tokio::time::sleep_until(started + MIN_SCAN_SLOT).await;
     drop(permit);
 }

@@ -37,7 +37,8 @@ pub enum PublishError {
     NoPayload,
 }
 
-fn payload_name(p: &Payload) -> &'static str {
+/// The proto field name of a payload (`trade`, `book_update`, ...).
+pub fn payload_name(p: &Payload) -> &'static str {
     match p {
         Payload::Trade(_) => "trade",
         Payload::Ticker(_) => "ticker",

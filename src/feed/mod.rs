@@ -10,6 +10,6 @@ pub mod registry;
 
 pub use channel::{Channel, ChannelId, Doorbell};
 pub use encoded::Encoded;
-pub use hub::{Hub, Position, PublishError};
+pub use hub::{Hub, Position, PublishError, payload_name};
 pub use log::{ChannelLog, LogLimits, ReadOutcome};
 pub use registry::Registry;

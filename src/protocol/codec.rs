@@ -69,11 +69,19 @@ pub enum CodecError {
     Proto(#[from] prost::DecodeError),
     #[error("bad JSON ClientMessage: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("text frames are not accepted in proto mode; send binary ClientMessage frames")]
+    #[error(
+        "text frames are not accepted in proto mode (the default); send binary ClientMessage \
+         frames, or to speak JSON connect with `?format=json` or the `tickwire.v1.json` \
+         subprotocol (e.g. wscat -c 'ws://HOST:PORT/ws?format=json')"
+    )]
     TextInProtoMode,
     #[error("binary frames are not accepted in json mode; send text ClientMessage frames")]
     BinaryInJsonMode,
-    #[error("ClientMessage has no kind set")]
+    #[error(
+        "ClientMessage has no kind set: send one of subscribe, unsubscribe, ping, auth, \
+         list_channels, request_scan, e.g. {{\"subscribe\":{{\"requestId\":\"1\",\
+         \"channels\":[\"ticker.sim.BTC-USDT\"]}}}}"
+    )]
     EmptyMessage,
 }
 

@@ -23,7 +23,7 @@ use tokio_util::sync::WaitForCancellationFuture;
 use tracing::{Instrument, debug};
 
 use super::ServerContext;
-use super::limits::{RateDecision, RateLimiter};
+use super::limits::{RateDecision, RequestLimiter};
 use super::session::{CloseRequest, Outbound, Session};
 use crate::metrics::{Metrics, add, dec, inc};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
@@ -86,7 +86,7 @@ struct Connection<R, W> {
     partial: Option<(bool, Vec<u8>)>,
     last_seen_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
-    rate: RateLimiter,
+    rate: RequestLimiter,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -114,7 +114,7 @@ pub(crate) async fn serve<R, W>(
             inbuf: Vec::new(),
             partial: None,
             last_seen_ns: now_ns(),
-            rate: RateLimiter::new(ctx.config.max_requests_per_second),
+            rate: RequestLimiter::new(ctx.config.max_requests_per_second),
         };
         let end = conn.run(session).await;
         let linger = match end {
@@ -480,7 +480,7 @@ fn deliver(
     format: Format,
     is_text: bool,
     payload: &[u8],
-    rate: &mut RateLimiter,
+    rate: &mut RequestLimiter,
 ) -> Option<End> {
     if is_text && std::str::from_utf8(payload).is_err() {
         return Some(End::Close(CloseRequest {
@@ -489,7 +489,7 @@ fn deliver(
         }));
     }
     let decoded = decode_client(format, is_text, payload);
-    match rate.check(std::time::Instant::now()) {
+    match rate.admit() {
         RateDecision::Allow => {}
         RateDecision::Refuse => {
             let request_id = match &decoded {
@@ -525,6 +525,8 @@ fn deliver(
             session.error(request_id, ErrorCode::BadRequest, e.to_string(), "");
         }
     }
+    // the work the request caused is paid with the next one
+    rate.charge(session.take_work_units());
     None
 }
 

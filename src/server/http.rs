@@ -159,7 +159,8 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         .map(|c| (c.name.to_string(), c.subscriber_count().into()))
         .collect();
     body["subscriptions_per_channel"] = per_channel.into();
-    body["channels"] = ctx.hub.registry().count().into();
+    body["channels"] = ctx.hub.registry().live().into();
+    body["channels_retired"] = ctx.channels_retired.load(Ordering::Relaxed).into();
     body["sources"] = sources_json(ctx);
     body["analytics_dropped"] = ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()).into();
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();
@@ -168,7 +169,36 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         .num_alive_tasks()
         .into();
     body["epoch"] = ctx.hub.epoch().to_string().into();
+    body["limits"] = limits_json(ctx);
     json(StatusCode::OK, body)
+}
+
+/// The limits in force (README "Limits"), and the scan queue now.
+fn limits_json(ctx: &ServerContext) -> serde_json::Value {
+    use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
+    let cfg = &ctx.config;
+    serde_json::json!({
+        "max_connections": cfg.max_connections,
+        "max_connections_per_ip": cfg.max_connections_per_ip,
+        "max_subscriptions": cfg.max_subscriptions,
+        "max_names_per_request": cfg.max_names_per_request,
+        "max_requests_per_second": cfg.max_requests_per_second,
+        "request_cost": {
+            "names_per_unit": NAMES_PER_UNIT,
+            "channels_examined_per_unit": CHANNELS_PER_UNIT,
+            "answer_bytes_per_unit": ANSWER_BYTES_PER_UNIT,
+        },
+        "max_inbound_frame_bytes": crate::protocol::MAX_INBOUND_FRAME_BYTES,
+        "max_lag_messages": cfg.max_lag_messages,
+        "max_lag_bytes": cfg.max_lag_bytes,
+        "max_queued_answer_bytes": super::session::MAX_QUEUED_ANSWER_FLOOR.max(cfg.max_lag_bytes),
+        "max_concurrent_scans": cfg.max_concurrent_scans,
+        "max_queued_scans": super::session::MAX_QUEUED_SCANS,
+        "min_scan_slot_ms": crate::analytics::scanner::MIN_SCAN_SLOT.as_millis() as u64,
+        "scans_waiting": ctx.scans_waiting.load(Ordering::Relaxed),
+        "publish_max_body_bytes": super::publish::MAX_BODY_BYTES,
+        "request_deadline_ms": cfg.handshake_timeout.as_millis() as u64,
+    })
 }
 
 fn channels(ctx: &ServerContext) -> Response<Body> {

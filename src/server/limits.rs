@@ -4,9 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,92 +97,153 @@ pub enum RateDecision {
     Close,
 }
 
-/// A token bucket of `rate` requests per second with a burst of `rate`.
+type Bucket<C> =
+    governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// Work units a request costs beyond its first (see [`RequestLimiter`]):
+/// one unit per this many channel names it carries...
+pub const NAMES_PER_UNIT: u64 = 16;
+/// ...per this many channels examined (pattern expansion, listings)...
+pub const CHANNELS_PER_UNIT: u64 = 4096;
+/// ...and per this many bytes of answer queued for the client.
+pub const ANSWER_BYTES_PER_UNIT: u64 = 16 * 1024;
+
+/// Charges a connection's requests by the work they cause, with the
+/// `governor` crate's GCRA bucket: `rate` units per second with a burst of
+/// `rate`. Every request costs one unit when it arrives; the work it then
+/// caused (names, channels examined, answer bytes; see the `*_PER_UNIT`
+/// constants) is owed and paid with the next request, so one heavy request
+/// delays the next ones as many light ones would.
+///
 /// Refused requests count as strikes that fade at the same rate; more than
 /// `rate` outstanding strikes (a client that kept sending at more than
 /// twice the limit for a second) closes the connection.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    tokens: f64,
-    strikes: f64,
-    last: Instant,
+///
+/// Replaces a hand-written token bucket (issue 18): `check_n` does the same
+/// arithmetic, and the GCRA state is one atomic word.
+pub struct RequestLimiter<C: Clock = DefaultClock> {
+    /// `None` when limiting is off (`rate` 0).
+    limits: Option<(Bucket<C>, Bucket<C>)>,
+    burst: u32,
+    /// Units owed by earlier requests, charged with the next one.
+    debt: u64,
 }
 
-impl RateLimiter {
+impl<C: Clock> std::fmt::Debug for RequestLimiter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLimiter")
+            .field("burst", &self.burst)
+            .field("debt", &self.debt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestLimiter {
     /// A full bucket; `rate` 0 disables limiting.
     pub fn new(rate: u32) -> Self {
+        Self::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RequestLimiter<C> {
+    /// A full bucket that reads time from `clock`.
+    pub fn with_clock(rate: u32, clock: C) -> Self {
+        let limits = NonZeroU32::new(rate).map(|r| {
+            let quota = Quota::per_second(r);
+            (
+                governor::RateLimiter::direct_with_clock(quota, clock.clone()),
+                governor::RateLimiter::direct_with_clock(quota, clock),
+            )
+        });
         Self {
-            rate: f64::from(rate),
-            tokens: f64::from(rate),
-            strikes: 0.0,
-            last: Instant::now(),
+            limits,
+            burst: rate,
+            debt: 0,
         }
     }
 
-    /// Decides about one request arriving at `now`.
-    pub fn check(&mut self, now: Instant) -> RateDecision {
-        if self.rate <= 0.0 {
+    /// Decides about one request arriving now: it pays one unit and
+    /// whatever earlier requests still owe (at most a full burst).
+    pub fn admit(&mut self) -> RateDecision {
+        let Some((bucket, strikes)) = &self.limits else {
+            return RateDecision::Allow;
+        };
+        let cost = (1 + self.debt).min(u64::from(self.burst)) as u32;
+        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        if let Ok(Ok(())) = bucket.check_n(cost) {
+            self.debt = 0;
             return RateDecision::Allow;
         }
-        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
-        self.last = now;
-        self.tokens = (self.tokens + refill).min(self.rate);
-        self.strikes = (self.strikes - refill).max(0.0);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return RateDecision::Allow;
+        match strikes.check() {
+            Ok(()) => RateDecision::Refuse,
+            Err(_) => RateDecision::Close,
         }
-        self.strikes += 1.0;
-        if self.strikes > self.rate {
-            RateDecision::Close
-        } else {
-            RateDecision::Refuse
-        }
+    }
+
+    /// Records work an admitted request caused beyond its first unit.
+    pub fn charge(&mut self, units: u64) {
+        self.debt = self.debt.saturating_add(units);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
     use std::time::Duration;
+
+    fn fake(rate: u32) -> (RequestLimiter<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (RequestLimiter::with_clock(rate, clock.clone()), clock)
+    }
 
     #[test]
     fn bucket_allows_burst_then_refuses_then_closes() {
-        let t0 = Instant::now();
-        let mut rl = RateLimiter::new(10);
+        let (mut rl, _clock) = fake(10);
         for _ in 0..10 {
-            assert_eq!(rl.check(t0), RateDecision::Allow);
+            assert_eq!(rl.admit(), RateDecision::Allow);
         }
         for _ in 0..10 {
-            assert_eq!(rl.check(t0), RateDecision::Refuse);
+            assert_eq!(rl.admit(), RateDecision::Refuse);
         }
-        assert_eq!(rl.check(t0), RateDecision::Close);
+        assert_eq!(rl.admit(), RateDecision::Close);
     }
 
     #[test]
     fn bucket_refills_over_time() {
-        let t0 = Instant::now();
-        let mut rl = RateLimiter::new(10);
+        let (mut rl, clock) = fake(10);
         for _ in 0..10 {
-            rl.check(t0);
+            rl.admit();
         }
-        assert_eq!(rl.check(t0), RateDecision::Refuse);
-        // 0.5 s later: 5 tokens back, and the strike has faded
-        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(rl.admit(), RateDecision::Refuse);
+        // 0.5 s later: 5 units back
+        clock.advance(Duration::from_millis(500));
         for _ in 0..5 {
-            assert_eq!(rl.check(t1), RateDecision::Allow);
+            assert_eq!(rl.admit(), RateDecision::Allow);
         }
-        assert_eq!(rl.check(t1), RateDecision::Refuse);
+        assert_eq!(rl.admit(), RateDecision::Refuse);
         // a steady client at the limit is never refused
-        let mut rl = RateLimiter::new(10);
-        for i in 0..100 {
-            assert_eq!(
-                rl.check(t0 + Duration::from_millis(100 * i)),
-                RateDecision::Allow
-            );
+        let (mut rl, clock) = fake(10);
+        for _ in 0..100 {
+            assert_eq!(rl.admit(), RateDecision::Allow);
+            clock.advance(Duration::from_millis(100));
         }
-        assert_eq!(RateLimiter::new(0).check(t0), RateDecision::Allow);
+        assert_eq!(RequestLimiter::new(0).admit(), RateDecision::Allow);
+    }
+
+    #[test]
+    fn heavy_requests_pay_for_their_work() {
+        let (mut rl, clock) = fake(10);
+        assert_eq!(rl.admit(), RateDecision::Allow);
+        rl.charge(9); // the first request did the work of 10
+        assert_eq!(rl.admit(), RateDecision::Refuse, "9 owed + 1 > the 9 left");
+        clock.advance(Duration::from_millis(800));
+        assert_eq!(rl.admit(), RateDecision::Allow, "paid after refill");
+        // a debt larger than the burst costs one full bucket, not forever
+        rl.charge(1_000_000);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(rl.admit(), RateDecision::Allow);
+        assert_eq!(rl.admit(), RateDecision::Refuse);
     }
 
     #[test]

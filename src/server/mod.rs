@@ -66,7 +66,15 @@ pub struct ServerContext {
     pub sources: Vec<Arc<SourceStatus>>,
     /// The analytics engine (scanner state), when analytics is on.
     pub analytics: Option<crate::analytics::Handle>,
+    /// Scans waiting for a slot (bounded, see `session::scan`).
+    pub scans_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Idle channels retired so far (see [`RETIRE_IDLE_EVERY`]).
+    pub channels_retired: AtomicU64,
 }
+
+/// How often channels that never carried an event and that nobody holds
+/// are retired (`Registry::retire_idle`).
+pub const RETIRE_IDLE_EVERY: Duration = Duration::from_secs(60);
 
 impl ServerContext {
     /// A context for a server that has not accepted anything yet.
@@ -91,6 +99,8 @@ impl ServerContext {
             auth,
             sources,
             analytics,
+            scans_waiting: Arc::default(),
+            channels_retired: AtomicU64::new(0),
         })
     }
 }
@@ -210,6 +220,7 @@ impl Server {
             let (host, note) = url_host(local);
             info!("dashboard: {http}://{host}/  WebSocket: {ws}://{host}/ws{note}");
         }
+        tokio::spawn(retire_idle_channels(ctx.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -261,6 +272,23 @@ impl Server {
         let _ = tokio::task::spawn_blocking(move || sources.join()).await;
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Retires idle channels every [`RETIRE_IDLE_EVERY`] until shutdown.
+async fn retire_idle_channels(ctx: Arc<ServerContext>) {
+    let mut tick = tokio::time::interval(RETIRE_IDLE_EVERY);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let n = ctx.hub.registry().retire_idle();
+        if n > 0 {
+            ctx.channels_retired.fetch_add(n as u64, Ordering::Relaxed);
+            debug!(retired = n, "idle channels retired");
+        }
     }
 }
 

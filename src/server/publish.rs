@@ -9,7 +9,20 @@
 //! a missing `source_time_ns` is the time of arrival.
 //!
 //! A batch is checked whole before anything is published: one bad event
-//! gets the batch a 400 naming it, and nothing of it is published.
+//! gets the batch a 400 naming it, and nothing of it is published. The
+//! check is linear in the batch, and parsing, checking and publishing run
+//! on a blocking thread (`spawn_blocking`), never on the I/O workers that
+//! serve the WebSocket clients. The body must arrive within
+//! `--handshake-timeout` (408 otherwise), so a client trickling bytes
+//! cannot hold a request open.
+//!
+//! Payloads must fit the channel's stream: a `trade.` channel takes only
+//! `trade` (with a quantity above 0), `ticker.` only `ticker`, `book.` only
+//! book snapshots and updates, `candle*.` only `candle`, and so on; other
+//! streams (custom) take any payload. Unknown JSON fields are ignored.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
@@ -63,7 +76,7 @@ fn presented_key(req: &Request<Incoming>) -> Option<&[u8]> {
 /// Handles `POST /publish` (`batch` false) and `POST /publish/batch`.
 pub(crate) async fn handle(
     req: Request<Incoming>,
-    ctx: &ServerContext,
+    ctx: &Arc<ServerContext>,
     batch: bool,
 ) -> Response<Body> {
     let Some(key) = &ctx.config.publish_key else {
@@ -103,10 +116,22 @@ pub(crate) async fn handle(
         .is_some_and(|v| {
             v.starts_with("application/x-protobuf") || v.starts_with("application/protobuf")
         });
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let deadline = ctx.config.handshake_timeout;
+    let collected = tokio::time::timeout(
+        deadline,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await;
+    let Ok(collected) = collected else {
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} (--handshake-timeout)",
+                humantime::format_duration(deadline)
+            ),
+        );
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -121,7 +146,27 @@ pub(crate) async fn handle(
             );
         }
     };
-    let events = match parse(&body, protobuf, batch) {
+    let ctx = ctx.clone();
+    match tokio::task::spawn_blocking(move || parse_check_publish(&ctx, &body, protobuf, batch))
+        .await
+    {
+        Ok(resp) => resp,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("publishing failed: {e}"),
+        ),
+    }
+}
+
+/// Parses, checks and publishes a body (on a blocking thread: a 1 MiB
+/// batch is tens of thousands of events).
+fn parse_check_publish(
+    ctx: &ServerContext,
+    body: &Bytes,
+    protobuf: bool,
+    batch: bool,
+) -> Response<Body> {
+    let events = match parse(body, protobuf, batch) {
         Ok(events) => events,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -203,36 +248,78 @@ fn parse(body: &Bytes, protobuf: bool, batch: bool) -> Result<Vec<Event>, String
         .collect()
 }
 
+/// Whether a channel of `kind` may carry `payload`.
+fn fits(kind: ChannelKind, payload: &Payload) -> bool {
+    match kind {
+        ChannelKind::Book => matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_)),
+        ChannelKind::Trade => matches!(payload, Payload::Trade(_)),
+        ChannelKind::Ticker => matches!(payload, Payload::Ticker(_)),
+        ChannelKind::Candle => matches!(payload, Payload::Candle(_)),
+        ChannelKind::Signal => matches!(payload, Payload::Signal(_)),
+        ChannelKind::Sentiment => matches!(payload, Payload::Sentiment(_)),
+        ChannelKind::Scan => matches!(
+            payload,
+            Payload::ScanStarted(_)
+                | Payload::ScanResult(_)
+                | Payload::SymbolAnalyzed(_)
+                | Payload::ScanProgress(_)
+                | Payload::ScanDone(_)
+                | Payload::ScanError(_)
+        ),
+        // the book stream's state needs book channels
+        ChannelKind::Custom => {
+            !matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_))
+        }
+    }
+}
+
 /// Everything that can be checked before publishing: channel names,
-/// payload presence and payload kind against the channel's stream.
+/// payload presence, payload kind against the channel's stream, a trade's
+/// quantity, and that a book update has a book. Linear in the batch.
 fn check(events: &[Event], ctx: &ServerContext) -> Result<(), (usize, String)> {
+    // book channels that get a snapshot earlier in this batch
+    let mut snapshotted: HashSet<&str> = HashSet::new();
     for (i, event) in events.iter().enumerate() {
         validate_channel(&event.channel).map_err(|e| (i, format!("invalid channel: {e}")))?;
         let Some(payload) = &event.payload else {
             return Err((i, PublishError::NoPayload.to_string()));
         };
-        let is_book = matches!(payload, Payload::BookSnapshot(_) | Payload::BookUpdate(_));
         let kind = ChannelKind::of(&event.channel);
-        if is_book != (kind == ChannelKind::Book) {
+        if !fits(kind, payload) {
             return Err((
                 i,
                 format!(
-                    "channel {} is a {} channel and cannot carry this payload",
+                    "channel {} is a {} channel and cannot carry a {} payload",
                     event.channel,
-                    kind.as_str()
+                    kind.as_str(),
+                    crate::feed::payload_name(payload)
                 ),
             ));
         }
+        if let Payload::Trade(t) = payload
+            && !(t.quantity.is_finite() && t.quantity > 0.0 && t.price.is_finite())
+        {
+            return Err((
+                i,
+                format!(
+                    "a trade needs a finite `price` and a `quantity` above 0 (got price {}, \
+                     quantity {}; is the field spelt `quantity`?)",
+                    t.price, t.quantity
+                ),
+            ));
+        }
+        if matches!(payload, Payload::BookSnapshot(_)) {
+            snapshotted.insert(&event.channel);
+        }
         if matches!(payload, Payload::BookUpdate(_)) {
-            let earlier_snapshot = events[..i].iter().any(|e| {
-                e.channel == event.channel && matches!(e.payload, Some(Payload::BookSnapshot(_)))
-            });
-            let has_book = ctx
-                .hub
-                .registry()
-                .get(&event.channel)
-                .is_some_and(|c| c.has_book());
-            if !earlier_snapshot && !has_book {
+            let earlier_snapshot = snapshotted.contains(event.channel.as_str());
+            let has_book = earlier_snapshot
+                || ctx
+                    .hub
+                    .registry()
+                    .get(&event.channel)
+                    .is_some_and(|c| c.has_book());
+            if !has_book {
                 return Err((
                     i,
                     PublishError::UpdateBeforeSnapshot(event.channel.clone()).to_string(),

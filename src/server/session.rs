@@ -1,23 +1,39 @@
 //! One connection's protocol state machine: its subscriptions and cursors,
 //! and the answers to its requests. No I/O here: the connection task feeds it
 //! client messages and asks it for the frames due, in order.
+//!
+//! Every request's work is bounded and measured ([`Work`]): the connection
+//! charges it to the client's rate limit. Frames queued for the client
+//! (answers, snapshots) are bounded like its event backlog: past
+//! `--max-lag-bytes` of unsent answers the client is a slow consumer (4008).
+
+mod access;
+mod refusals;
+mod scan;
+mod subscribe;
+
+pub use scan::MAX_QUEUED_SCANS;
+
+/// Least bound on answers queued for one client (the bound is the larger
+/// of this and `--max-lag-bytes`).
+pub const MAX_QUEUED_ANSWER_FLOOR: u64 = 1 << 20;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 
 use super::ServerContext;
 use super::auth::{AuthError, Grant};
+use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
 use crate::config::SlowConsumerPolicy;
 use crate::feed::{Channel, ChannelId, Doorbell, Encoded, ReadOutcome};
-use crate::metrics::{dec, inc};
+use crate::metrics::inc;
 use crate::protocol::codec::control_frame;
 use crate::protocol::pb::{
-    self, ChannelInfo, ChannelList, ChannelState, ClientMessage, ErrorCode, Lagged, Pong,
-    ResumePosition, ServerMessage, Subscribed, Unsubscribed, Welcome, client_message,
-    server_message,
+    self, ChannelInfo, ChannelList, ClientMessage, ErrorCode, Lagged, Pong, ServerMessage, Welcome,
+    client_message, server_message,
 };
 use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, PROTOCOL_NAME, Pattern, now_ns};
 
@@ -35,6 +51,18 @@ pub enum Outbound {
 pub struct CloseRequest {
     pub code: u16,
     pub reason: &'static str,
+}
+
+/// Work done for the requests handled since the last
+/// [`Session::take_work_units`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Work {
+    /// Channel names and patterns in requests.
+    names: u64,
+    /// Channels examined (pattern expansion, listings, suggestions).
+    channels: u64,
+    /// Bytes of answers (snapshots included) queued by requests.
+    bytes: u64,
 }
 
 struct Subscription {
@@ -57,6 +85,14 @@ pub struct Session {
     channels_seen: usize,
     watching: bool,
     control: VecDeque<Bytes>,
+    /// Bytes in `control`.
+    control_bytes: u64,
+    /// Bytes ever queued in `control` (a request's answer bytes are the
+    /// difference it made).
+    queued_total: u64,
+    work: Work,
+    /// Set when `control` outgrew its bound: the client does not read.
+    overflowed: bool,
     /// Reused buffer of events read per drain (no allocation per wake-up).
     scratch: Vec<Arc<Encoded>>,
     auth: AuthState,
@@ -76,6 +112,9 @@ enum AuthState {
     /// A valid token; re-checked at its expiry.
     Granted(Grant),
 }
+
+/// Most frames queued for one client beyond its events (see `enqueue`).
+const CONTROL_FRAMES_MAX: usize = 65_536;
 
 fn msg(kind: server_message::Kind) -> ServerMessage {
     ServerMessage { kind: Some(kind) }
@@ -108,6 +147,10 @@ impl Session {
             channels_seen: 0,
             watching: false,
             control: VecDeque::new(),
+            control_bytes: 0,
+            queued_total: 0,
+            work: Work::default(),
+            overflowed: false,
             scratch: Vec::new(),
             ctx,
             scanning: Arc::new(AtomicBool::new(false)),
@@ -124,6 +167,7 @@ impl Session {
             epoch: session.ctx.hub.epoch().to_string(),
             gzip_threshold_bytes: cfg.gzip_threshold.min(u32::MAX as usize) as u32,
             max_inbound_frame_bytes: MAX_INBOUND_FRAME_BYTES as u32,
+            max_names_per_request: cfg.max_names_per_request,
         };
         session.push(msg(server_message::Kind::Welcome(welcome)));
         if let Some(token) = token
@@ -132,56 +176,6 @@ impl Session {
             session.authenticate(0, &token);
         }
         session
-    }
-
-    /// Verifies a token (handshake or `auth` message): a valid one grants
-    /// (or refreshes) access, anything else is UNAUTHORIZED and close 4001.
-    fn authenticate(&mut self, request_id: u64, token: &str) {
-        let Some(verifier) = &self.ctx.auth else {
-            return;
-        };
-        match verifier.verify(token) {
-            Ok(grant) => self.auth = AuthState::Granted(grant),
-            Err(e) => self.unauthorized(request_id, e.to_string()),
-        }
-    }
-
-    fn unauthorized(&mut self, request_id: u64, message: String) {
-        self.error(request_id, ErrorCode::Unauthorized, message, "");
-        self.close = Some(CloseRequest {
-            code: crate::protocol::close::UNAUTHORIZED,
-            reason: "missing, invalid or expired token",
-        });
-    }
-
-    /// A close the last request asked for (bad or missing token).
-    pub fn take_close(&mut self) -> Option<CloseRequest> {
-        self.close.take()
-    }
-
-    /// When the connection must next re-check its authentication (Unix ns):
-    /// the deadline to authenticate, or the token's expiry.
-    pub fn auth_deadline_ns(&self) -> Option<i64> {
-        match &self.auth {
-            AuthState::Off => None,
-            AuthState::Pending { deadline_ns } => Some(*deadline_ns),
-            AuthState::Granted(g) => Some((g.expires_at as i64).saturating_mul(1_000_000_000)),
-        }
-    }
-
-    /// Called at [`Session::auth_deadline_ns`]: the close to send, if the
-    /// deadline passed without (new) authentication.
-    pub fn auth_expired(&mut self, now_ns: i64) -> Option<CloseRequest> {
-        let deadline = self.auth_deadline_ns()?;
-        if now_ns < deadline {
-            return None;
-        }
-        let message = match self.auth {
-            AuthState::Pending { .. } => "no token was shown in time",
-            _ => "token has expired",
-        };
-        self.unauthorized(0, message.into());
-        self.take_close()
     }
 
     /// The doorbell the session's channels ring.
@@ -195,31 +189,73 @@ impl Session {
     }
 
     fn push(&mut self, m: ServerMessage) {
-        self.control.push_back(control_frame(
-            &m,
-            self.format,
-            self.ctx.hub.gzip_threshold(),
-        ));
+        let frame = control_frame(&m, self.format, self.ctx.hub.gzip_threshold());
+        self.enqueue(frame);
+    }
+
+    /// Queues a frame for this client only. Past the bound (the larger of
+    /// `--max-lag-bytes` and 1 MiB) the client is not reading its answers:
+    /// the session asks for close 4008 instead of buffering more.
+    fn enqueue(&mut self, frame: Bytes) {
+        let len = frame.len() as u64;
+        self.queued_total += len;
+        let bound = self.ctx.config.max_lag_bytes.max(MAX_QUEUED_ANSWER_FLOOR);
+        if self.control_bytes + len > bound || self.control.len() >= CONTROL_FRAMES_MAX {
+            self.overflowed = true;
+            return;
+        }
+        self.control_bytes += len;
+        self.control.push_back(frame);
     }
 
     /// Queues a frame built by the connection (pong, ping).
     pub fn push_raw(&mut self, frame: Bytes) {
-        self.control.push_back(frame);
+        self.enqueue(frame);
     }
 
     /// Queues an `error` answer.
     pub fn error(&mut self, request_id: u64, code: ErrorCode, message: String, channel: &str) {
+        self.error_with(request_id, code, message, channel, Vec::new());
+    }
+
+    /// Queues an `error` answer that refuses several names at once.
+    fn error_with(
+        &mut self,
+        request_id: u64,
+        code: ErrorCode,
+        message: String,
+        channel: &str,
+        channels: Vec<String>,
+    ) {
         inc(&self.ctx.metrics.errors_sent);
         self.push(msg(server_message::Kind::Error(pb::Error {
             request_id,
             code: code as i32,
             message,
             channel: channel.to_string(),
+            channels,
         })));
+    }
+
+    /// The rate-limit units the requests handled since the last call cost
+    /// beyond one each: names carried, channels examined, answer bytes.
+    /// What the server sends on its own (events, resyncs after lag,
+    /// heartbeats) is not charged.
+    pub fn take_work_units(&mut self) -> u64 {
+        let work = std::mem::take(&mut self.work);
+        work.names / NAMES_PER_UNIT
+            + work.channels / CHANNELS_PER_UNIT
+            + work.bytes / ANSWER_BYTES_PER_UNIT
     }
 
     /// Handles one decoded client request.
     pub fn handle(&mut self, request: ClientMessage) {
+        let before = self.queued_total;
+        self.dispatch(request);
+        self.work.bytes += self.queued_total - before;
+    }
+
+    fn dispatch(&mut self, request: ClientMessage) {
         if let AuthState::Pending { .. } = self.auth {
             match &request.kind {
                 Some(client_message::Kind::Auth(_) | client_message::Kind::Ping(_)) => {}
@@ -255,105 +291,10 @@ impl Session {
             None => self.error(
                 0,
                 ErrorCode::BadRequest,
-                "ClientMessage has no kind set".into(),
+                crate::protocol::codec::CodecError::EmptyMessage.to_string(),
                 "",
             ),
         }
-    }
-
-    /// Starts a scan whose events go to `scan.<venue>.all`; this connection
-    /// is subscribed to that channel (without snapshot) if it was not, so it
-    /// receives its scan either way. One scan per connection at a time, and
-    /// at most `--max-concurrent-scans` server-wide: beyond, RATE_LIMITED.
-    fn request_scan(&mut self, r: pb::RequestScan) {
-        let Some(analytics) = self.ctx.analytics.clone() else {
-            self.error(
-                r.request_id,
-                ErrorCode::BadRequest,
-                "the scanner needs analytics, which is off on this server".into(),
-                "",
-            );
-            return;
-        };
-        let venue = if r.venue.is_empty() {
-            "sim".to_string()
-        } else {
-            r.venue.clone()
-        };
-        let name = format!("scan.{venue}.all");
-        let Some(pattern) = self.parse_pattern(r.request_id, &name) else {
-            return;
-        };
-        if let AuthState::Granted(grant) = &self.auth
-            && !grant.allows(&pattern)
-        {
-            self.error(
-                r.request_id,
-                ErrorCode::Forbidden,
-                format!("the token does not grant {name}"),
-                &name,
-            );
-            return;
-        }
-        if self.scanning.load(Ordering::Acquire) {
-            self.error(
-                r.request_id,
-                ErrorCode::RateLimited,
-                "a scan requested by this connection is still running".into(),
-                &name,
-            );
-            return;
-        }
-        let Ok(permit) = analytics.scans.clone().try_acquire_owned() else {
-            self.error(
-                r.request_id,
-                ErrorCode::RateLimited,
-                format!(
-                    "{} scans are running server-wide; try again when one is done",
-                    self.ctx.config.max_concurrent_scans
-                ),
-                &name,
-            );
-            return;
-        };
-        let channel = match self.ctx.hub.channel(&name) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error(
-                    r.request_id,
-                    ErrorCode::InvalidChannel,
-                    e.to_string(),
-                    &name,
-                );
-                return;
-            }
-        };
-        let mut snapshots = Vec::new();
-        if self
-            .add(&channel, true, None, false, &mut snapshots)
-            .is_none()
-        {
-            self.error(
-                r.request_id,
-                ErrorCode::TooManySubscriptions,
-                format!("cannot subscribe to {name}: subscription limit reached"),
-                &name,
-            );
-            return;
-        }
-        self.scanning.store(true, Ordering::Release);
-        tokio::spawn(crate::analytics::scanner::run(
-            self.ctx.hub.clone(),
-            analytics.board.clone(),
-            channel,
-            crate::analytics::scanner::ScanRequest {
-                request_id: r.request_id,
-                venue,
-                top_n: r.top_n,
-            },
-            self.scanning.clone(),
-            permit,
-        ));
     }
 
     /// Parses a channel name or pattern; a malformed one is answered with
@@ -377,215 +318,12 @@ impl Session {
         self.subs.len() + self.patterns.len()
     }
 
-    fn subscribe(
-        &mut self,
-        request_id: u64,
-        names: &[String],
-        resume: &HashMap<String, ResumePosition>,
-        snapshot: bool,
-    ) {
-        if names.is_empty() {
-            self.error(
-                request_id,
-                ErrorCode::BadRequest,
-                "subscribe names no channel".into(),
-                "",
-            );
-            return;
-        }
-        let mut states = Vec::new();
-        let mut snapshots = Vec::new();
-        let mut accepted = false;
-        for name in names {
-            let Some(pattern) = self.parse_pattern(request_id, name) else {
-                continue;
-            };
-            if let AuthState::Granted(grant) = &self.auth
-                && !grant.allows(&pattern)
-            {
-                self.error(
-                    request_id,
-                    ErrorCode::Forbidden,
-                    format!("{name}: the token does not allow this channel"),
-                    name,
-                );
-                continue;
-            }
-            if pattern.is_exact() {
-                let Some(channel) = self.ctx.hub.registry().get(name) else {
-                    self.error(
-                        request_id,
-                        ErrorCode::UnknownChannel,
-                        format!("no channel named {name}"),
-                        name,
-                    );
-                    continue;
-                };
-                match self.add(&channel, true, resume.get(name), snapshot, &mut snapshots) {
-                    Some(state) => {
-                        accepted = true;
-                        states.push(state);
-                    }
-                    None => self.too_many(request_id, name),
-                }
-                continue;
-            }
-            if !self.patterns.contains(&pattern) {
-                if self.subscription_count() >= self.ctx.config.max_subscriptions as usize {
-                    self.too_many(request_id, name);
-                    continue;
-                }
-                self.patterns.push(pattern.clone());
-                if !self.watching {
-                    self.ctx.hub.registry().watch_new_channels(&self.bell);
-                    self.watching = true;
-                }
-            }
-            accepted = true;
-            let channels = self.ctx.hub.registry().all();
-            for channel in channels.iter().filter(|c| pattern.matches(&c.name)) {
-                match self.add(
-                    channel,
-                    false,
-                    resume.get(&*channel.name),
-                    snapshot,
-                    &mut snapshots,
-                ) {
-                    Some(state) => states.push(state),
-                    None => {
-                        self.too_many(request_id, &channel.name);
-                        break;
-                    }
-                }
-            }
-            self.channels_seen = self.channels_seen.max(channels.len());
-        }
-        if accepted {
-            self.push(msg(server_message::Kind::Subscribed(Subscribed {
-                request_id,
-                channels: states,
-            })));
-        }
-        self.queue_snapshots(snapshots);
-    }
-
     /// Queues snapshot events (after the answer that announced them).
     fn queue_snapshots(&mut self, snapshots: Vec<Arc<Encoded>>) {
         for snap in snapshots {
-            self.control
-                .push_back(snap.frame(self.format, &self.ctx.metrics).clone());
+            let frame = snap.frame(self.format, &self.ctx.metrics).clone();
+            self.enqueue(frame);
         }
-    }
-
-    fn too_many(&mut self, request_id: u64, name: &str) {
-        let limit = self.ctx.config.max_subscriptions;
-        self.error(
-            request_id,
-            ErrorCode::TooManySubscriptions,
-            format!("{name}: a connection may hold at most {limit} subscriptions"),
-            name,
-        );
-    }
-
-    /// Subscribes to one concrete channel; `None` when over the limit.
-    fn add(
-        &mut self,
-        channel: &Arc<Channel>,
-        exact: bool,
-        resume: Option<&ResumePosition>,
-        snapshot: bool,
-        snapshots: &mut Vec<Arc<Encoded>>,
-    ) -> Option<ChannelState> {
-        let epoch = self.ctx.hub.epoch().to_string();
-        if let Some(&i) = self.index.get(&channel.id) {
-            let sub = &mut self.subs[i];
-            sub.exact |= exact;
-            return Some(ChannelState {
-                channel: channel.name.to_string(),
-                seq: sub.next_seq - 1,
-                epoch,
-                recovered: false,
-            });
-        }
-        if self.subscription_count() >= self.ctx.config.max_subscriptions as usize {
-            return None;
-        }
-        // Register first: an event published from here on rings us, and the
-        // cursor below decides what we have already covered.
-        channel.add_subscriber(&self.bell);
-        let resumable = resume.filter(|r| {
-            r.epoch == epoch && r.seq <= channel.seq() && channel.log.first_seq() <= r.seq + 1
-        });
-        let (seq, recovered) = match resumable {
-            Some(r) => (r.seq, true),
-            None => {
-                let pos = self.ctx.hub.position(channel);
-                if snapshot && let Some(snap) = pos.snapshot {
-                    snapshots.push(snap);
-                }
-                (pos.seq, false)
-            }
-        };
-        self.index.insert(channel.id, self.subs.len());
-        self.subs.push(Subscription {
-            channel: channel.clone(),
-            next_seq: seq + 1,
-            exact,
-        });
-        inc(&self.ctx.metrics.subscriptions);
-        Some(ChannelState {
-            channel: channel.name.to_string(),
-            seq,
-            epoch,
-            recovered,
-        })
-    }
-
-    fn remove_where(&mut self, mut pred: impl FnMut(&Subscription) -> bool) -> Vec<String> {
-        let mut removed = Vec::new();
-        let mut i = 0;
-        while i < self.subs.len() {
-            if pred(&self.subs[i]) {
-                let sub = self.subs.swap_remove(i);
-                sub.channel.remove_subscriber(&self.bell);
-                dec(&self.ctx.metrics.subscriptions);
-                removed.push(sub.channel.name.to_string());
-            } else {
-                i += 1;
-            }
-        }
-        self.index = self
-            .subs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.channel.id, i))
-            .collect();
-        removed
-    }
-
-    fn unsubscribe(&mut self, request_id: u64, names: &[String]) {
-        let mut removed = Vec::new();
-        for name in names {
-            let Some(pattern) = self.parse_pattern(request_id, name) else {
-                continue;
-            };
-            if pattern.is_exact() {
-                removed.extend(self.remove_where(|s| *s.channel.name == **name));
-            } else if let Some(i) = self.patterns.iter().position(|p| *p == pattern) {
-                self.patterns.swap_remove(i);
-                let others = self.patterns.clone();
-                removed.extend(self.remove_where(|s| {
-                    !s.exact
-                        && pattern.matches(&s.channel.name)
-                        && !others.iter().any(|p| p.matches(&s.channel.name))
-                }));
-                removed.push(name.clone());
-            }
-        }
-        self.push(msg(server_message::Kind::Unsubscribed(Unsubscribed {
-            request_id,
-            channels: removed,
-        })));
     }
 
     fn list_channels(&mut self, request_id: u64, pattern: &str) {
@@ -597,13 +335,16 @@ impl Session {
             };
             Some(p)
         };
-        let channels = self
-            .ctx
-            .hub
-            .registry()
-            .all()
+        let grant = match &self.auth {
+            AuthState::Granted(g) => Some(g),
+            _ => None,
+        };
+        let all = self.ctx.hub.registry().all();
+        self.work.channels += all.len() as u64;
+        let channels = all
             .iter()
             .filter(|c| pattern.as_ref().is_none_or(|p| p.matches(&c.name)))
+            .filter(|c| grant.is_none_or(|g| g.allows_channel(&c.name)))
             .map(|c| ChannelInfo {
                 channel: c.name.to_string(),
                 kind: c.kind.as_str().into(),
@@ -623,8 +364,8 @@ impl Session {
         if self.patterns.is_empty() || self.ctx.hub.registry().count() <= self.channels_seen {
             return;
         }
-        let fresh = self.ctx.hub.registry().since(self.channels_seen);
-        self.channels_seen += fresh.len();
+        let (fresh, seen) = self.ctx.hub.registry().since(self.channels_seen);
+        self.channels_seen = seen;
         let mut snapshots = Vec::new();
         for channel in fresh {
             if self.index.contains_key(&channel.id)
@@ -634,7 +375,7 @@ impl Session {
             }
             // A new channel is followed from seq 1 when its history still
             // holds it; otherwise from a snapshot, as on subscribe.
-            let from_start = ResumePosition {
+            let from_start = pb::ResumePosition {
                 seq: 0,
                 epoch: self.ctx.hub.epoch().to_string(),
             };
@@ -642,7 +383,14 @@ impl Session {
                 .add(&channel, false, Some(&from_start), true, &mut snapshots)
                 .is_none()
             {
-                self.too_many(0, &channel.name);
+                let limit = self.ctx.config.max_subscriptions;
+                let name = &channel.name;
+                self.error(
+                    0,
+                    ErrorCode::TooManySubscriptions,
+                    format!("{name}: a connection may hold at most {limit} subscriptions"),
+                    name,
+                );
                 break;
             }
         }
@@ -663,10 +411,18 @@ impl Session {
         if self.over_lag_bound() {
             self.fell_behind(None)?;
         }
+        if self.overflowed {
+            inc(&self.ctx.metrics.slow_consumer_closes);
+            return Err(CloseRequest {
+                code: crate::protocol::close::SLOW_CONSUMER,
+                reason: "slow consumer: answers not read",
+            });
+        }
         while out.len() < max {
             let Some(frame) = self.control.pop_front() else {
                 break;
             };
+            self.control_bytes -= frame.len() as u64;
             out.push(Outbound::Control(frame));
         }
         let mut events = std::mem::take(&mut self.scratch);
@@ -744,8 +500,8 @@ impl Session {
                 last_seq: pos.seq,
             })));
             if let Some(snap) = pos.snapshot {
-                self.control
-                    .push_back(snap.frame(self.format, &self.ctx.metrics).clone());
+                let frame = snap.frame(self.format, &self.ctx.metrics).clone();
+                self.enqueue(frame);
             }
         }
         Ok(())
@@ -774,5 +530,56 @@ pub(crate) fn request_id_of(m: &ClientMessage) -> u64 {
         Some(client_message::Kind::ListChannels(m)) => m.request_id,
         Some(client_message::Kind::RequestScan(m)) => m.request_id,
         Some(client_message::Kind::Auth(_)) | None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping(request_id: u64) -> ClientMessage {
+        ClientMessage {
+            kind: Some(client_message::Kind::Ping(pb::Ping { request_id })),
+        }
+    }
+
+    /// Answers a client does not take are bounded like its event backlog:
+    /// past the bound the session asks for 4008 instead of buffering more.
+    #[tokio::test]
+    async fn unread_answers_are_bounded() {
+        let ctx = crate::server::tests::context().await;
+        let mut s = Session::new(Format::Proto, ctx.clone(), "a".into(), None);
+        for i in 0..1000 {
+            s.handle(ping(i));
+        }
+        let mut out = Vec::new();
+        s.collect(&mut out, 2000).expect("within the bound");
+        assert_eq!(out.len(), 1001, "welcome and 1000 pongs");
+
+        let mut s = Session::new(Format::Proto, ctx, "b".into(), None);
+        for i in 0..(CONTROL_FRAMES_MAX as u64 + 10) {
+            s.handle(ping(i));
+        }
+        assert!(s.control.len() <= CONTROL_FRAMES_MAX);
+        let close = s.collect(&mut out, 10).expect_err("over the bound");
+        assert_eq!(close.code, crate::protocol::close::SLOW_CONSUMER);
+    }
+
+    /// The work of a request is measured: names, channels, answer bytes.
+    #[tokio::test]
+    async fn work_is_measured_per_request() {
+        let ctx = crate::server::tests::context().await;
+        let mut s = Session::new(Format::Proto, ctx, "c".into(), None);
+        s.take_work_units();
+        s.handle(ping(1));
+        assert_eq!(s.take_work_units(), 0, "a ping costs its base unit only");
+        let names = (0..256).map(|i| format!("x.y.z{i}")).collect();
+        s.handle(ClientMessage {
+            kind: Some(client_message::Kind::Unsubscribe(pb::Unsubscribe {
+                request_id: 2,
+                channels: names,
+            })),
+        });
+        assert_eq!(s.take_work_units(), 256 / NAMES_PER_UNIT);
     }
 }

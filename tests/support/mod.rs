@@ -3,6 +3,7 @@
 //! WebSocket client (tungstenite).
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod node;
 
 use std::io::{BufRead, BufReader, Read};

@@ -197,6 +197,12 @@ test("ping messages are the heartbeat; list_channels; refused subscriptions reje
   await assert.rejects(unknown.ready, (e) => e.code === "ERROR_CODE_UNKNOWN_CHANNEL");
   const invalid = c.subscribe("not a channel!");
   await assert.rejects(invalid.ready, (e) => e.code === "ERROR_CODE_INVALID_CHANNEL");
+  // several refused names come back as one error listing them all
+  const several = c.subscribe(["ticker.sim.NOPE-1", "ticker.sim.NOPE-2", "ticker.sim.NOPE-3"]);
+  await assert.rejects(
+    several.ready,
+    (e) => e.code === "ERROR_CODE_UNKNOWN_CHANNEL" && e.errors.length === 1 && e.errors[0].channels.length === 3,
+  );
   assert.equal(c.state, State.CONNECTED, "bad input does not cost the connection");
   c.close();
 });
