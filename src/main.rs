@@ -67,6 +67,9 @@ fn main() -> ExitCode {
                         args.out.display(),
                         s.lagged
                     );
+                    if let Some(why) = &s.ended_by {
+                        eprintln!("recording ended early: {why}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
