@@ -10,6 +10,10 @@ pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 /// Internal error.
 pub const INTERNAL: u16 = 1011;
+/// Heartbeat timeout: nothing received from the client for two heartbeat
+/// intervals. Not a deliberate close: the client should reconnect (and
+/// resume).
+pub const HEARTBEAT_TIMEOUT: u16 = 4000;
 /// Missing, invalid or expired token.
 pub const UNAUTHORIZED: u16 = 4001;
 /// Token does not allow this channel.

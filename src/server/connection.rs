@@ -268,8 +268,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     if now_ns() - self.last_seen_ns > 2 * interval.as_nanos() as i64 {
                         inc(&ctx.metrics.heartbeat_timeouts);
                         return End::Close(CloseRequest {
-                            code: close::NORMAL,
-                            reason: "heartbeat timeout: nothing received for two intervals",
+                            code: close::HEARTBEAT_TIMEOUT,
+                            reason: "heartbeat timeout: nothing received for two intervals; reconnect",
                         });
                     }
                     session.push_raw(frame(OP_PING, b""));
