@@ -26,6 +26,7 @@ use super::ServerContext;
 use super::limits::{RateDecision, RateLimiter};
 use super::session::{CloseRequest, Outbound, Session};
 use crate::metrics::{Metrics, add, dec, inc};
+use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
 use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
 use crate::protocol::inbound::{self, FrameError};
@@ -44,10 +45,13 @@ const IOV_PER_WRITE: usize = 64;
 const READ_CHUNK: usize = 4096;
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Close code for a WebSocket protocol violation.
-const PROTOCOL_ERROR: u16 = 1002;
-/// Close code for a text message that is not UTF-8.
-const INVALID_DATA: u16 = 1007;
+/// Most frames one fragmented message may span (the first included); more
+/// closes the connection with 1009. Bounds the work of a message made of
+/// many tiny or empty fragments.
+pub(crate) const MAX_FRAGMENTS: usize = 64;
+/// Most queued replies written out after a close is decided while reading
+/// (the answers to the frames read before the one that closed).
+const MAX_REPLIES_BEFORE_CLOSE: usize = 4 * MAX_BATCH;
 
 /// Why the connection loop ended.
 enum End {
@@ -82,8 +86,9 @@ struct Connection<R, W> {
     format: Format,
     /// Client bytes not yet parsed; empty (unallocated) between messages.
     inbuf: Vec<u8>,
-    /// A fragmented message being reassembled: (is text, payload so far).
-    partial: Option<(bool, Vec<u8>)>,
+    /// A fragmented message being reassembled: (is text, payload so far,
+    /// fragments so far).
+    partial: Option<(bool, Vec<u8>, usize)>,
     last_seen_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
     rate: RateLimiter,
@@ -247,6 +252,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 Wake::Read(Ok(_)) => {
                     self.last_seen_ns = now_ns();
                     if let Some(end) = self.process_inbound(&mut session) {
+                        // the answers to the frames before the one that ends
+                        // the connection go out first (pongs, errors)
+                        if !matches!(end, End::Gone) {
+                            self.flush_replies(&mut session, &mut batch, shutdown.as_mut())
+                                .await;
+                        }
                         return end;
                     }
                 }
@@ -300,12 +311,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             consumed += head.total_len();
             match (head.opcode, head.fin, self.partial.as_mut()) {
                 (0x8, _, _) => {
-                    let code = payload
-                        .get(..2)
-                        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                    break Some(End::EchoClose(code));
+                    break Some(match close::check_received(payload) {
+                        Ok(code) => End::EchoClose(code),
+                        Err((code, reason)) => End::Close(CloseRequest { code, reason }),
+                    });
                 }
-                (0x9, _, _) => session.push_raw(frame(OP_PONG, payload)),
+                // pings cost a pong each: they count against the request
+                // rate (a refused ping is not answered)
+                (0x9, _, _) => match self.rate.check(std::time::Instant::now()) {
+                    RateDecision::Allow => session.push_raw(frame(OP_PONG, payload)),
+                    RateDecision::Refuse => {}
+                    RateDecision::Close => break Some(rate_close()),
+                },
                 (0xA, _, _) => {}
                 (0x1 | 0x2, true, None) => {
                     if let Some(end) = deliver(
@@ -319,15 +336,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     }
                 }
                 (0x1 | 0x2, false, None) => {
-                    self.partial = Some((head.opcode == 0x1, payload.to_vec()))
+                    self.partial = Some((head.opcode == 0x1, payload.to_vec(), 1))
                 }
-                (0x0, fin, Some((_, message))) => {
+                (0x0, fin, Some((_, message, fragments))) => {
                     if message.len() + payload.len() > MAX_INBOUND_FRAME_BYTES {
                         break Some(self.too_big());
                     }
+                    *fragments += 1;
+                    if *fragments > MAX_FRAGMENTS {
+                        inc(&self.ctx.metrics.oversized_frames);
+                        break Some(End::Close(CloseRequest {
+                            code: close::TOO_BIG,
+                            reason: "inbound message in over 64 fragments",
+                        }));
+                    }
                     message.extend_from_slice(payload);
                     if fin {
-                        let (is_text, message) = self.partial.take().expect("matched Some above");
+                        let (is_text, message, _) =
+                            self.partial.take().expect("matched Some above");
                         if let Some(end) =
                             deliver(session, self.format, is_text, &message, &mut self.rate)
                         {
@@ -356,6 +382,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             code: close::TOO_BIG,
             reason: "inbound message over 64 KiB",
         })
+    }
+
+    /// Writes the replies already queued (control frames only: no new
+    /// events) before a close decided while reading; bounded, and best
+    /// effort (a failed write just ends it).
+    async fn flush_replies(
+        &mut self,
+        session: &mut Session,
+        batch: &mut Vec<Outbound>,
+        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) {
+        let mut sent = 0;
+        while sent < MAX_REPLIES_BEFORE_CLOSE {
+            batch.clear();
+            session.collect_control(batch, MAX_BATCH);
+            if batch.is_empty() {
+                return;
+            }
+            sent += batch.len();
+            if self.write_batch(batch, shutdown.as_mut()).await.is_err() {
+                return;
+            }
+        }
     }
 
     async fn discard_until_eof(&mut self) {
@@ -471,6 +520,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     }
 }
 
+/// Close 4029: the client kept sending past its request rate.
+fn rate_close() -> End {
+    End::Close(CloseRequest {
+        code: close::TOO_MANY_REQUESTS,
+        reason: "too many requests",
+    })
+}
+
 /// Decodes one complete client message and hands it to the session; bad
 /// input becomes an `error` answer, never a close (except non-UTF-8 text,
 /// which the WebSocket protocol itself forbids, and a client that keeps
@@ -505,12 +562,7 @@ fn deliver(
             );
             return None;
         }
-        RateDecision::Close => {
-            return Some(End::Close(CloseRequest {
-                code: close::TOO_MANY_REQUESTS,
-                reason: "too many requests",
-            }));
-        }
+        RateDecision::Close => return Some(rate_close()),
     }
     match decoded {
         // a close it asks for (bad token) is sent by the loop after the

@@ -220,11 +220,13 @@ fn upgrade(
             serde_json::json!({"error": "server is shutting down"}),
         );
     }
-    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        return json(
-            StatusCode::UPGRADE_REQUIRED,
-            serde_json::json!({"error": "this endpoint speaks WebSocket only"}),
-        );
+    if let Err(e) = super::handshake::check(&req) {
+        let mut resp = json(e.status(), serde_json::json!({ "error": e.to_string() }));
+        if e.status() == StatusCode::UPGRADE_REQUIRED {
+            resp.headers_mut()
+                .insert("sec-websocket-version", super::handshake::SUPPORTED_VERSION);
+        }
+        return resp;
     }
     let (format, subprotocol) = match negotiate(&req) {
         Ok(v) => v,

@@ -4,6 +4,7 @@
 mod assets;
 pub mod auth;
 mod connection;
+mod handshake;
 mod http;
 pub mod limits;
 mod publish;

@@ -693,6 +693,17 @@ impl Session {
         Ok(())
     }
 
+    /// Moves only the queued control frames (replies, errors) into `out`, at
+    /// most `max`: what a connection about to close still owes the client.
+    pub fn collect_control(&mut self, out: &mut Vec<Outbound>, max: usize) {
+        while out.len() < max {
+            let Some(frame) = self.control.pop_front() else {
+                break;
+            };
+            out.push(Outbound::Control(frame));
+        }
+    }
+
     /// Whether the events (or bytes) not yet taken from the channels' rings
     /// exceed the configured bound.
     fn over_lag_bound(&self) -> bool {
