@@ -25,6 +25,7 @@ use tracing::{Instrument, debug};
 use super::ServerContext;
 use super::limits::{RateDecision, RateLimiter};
 use super::session::{CloseRequest, Outbound, Session};
+use super::socket::SendQueue;
 use crate::metrics::{Metrics, add, dec, inc};
 use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
@@ -66,7 +67,9 @@ enum End {
 /// Why a batch write stopped.
 enum WriteEnd {
     Failed,
-    Stalled,
+    /// No progress for `--write-timeout`; holds the unwritten rest of a
+    /// frame cut in the middle (empty at a frame boundary).
+    Stalled(Vec<u8>),
     Shutdown,
 }
 
@@ -92,6 +95,11 @@ struct Connection<R, W> {
     last_seen_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
     rate: RateLimiter,
+    /// When the client last subscribed: history it asked for (resume) is
+    /// not lag, so event ages count from here at the earliest.
+    subscribed_at_ns: i64,
+    /// The rest of a frame cut by a write stall, written before the close.
+    unfinished: Vec<u8>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -104,7 +112,7 @@ pub(crate) async fn serve<R, W>(
     token: Option<String>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + SendQueue + Unpin + Send + 'static,
 {
     let span = tracing::debug_span!("conn", conn_id, format = format.as_str());
     async move {
@@ -120,12 +128,18 @@ pub(crate) async fn serve<R, W>(
             partial: None,
             last_seen_ns: now_ns(),
             rate: RateLimiter::new(ctx.config.max_requests_per_second),
+            subscribed_at_ns: 0,
+            unfinished: Vec::new(),
         };
         let end = conn.run(session).await;
         let linger = match end {
             End::Close(req) => {
                 debug!(code = req.code, reason = req.reason, "closing");
-                let f = close_frame(req.code, req.reason);
+                // a client that stopped reading: let the kernel take the
+                // close frame into the send buffer's free space
+                conn.write.lift_unsent_limit();
+                let mut f = std::mem::take(&mut conn.unfinished);
+                f.extend_from_slice(&close_frame(req.code, req.reason));
                 let _ = tokio::time::timeout(CLOSE_LINGER, conn.write.write_all(&f)).await;
                 true
             }
@@ -193,6 +207,26 @@ fn poll_write_from<W: AsyncWrite + Unpin>(
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    /// Resynchronises the session when the events just written were
+    /// published more than `--max-lag-age` ago (counted from the latest
+    /// subscribe at the earliest): the client is that far behind the feed,
+    /// whatever the size of its backlog. Channels with a backlog get
+    /// `lagged` and a snapshot (or the connection 4008, per policy).
+    fn check_lag_age(&self, session: &mut Session, oldest_ns: Option<i64>) -> Result<(), End> {
+        let max = self.ctx.config.max_lag_age;
+        let Some(oldest) = oldest_ns else {
+            return Ok(());
+        };
+        if max.is_zero() {
+            return Ok(());
+        }
+        let age_ns = now_ns() - oldest.max(self.subscribed_at_ns);
+        if age_ns > max.as_nanos() as i64 {
+            session.resync_lagging().map_err(End::Close)?;
+        }
+        Ok(())
+    }
+
     async fn run(&mut self, mut session: Session) -> End {
         let ctx = self.ctx.clone();
         let bell = session.doorbell().clone();
@@ -331,6 +365,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         head.opcode == 0x1,
                         payload,
                         &mut self.rate,
+                        &mut self.subscribed_at_ns,
                     ) {
                         break Some(end);
                     }
@@ -354,9 +389,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     if fin {
                         let (is_text, message, _) =
                             self.partial.take().expect("matched Some above");
-                        if let Some(end) =
-                            deliver(session, self.format, is_text, &message, &mut self.rate)
-                        {
+                        if let Some(end) = deliver(
+                            session,
+                            self.format,
+                            is_text,
+                            &message,
+                            &mut self.rate,
+                            &mut self.subscribed_at_ns,
+                        ) {
                             break Some(end);
                         }
                     }
@@ -433,11 +473,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
             self.ctx.metrics.queue_depth.observe(batch.len() as f64);
             match self.write_batch(batch, shutdown.as_mut()).await {
-                Ok(()) => {}
+                Ok(oldest_ns) => self.check_lag_age(session, oldest_ns)?,
                 Err(WriteEnd::Failed | WriteEnd::Shutdown) => return Err(End::Gone),
-                Err(WriteEnd::Stalled) => {
+                Err(WriteEnd::Stalled(rest)) => {
                     inc(&self.ctx.metrics.slow_consumer_closes);
-                    return Err(End::Gone);
+                    self.unfinished = rest;
+                    return Err(End::Close(CloseRequest {
+                        code: close::SLOW_CONSUMER,
+                        reason: "slow consumer: not reading",
+                    }));
                 }
             }
             // A short batch took everything that was due; anything published
@@ -452,7 +496,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         Ok(())
     }
 
-    /// One batch of frames in as few `writev` calls as the kernel allows.
+    /// One batch of frames in as few `writev` calls as the kernel allows;
+    /// returns the publish time of its oldest event.
     ///
     /// hot path: no allocation; IoSlices point at the shared frames. Each
     /// `writev` is first tried without waiting; only a full socket buffer
@@ -461,7 +506,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         &mut self,
         batch: &[Outbound],
         mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
-    ) -> Result<(), WriteEnd> {
+    ) -> Result<Option<i64>, WriteEnd> {
         // disjoint field borrows: no refcount traffic on the shared context
         let ctx = &self.ctx;
         let metrics = &ctx.metrics;
@@ -482,7 +527,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     tokio::select! {
                         r = tokio::time::timeout(ctx.config.write_timeout, write) => match r {
                             Ok(r) => r,
-                            Err(_) => return Err(WriteEnd::Stalled),
+                            Err(_) => {
+                                let rest = match cursor.1 {
+                                    0 => Vec::new(),
+                                    done => frame_bytes(&batch[cursor.0], format, metrics)[done..].to_vec(),
+                                };
+                                return Err(WriteEnd::Stalled(rest));
+                            }
                         },
                         _ = shutdown.as_mut() => return Err(WriteEnd::Shutdown),
                     }
@@ -516,7 +567,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         if let Some(t) = oldest_ns {
             metrics.write_latency.observe((now_ns() - t) as f64 / 1e9);
         }
-        Ok(())
+        Ok(oldest_ns)
     }
 }
 
@@ -538,6 +589,7 @@ fn deliver(
     is_text: bool,
     payload: &[u8],
     rate: &mut RateLimiter,
+    subscribed_at_ns: &mut i64,
 ) -> Option<End> {
     if is_text && std::str::from_utf8(payload).is_err() {
         return Some(End::Close(CloseRequest {
@@ -567,7 +619,15 @@ fn deliver(
     match decoded {
         // a close it asks for (bad token) is sent by the loop after the
         // drain, so the client reads the error first
-        Ok(m) => session.handle(m),
+        Ok(m) => {
+            if matches!(
+                m.kind,
+                Some(crate::protocol::pb::client_message::Kind::Subscribe(_))
+            ) {
+                *subscribed_at_ns = now_ns();
+            }
+            session.handle(m)
+        }
         Err(e) => {
             let request_id = if is_text {
                 salvage_json_request_id(payload)

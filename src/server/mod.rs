@@ -9,6 +9,7 @@ mod http;
 pub mod limits;
 mod publish;
 pub mod session;
+mod socket;
 mod tls;
 
 use std::net::SocketAddr;
@@ -201,10 +202,7 @@ impl Server {
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
-            if let Some(bytes) = ctx.config.socket_send_buffer {
-                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
-            }
+            socket::tune(&stream, &ctx.config);
             let ctx = ctx.clone();
             let tls = tls.clone();
             tokio::spawn(async move {

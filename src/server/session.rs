@@ -704,6 +704,13 @@ impl Session {
         }
     }
 
+    /// Applies the slow-consumer policy now (the connection found itself
+    /// too far behind in time): `lagged` and a snapshot for every channel
+    /// with a backlog, or a 4008 close request.
+    pub fn resync_lagging(&mut self) -> Result<(), CloseRequest> {
+        self.fell_behind(None)
+    }
+
     /// Whether the events (or bytes) not yet taken from the channels' rings
     /// exceed the configured bound.
     fn over_lag_bound(&self) -> bool {
