@@ -24,6 +24,7 @@ use tracing::{Instrument, debug};
 
 use super::ServerContext;
 use super::limits::{RateDecision, RateLimiter};
+use super::probe::{LagProbe, Verdict};
 use super::session::{CloseRequest, Outbound, Session};
 use super::socket::SendQueue;
 use crate::metrics::{Metrics, add, dec, inc};
@@ -80,6 +81,8 @@ enum Wake {
     Rung,
     Heartbeat,
     AuthDeadline,
+    /// The lag probe's verdict may have changed.
+    Probe,
 }
 
 struct Connection<R, W> {
@@ -100,6 +103,8 @@ struct Connection<R, W> {
     subscribed_at_ns: i64,
     /// The rest of a frame cut by a write stall, written before the close.
     unfinished: Vec<u8>,
+    /// Where the client really is (in-band pings, see `probe.rs`).
+    probe: LagProbe,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -130,6 +135,7 @@ pub(crate) async fn serve<R, W>(
             rate: RateLimiter::new(ctx.config.max_requests_per_second),
             subscribed_at_ns: 0,
             unfinished: Vec::new(),
+            probe: LagProbe::new(ctx.config.max_lag_age, ctx.config.write_timeout, now_ns()),
         };
         let end = conn.run(session).await;
         let linger = match end {
@@ -244,6 +250,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let auth_timer = tokio::time::sleep_until(never);
         tokio::pin!(auth_timer);
         let mut armed_for = None;
+        let probe_timer = tokio::time::sleep_until(never);
+        tokio::pin!(probe_timer);
+        let mut probe_armed_for = None;
         loop {
             if let Err(end) = self
                 .drain(&mut session, &mut batch, shutdown.as_mut())
@@ -264,6 +273,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 });
                 auth_timer.as_mut().reset(when);
             }
+            let now = now_ns();
+            let probe_at = self.probe.next_change_ns(now);
+            if probe_at != probe_armed_for {
+                probe_armed_for = probe_at;
+                let when = probe_at.map_or(never, |t| {
+                    tokio::time::Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
+                });
+                probe_timer.as_mut().reset(when);
+            }
+            // while events are held back, their doorbell waits
+            let holding = self.probe.holding(now);
             // Unbiased: under load the doorbell is nearly always ready, and
             // polling it first would starve client requests and heartbeats;
             // always polling the socket first costs a readiness
@@ -271,9 +291,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             let wake = tokio::select! {
                 _ = &mut shutdown => Wake::Shutdown,
                 r = poll_fn(|cx| poll_read_into(&mut self.read, &mut self.inbuf, cx)) => Wake::Read(r),
-                _ = bell.rung() => Wake::Rung,
+                _ = bell.rung(), if !holding => Wake::Rung,
                 _ = heartbeat.tick() => Wake::Heartbeat,
                 _ = &mut auth_timer => Wake::AuthDeadline,
+                _ = &mut probe_timer => Wake::Probe,
             };
             match wake {
                 Wake::Shutdown => {
@@ -296,6 +317,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     }
                 }
                 Wake::Rung => {}
+                Wake::Probe => probe_armed_for = None,
                 Wake::AuthDeadline => {
                     if let Some(close) = session.auth_expired(now_ns()) {
                         // the UNAUTHORIZED error goes out before the close
@@ -357,7 +379,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     RateDecision::Refuse => {}
                     RateDecision::Close => break Some(rate_close()),
                 },
-                (0xA, _, _) => {}
+                (0xA, _, _) => self.probe.on_pong(payload, now_ns()),
                 (0x1 | 0x2, true, None) => {
                     if let Some(end) = deliver(
                         session,
@@ -464,10 +486,37 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         batch: &mut Vec<Outbound>,
         mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
     ) -> Result<(), End> {
+        match self.probe.verdict(now_ns()) {
+            Verdict::Flow | Verdict::Hold => {}
+            Verdict::Resync => session.resync_lagging().map_err(End::Close)?,
+            Verdict::NotReading => {
+                inc(&self.ctx.metrics.slow_consumer_closes);
+                return Err(End::Close(CloseRequest {
+                    code: close::SLOW_CONSUMER,
+                    reason: "slow consumer: not reading",
+                }));
+            }
+        }
         for _ in 0..MAX_STEPS_PER_DRAIN {
-            session.doorbell().clear();
             batch.clear();
-            session.collect(batch, MAX_BATCH).map_err(End::Close)?;
+            // checked per batch: a drain may write several
+            let now = now_ns();
+            let max = if !self.probe.holding(now) {
+                let bell = session.doorbell();
+                let rung = bell.is_pending();
+                bell.clear();
+                // events are due: a probe goes out ahead of them
+                if rung && let Some(ping) = self.probe.before_events(now) {
+                    session.push_raw(ping);
+                }
+                let max = self.probe.batch_limit(MAX_BATCH);
+                session.collect(batch, max).map_err(End::Close)?;
+                max
+            } else {
+                // held back: replies, pings and `lagged` only
+                session.collect_control(batch, MAX_BATCH);
+                MAX_BATCH
+            };
             if batch.is_empty() {
                 return Ok(());
             }
@@ -486,7 +535,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             }
             // A short batch took everything that was due; anything published
             // since rang the doorbell (cleared above), so the loop comes back.
-            if batch.len() < MAX_BATCH {
+            if batch.len() < max {
                 return Ok(());
             }
         }
@@ -557,6 +606,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
         add(&metrics.messages_delivered, batch.len() as u64);
         add(&metrics.bytes_delivered, bytes_total);
+        self.probe.written(bytes_total, batch.len() as u64);
         let oldest_ns = batch
             .iter()
             .filter_map(|o| match o {

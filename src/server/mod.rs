@@ -7,6 +7,7 @@ mod connection;
 mod handshake;
 mod http;
 pub mod limits;
+mod probe;
 mod publish;
 pub mod session;
 mod socket;
