@@ -33,9 +33,39 @@ async fn wait_for(within: Duration, what: &str, mut cond: impl AsyncFnMut() -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_counts_return_to_zero_after_thousands_of_concurrent_drops() {
     // a busy feed, so channels ring their subscribers while they drop
-    let server = Server::start(&["--sim-rate", "20000", "--analytics", "off"]);
+    let server = Server::start_with_env(
+        // small rings: full before the baseline, so growth after it would
+        // be the connections' doing
+        &[
+            "--sim-rate",
+            "20000",
+            "--analytics",
+            "off",
+            "--history-messages",
+            "64",
+        ],
+        &[("MIMALLOC_PURGE_DELAY", "0")],
+    );
     const CONNS: usize = 2000;
     const WAVE: usize = 500;
+    // a healthy subscriber beside the churn: its longest silence
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let healthy = {
+        let (url, stop) = (server.ws_url(""), stop.clone());
+        tokio::spawn(async move {
+            let mut c = Client::connect_url(&url, Fmt::Proto, None).await;
+            c.welcome().await;
+            c.subscribe(&["ticker.sim.*"]).await;
+            let (mut last, mut longest) = (Instant::now(), Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.next().await;
+                longest = longest.max(last.elapsed());
+                last = Instant::now();
+            }
+            longest
+        })
+    };
+    let mut rss_baseline = None;
     for wave in 0..CONNS / WAVE {
         let mut tasks = Vec::new();
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(WAVE);
@@ -65,27 +95,67 @@ async fn subscriber_counts_return_to_zero_after_thousands_of_concurrent_drops() 
         let btc = stats["subscriptions_per_channel"]["ticker.sim.BTC-USDT"]
             .as_u64()
             .unwrap();
-        assert_eq!(btc, WAVE as u64, "wave {wave}: every connection counted");
+        assert_eq!(
+            btc,
+            WAVE as u64 + 1,
+            "wave {wave}: every connection counted"
+        );
         go.notify_waiters();
         for t in tasks {
             t.await.unwrap();
         }
+        if wave == 0 {
+            // the first wave warms the allocator and the runtime's pools
+            settled(&server).await;
+            rss_baseline = Some(quiet_rss(&server).await);
+        }
     }
-    let mut last = serde_json::Value::Null;
-    wait_for(Duration::from_secs(20), "counts back to 0", async || {
-        let (_, stats) = server.get_json("/stats").await;
-        let zero = stats["connections"] == 0
-            && stats["subscriptions"] == 0
-            && stats["subscriptions_per_channel"]
-                .as_object()
-                .unwrap()
-                .values()
-                .all(|v| v == 0);
-        last = stats["subscriptions_per_channel"].clone();
-        zero
-    })
-    .await;
+    let last = settled(&server).await;
+    let rss_after = quiet_rss(&server).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let silence = healthy.await.unwrap();
+    let rss_before = rss_baseline.unwrap();
     println!("after {CONNS} concurrent drops: {last}");
+    println!("healthy client's longest silence {silence:?}; RSS {rss_before} -> {rss_after} KiB");
+    assert!(silence < Duration::from_secs(10), "hang guard");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS {rss_before} -> {rss_after} KiB"
+    );
+}
+
+/// Waits until no connection but the healthy one and no subscription but
+/// its own is counted, on every channel; returns the per-channel counts.
+async fn settled(server: &Server) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    wait_for(
+        Duration::from_secs(20),
+        "counts back to baseline",
+        async || {
+            let (_, stats) = server.get_json("/stats").await;
+            let per_channel = stats["subscriptions_per_channel"].as_object().unwrap();
+            // the healthy client holds ticker.sim.* (one per ticker channel)
+            let ok = stats["connections"] == 1
+                && per_channel.iter().all(|(name, v)| {
+                    let own = u64::from(name.starts_with("ticker.sim."));
+                    v.as_u64() == Some(own)
+                });
+            last = stats["subscriptions_per_channel"].clone();
+            ok
+        },
+    )
+    .await;
+    last
+}
+
+/// The smallest RSS seen over half a second.
+async fn quiet_rss(server: &Server) -> u64 {
+    let mut least = u64::MAX;
+    for _ in 0..10 {
+        least = least.min(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    least
 }
 
 /// `tickwire record ... --connect URL` as a child process (killed by its
