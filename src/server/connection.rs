@@ -12,10 +12,9 @@
 //! IoSlice arrays live on the stack inside `poll`).
 
 use std::future::poll_fn;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -27,7 +26,8 @@ use super::limits::{RateDecision, RateLimiter};
 use super::probe::{LagProbe, Verdict};
 use super::session::{CloseRequest, Outbound, Session};
 use super::socket::SendQueue;
-use crate::metrics::{Metrics, add, dec, inc};
+use super::writer::{self, WriteEnd};
+use crate::metrics::{dec, inc};
 use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
 use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
@@ -41,8 +41,6 @@ const MAX_BATCH: usize = 256;
 /// a connection that always has more to send must still read the client's
 /// requests and pongs (else a busy client would time out its heartbeat).
 const MAX_STEPS_PER_DRAIN: usize = 4;
-/// IoSlices per `writev` (well under IOV_MAX).
-const IOV_PER_WRITE: usize = 64;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 4096;
 /// How long the closing handshake may take before the socket is dropped.
@@ -63,15 +61,6 @@ enum End {
     EchoClose(u16),
     /// The socket is gone or unusable; nothing more to send.
     Gone,
-}
-
-/// Why a batch write stopped.
-enum WriteEnd {
-    Failed,
-    /// No progress for `--write-timeout`; holds the unwritten rest of a
-    /// frame cut in the middle (empty at a frame boundary).
-    Stalled(Vec<u8>),
-    Shutdown,
 }
 
 /// What woke the connection.
@@ -184,32 +173,6 @@ fn poll_read_into<R: AsyncRead + Unpin>(
     ready!(Pin::new(read).poll_read(cx, &mut buf))?;
     inbuf.extend_from_slice(buf.filled());
     Poll::Ready(Ok(buf.filled().len()))
-}
-
-fn frame_bytes<'a>(out: &'a Outbound, format: Format, metrics: &Metrics) -> &'a [u8] {
-    match out {
-        Outbound::Control(b) => b,
-        Outbound::Event(e) => e.frame(format, metrics),
-    }
-}
-
-/// One `writev` of the batch from `(frame, offset)` on.
-fn poll_write_from<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    batch: &[Outbound],
-    (first, offset): (usize, usize),
-    format: Format,
-    metrics: &Metrics,
-    cx: &mut Context<'_>,
-) -> Poll<std::io::Result<usize>> {
-    let mut storage = [IoSlice::new(&[]); IOV_PER_WRITE];
-    let mut n = 0;
-    for (slot, out) in storage.iter_mut().zip(&batch[first..]) {
-        let bytes = frame_bytes(out, format, metrics);
-        *slot = IoSlice::new(if n == 0 { &bytes[offset..] } else { bytes });
-        n += 1;
-    }
-    Pin::new(io).poll_write_vectored(cx, &storage[..n])
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
@@ -545,79 +508,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         Ok(())
     }
 
-    /// One batch of frames in as few `writev` calls as the kernel allows;
-    /// returns the publish time of its oldest event.
-    ///
-    /// hot path: no allocation; IoSlices point at the shared frames. Each
-    /// `writev` is first tried without waiting; only a full socket buffer
-    /// arms the stall timer and watches for shutdown.
+    /// Writes one batch (see [`writer::write_batch`]) and tells the lag
+    /// probe what went out; returns the publish time of its oldest event.
     async fn write_batch(
         &mut self,
         batch: &[Outbound],
-        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+        shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
     ) -> Result<Option<i64>, WriteEnd> {
-        // disjoint field borrows: no refcount traffic on the shared context
-        let ctx = &self.ctx;
-        let metrics = &ctx.metrics;
-        let format = self.format;
-        let mut bytes_total = 0u64;
-        let mut cursor = (0usize, 0usize);
-        while cursor.0 < batch.len() {
-            let first_try = {
-                let mut noop = Context::from_waker(Waker::noop());
-                poll_write_from(&mut self.write, batch, cursor, format, metrics, &mut noop)
-            };
-            let written = match first_try {
-                Poll::Ready(r) => r,
-                Poll::Pending => {
-                    let io = &mut self.write;
-                    let write =
-                        poll_fn(|cx| poll_write_from(io, batch, cursor, format, metrics, cx));
-                    tokio::select! {
-                        r = tokio::time::timeout(ctx.config.write_timeout, write) => match r {
-                            Ok(r) => r,
-                            Err(_) => {
-                                let rest = match cursor.1 {
-                                    0 => Vec::new(),
-                                    done => frame_bytes(&batch[cursor.0], format, metrics)[done..].to_vec(),
-                                };
-                                return Err(WriteEnd::Stalled(rest));
-                            }
-                        },
-                        _ = shutdown.as_mut() => return Err(WriteEnd::Shutdown),
-                    }
-                }
-            };
-            let mut n = match written {
-                Ok(0) | Err(_) => return Err(WriteEnd::Failed),
-                Ok(n) => n,
-            };
-            bytes_total += n as u64;
-            while n > 0 {
-                let left = frame_bytes(&batch[cursor.0], format, metrics).len() - cursor.1;
-                if n >= left {
-                    n -= left;
-                    cursor = (cursor.0 + 1, 0);
-                } else {
-                    cursor.1 += n;
-                    n = 0;
-                }
-            }
-        }
-        add(&metrics.messages_delivered, batch.len() as u64);
-        add(&metrics.bytes_delivered, bytes_total);
-        self.probe.written(bytes_total, batch.len() as u64);
-        let oldest_ns = batch
-            .iter()
-            .filter_map(|o| match o {
-                Outbound::Event(e) => Some(e.publish_time_ns),
-                Outbound::Control(_) => None,
-            })
-            .min();
-        if let Some(t) = oldest_ns {
-            metrics.write_latency.observe((now_ns() - t) as f64 / 1e9);
-        }
-        Ok(oldest_ns)
+        let written =
+            writer::write_batch(&mut self.write, batch, self.format, &self.ctx, shutdown).await?;
+        self.probe.written(written.bytes, batch.len() as u64);
+        Ok(written.oldest_ns)
     }
 }
 

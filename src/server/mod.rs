@@ -12,6 +12,7 @@ mod publish;
 pub mod session;
 mod socket;
 mod tls;
+mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
