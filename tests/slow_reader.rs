@@ -161,3 +161,81 @@ async fn a_client_that_stops_reading_is_closed_with_a_close_frame() {
     assert_eq!(code, Some(4008));
     assert!(silence < Duration::from_secs(10), "hang guard");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_asked_for_by_resume_is_not_lag() {
+    use std::collections::HashMap;
+    use tickwire::protocol::pb::{self, client_message};
+    let server = Server::start(&["--sim-rate", "2000", "--analytics", "off"]);
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    let epoch = c.welcome().await.epoch;
+    let s = c.subscribe(&["*.sim.*"]).await;
+    let mut last: HashMap<String, u64> = s
+        .channels
+        .iter()
+        .map(|c| (c.channel.clone(), c.seq))
+        .collect();
+    for _ in 0..50 {
+        if let Kind::Event(e) = c.next_msg().await {
+            last.insert(e.channel.clone(), e.seq);
+        }
+    }
+    drop(c);
+    // away for longer than --max-lag-age: the history it resumes from is
+    // older than that, and still not lag (it asked for it)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let request_id = c.request_id();
+    let resume = last
+        .iter()
+        .map(|(ch, seq)| {
+            (
+                ch.clone(),
+                pb::ResumePosition {
+                    seq: *seq,
+                    epoch: epoch.clone(),
+                },
+            )
+        })
+        .collect();
+    c.send(client_message::Kind::Subscribe(pb::Subscribe {
+        request_id,
+        channels: vec!["*.sim.*".into()],
+        resume,
+        snapshot: None,
+    }))
+    .await;
+    let mut check = ContractChecker::default();
+    check.subscribed(
+        &c.until(|k| match k {
+            Kind::Subscribed(s) if s.request_id == request_id => Some(s.clone()),
+            _ => None,
+        })
+        .await,
+    );
+    // read most of the replay (several batches' worth)
+    let (mut replayed, mut oldest) = (0u64, Duration::ZERO);
+    loop {
+        let kind = c.next_msg().await;
+        check.observe(&kind);
+        assert!(
+            !matches!(kind, Kind::Lagged(_)),
+            "resumed history was taken for lag"
+        );
+        if let Kind::Event(e) = kind {
+            let age = Duration::from_nanos((now_ns() - e.publish_time_ns).max(0) as u64);
+            oldest = oldest.max(age);
+            replayed += 1;
+            // 3 s away at 2000 events/s: about 6000 events of history
+            if replayed >= 4000 {
+                break;
+            }
+        }
+    }
+    println!("resumed after 3 s away: {replayed} events, the oldest {oldest:?} old, no lagged");
+    assert!(
+        oldest > Duration::from_secs(2),
+        "the replay held history older than --max-lag-age"
+    );
+}
