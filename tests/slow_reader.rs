@@ -239,3 +239,66 @@ async fn history_asked_for_by_resume_is_not_lag() {
         "the replay held history older than --max-lag-age"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_stopped_readers_are_closed_and_leave_nothing_behind() {
+    // small rings, full before the baseline is read
+    let server = Server::start_with_env(
+        &[
+            "--write-timeout",
+            "2s",
+            "--sim-rate",
+            "10000",
+            "--history-messages",
+            "32",
+        ],
+        &[("MIMALLOC_PURGE_DELAY", "0")],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy = healthy_reader(&server, stop.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = server.get_json("/stats").await;
+        if stats["events_published"].as_u64().unwrap() >= 15_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the feed runs: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_before = quiet_rss(&server).await;
+    let mut stopped = Vec::new();
+    for _ in 0..100 {
+        let mut c = Client::connect(&server, Fmt::Proto).await;
+        c.welcome().await;
+        c.subscribe(&["*.sim.*"]).await;
+        stopped.push(c); // and never read again until closed
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, stats) = server.get_json("/stats").await;
+        if stats["slow_consumer_closes"].as_u64().unwrap() >= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hang guard: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut codes = std::collections::BTreeMap::new();
+    for c in &mut stopped {
+        *codes.entry(c.closed_with().await).or_insert(0) += 1;
+    }
+    drop(stopped);
+    stop.store(true, Ordering::Relaxed);
+    let (events, silence) = healthy.await.unwrap();
+    let (_, stats) = server.get_json("/stats").await;
+    let rss_after = quiet_rss(&server).await;
+    println!(
+        "100 stopped readers: close codes {codes:?}; healthy client {events} events, longest silence {silence:?}; RSS {rss_before} -> {rss_after} KiB"
+    );
+    assert_eq!(codes.get(&Some(4008)), Some(&100), "{codes:?}");
+    assert_eq!(stats["connections"], 0);
+    assert!(silence < Duration::from_secs(10), "hang guard");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS {rss_before} -> {rss_after} KiB"
+    );
+}
