@@ -48,7 +48,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Most frames one fragmented message may span (the first included); more
 /// closes the connection with 1009. Bounds the work of a message made of
 /// many tiny or empty fragments.
-pub(crate) const MAX_FRAGMENTS: usize = 64;
+const MAX_FRAGMENTS: usize = 64;
 /// Most queued replies written out after a close is decided while reading
 /// (the answers to the frames read before the one that closed).
 const MAX_REPLIES_BEFORE_CLOSE: usize = 4 * MAX_BATCH;
