@@ -393,12 +393,27 @@ pub struct Config {
     )]
     pub slow_consumer: SlowConsumerPolicy,
 
-    /// SO_SNDBUF of client sockets in bytes (kernel default when absent);
-    /// smaller means lag is seen sooner and less is buffered per client.
-    #[arg(long, env = "TICKWIRE_SOCKET_SEND_BUFFER")]
-    pub socket_send_buffer: Option<usize>,
+    /// SO_SNDBUF of client sockets in bytes (0 = kernel autotuning, up to
+    /// several MiB per client): bounds what the kernel holds for a client,
+    /// so lag shows in the server's own backlog where it is seen and told.
+    #[arg(long, env = "TICKWIRE_SOCKET_SEND_BUFFER", default_value_t = 256 << 10)]
+    pub socket_send_buffer: usize,
 
-    /// How long a write to a client may stall before it is dropped as a slow consumer.
+    /// TCP_NOTSENT_LOWAT of client sockets in bytes (0 = none): the kernel
+    /// takes no more from the server while this much is still unsent (the
+    /// client not reading), so a backlog builds where it is measured.
+    #[arg(long, env = "TICKWIRE_SOCKET_UNSENT_LIMIT", default_value_t = 16 << 10)]
+    pub socket_unsent_limit: u32,
+
+    /// A connection whose writes carry events published longer ago than
+    /// this (counted from its latest subscribe for history it asked for) is
+    /// a slow consumer, whatever its backlog's size (0 = no age bound).
+    #[arg(long, env = "TICKWIRE_MAX_LAG_AGE", default_value = "2s", value_parser = parse_duration)]
+    pub max_lag_age: Duration,
+
+    /// How long a write to a client may stall before the client is closed
+    /// as a slow consumer (4008; the close frame goes out if the kernel
+    /// still takes it).
     #[arg(long, env = "TICKWIRE_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 

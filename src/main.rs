@@ -70,6 +70,9 @@ fn main() -> ExitCode {
                         args.out.display(),
                         s.lagged
                     );
+                    if let Some(why) = &s.ended_by {
+                        eprintln!("recording ended early: {why}");
+                    }
                     if s.events == 0 {
                         eprintln!(
                             "tickwire record: nothing was recorded: no event arrived on {}",

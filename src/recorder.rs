@@ -85,7 +85,14 @@ pub struct Summary {
     pub lagged: u64,
     pub channels: usize,
     pub seconds: f64,
+    /// Why the recording ended early, when the server went away (the file
+    /// is complete up to there).
+    pub ended_by: Option<String>,
 }
+
+/// How often the file is flushed while recording: a recorder killed
+/// outright loses at most this much.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 fn decode(frame: &[u8]) -> Result<ServerMessage, RecorderError> {
     let bytes = if frame.starts_with(&[0x1f, 0x8b]) {
@@ -180,7 +187,13 @@ async fn record_from(
         t
     });
     let mut last = (started, 0u64);
+    let mut flushed_at = Instant::now();
+    let mut ended_by = None;
     loop {
+        if flushed_at.elapsed() >= FLUSH_EVERY {
+            writer.flush()?;
+            flushed_at = Instant::now();
+        }
         if args.max_events.is_some_and(|m| writer.events() >= m) {
             break;
         }
@@ -201,11 +214,26 @@ async fn record_from(
             }
             m = ws.next() => m,
         };
+        // The server going away ends the recording, not the file: what was
+        // received is written out whole and the recorder succeeds.
         let frame = match msg {
-            None => break,
-            Some(Err(e)) => return Err(e.into()),
+            None => {
+                ended_by = Some("the server closed the connection".to_string());
+                break;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "connection to the server lost; finishing the file");
+                ended_by = Some(format!("connection lost: {e}"));
+                break;
+            }
             Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Close(c))) => {
+                ended_by = Some(match c {
+                    Some(c) => format!("the server closed with {} {}", c.code, c.reason),
+                    None => "the server closed".to_string(),
+                });
+                break;
+            }
             Some(Ok(_)) => continue,
         };
         match decode(&frame)?.kind {
@@ -230,6 +258,10 @@ async fn record_from(
             _ => {}
         }
     }
+    if shutdown.is_cancelled() {
+        // our own stop (an in-process server closes on the same signal)
+        ended_by = None;
+    }
     let _ = ws.close(None).await;
     let events = writer.finish()?;
     Ok(Summary {
@@ -237,5 +269,6 @@ async fn record_from(
         lagged,
         channels: seen.len(),
         seconds: started.elapsed().as_secs_f64(),
+        ended_by,
     })
 }

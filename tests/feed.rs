@@ -625,9 +625,10 @@ async fn heartbeat_pings_flow_and_silent_clients_are_closed() {
     }
     assert!(started.elapsed() >= Duration::from_millis(1200));
     live.ping().await;
-    // The silent client never read, so never answered: it was closed.
+    // The silent client never read, so never answered: it was closed with
+    // 4000, which says "reconnect" (1000 would read as a deliberate close).
     let code = silent.closed_with().await;
-    assert_eq!(code, Some(1000));
+    assert_eq!(code, Some(4000));
     let (_, stats) = server.get_json("/stats").await;
     assert!(stats["heartbeat_timeouts"].as_u64().unwrap() >= 1);
 }

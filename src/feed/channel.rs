@@ -176,8 +176,9 @@ impl Channel {
 
     /// Registers a connection to be woken on every event.
     pub fn add_subscriber(&self, bell: &Arc<Doorbell>) {
-        lock(&self.subscribers).push(bell.clone());
-        self.subscriber_count.fetch_add(1, Ordering::Relaxed);
+        let mut subs = lock(&self.subscribers);
+        subs.push(bell.clone());
+        self.publish_count(&subs);
     }
 
     /// Stops waking a connection.
@@ -185,13 +186,22 @@ impl Channel {
         let mut subs = lock(&self.subscribers);
         if let Some(i) = subs.iter().position(|b| Arc::ptr_eq(b, bell)) {
             subs.swap_remove(i);
-            self.subscriber_count.fetch_sub(1, Ordering::Relaxed);
+            self.publish_count(&subs);
         }
     }
 
-    /// Connections subscribed now.
+    /// Connections subscribed now (lock-free; exact as of the last change
+    /// to the list).
     pub fn subscriber_count(&self) -> u64 {
         self.subscriber_count.load(Ordering::Relaxed)
+    }
+
+    /// Sets the lock-free count from the list itself, under its lock: the
+    /// count is a copy of the list's length, never a running sum that a
+    /// race could make drift.
+    fn publish_count(&self, subs: &[Arc<Doorbell>]) {
+        self.subscriber_count
+            .store(subs.len() as u64, Ordering::Relaxed);
     }
 
     /// Wakes every subscriber; drops those whose connection is gone.
@@ -199,17 +209,80 @@ impl Channel {
     /// hot path: one pass over this channel's subscribers, no allocation.
     pub(crate) fn ring_subscribers(&self) {
         let mut subs = lock(&self.subscribers);
-        let mut gone = 0;
+        let mut gone = false;
         for bell in subs.iter() {
             if bell.is_closed() {
-                gone += 1;
+                gone = true;
             } else {
                 bell.ring();
             }
         }
-        if gone > 0 {
+        if gone {
+            // More bells may have closed since the pass above (closing takes
+            // no lock): the count is taken from what `retain` left, not from
+            // the pass (counting the pass made the count drift upward).
             subs.retain(|b| !b.is_closed());
-            self.subscriber_count.fetch_sub(gone, Ordering::Relaxed);
+            self.publish_count(&subs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    /// Thousands of subscribers closing and removing themselves while a
+    /// publisher rings the channel: the count ends at 0 (it drifted upward
+    /// when a bell closed between the ring pass and its `retain`).
+    #[test]
+    fn subscriber_count_is_exact_under_concurrent_drops() {
+        let channel = Arc::new(Channel::new(
+            0,
+            "trade.sim.BTC-USDT",
+            LogLimits {
+                max_messages: 4,
+                max_age_ns: 0,
+            },
+        ));
+        let done = Arc::new(AtomicBool::new(false));
+        let ringer = {
+            let (channel, done) = (channel.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    channel.ring_subscribers();
+                }
+            })
+        };
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 1000;
+        // several rounds: one round shows the drift most of the time
+        for _round in 0..20 {
+            let barrier = Arc::new(Barrier::new(THREADS));
+            let droppers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (channel, barrier) = (channel.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let bells: Vec<_> = (0..PER_THREAD).map(|_| Doorbell::new()).collect();
+                        for b in &bells {
+                            channel.add_subscriber(b);
+                        }
+                        barrier.wait();
+                        // what a session's drop does: close, then remove
+                        for b in &bells {
+                            b.close();
+                            channel.remove_subscriber(b);
+                        }
+                    })
+                })
+                .collect();
+            for d in droppers {
+                d.join().expect("dropper thread");
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        ringer.join().expect("ringer thread");
+        assert_eq!(lock(&channel.subscribers).len(), 0);
+        assert_eq!(channel.subscriber_count(), 0, "count drifted");
     }
 }

@@ -12,10 +12,9 @@
 //! IoSlice arrays live on the stack inside `poll`).
 
 use std::future::poll_fn;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -24,8 +23,12 @@ use tracing::{Instrument, debug};
 
 use super::ServerContext;
 use super::limits::{RateDecision, RequestLimiter};
+use super::probe::{LagProbe, Verdict};
 use super::session::{CloseRequest, Outbound, Session};
-use crate::metrics::{Metrics, add, dec, inc};
+use super::socket::SendQueue;
+use super::writer::{self, WriteEnd};
+use crate::metrics::{dec, inc};
+use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
 use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
 use crate::protocol::inbound::{self, FrameError};
@@ -38,16 +41,17 @@ const MAX_BATCH: usize = 256;
 /// a connection that always has more to send must still read the client's
 /// requests and pongs (else a busy client would time out its heartbeat).
 const MAX_STEPS_PER_DRAIN: usize = 4;
-/// IoSlices per `writev` (well under IOV_MAX).
-const IOV_PER_WRITE: usize = 64;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 4096;
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Close code for a WebSocket protocol violation.
-const PROTOCOL_ERROR: u16 = 1002;
-/// Close code for a text message that is not UTF-8.
-const INVALID_DATA: u16 = 1007;
+/// Most frames one fragmented message may span (the first included); more
+/// closes the connection with 1009. Bounds the work of a message made of
+/// many tiny or empty fragments.
+const MAX_FRAGMENTS: usize = 64;
+/// Most queued replies written out after a close is decided while reading
+/// (the answers to the frames read before the one that closed).
+const MAX_REPLIES_BEFORE_CLOSE: usize = 4 * MAX_BATCH;
 
 /// Why the connection loop ended.
 enum End {
@@ -59,13 +63,6 @@ enum End {
     Gone,
 }
 
-/// Why a batch write stopped.
-enum WriteEnd {
-    Failed,
-    Stalled,
-    Shutdown,
-}
-
 /// What woke the connection.
 enum Wake {
     Shutdown,
@@ -73,6 +70,8 @@ enum Wake {
     Rung,
     Heartbeat,
     AuthDeadline,
+    /// The lag probe's verdict may have changed.
+    Probe,
 }
 
 struct Connection<R, W> {
@@ -82,11 +81,19 @@ struct Connection<R, W> {
     format: Format,
     /// Client bytes not yet parsed; empty (unallocated) between messages.
     inbuf: Vec<u8>,
-    /// A fragmented message being reassembled: (is text, payload so far).
-    partial: Option<(bool, Vec<u8>)>,
+    /// A fragmented message being reassembled: (is text, payload so far,
+    /// fragments so far).
+    partial: Option<(bool, Vec<u8>, usize)>,
     last_seen_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
     rate: RequestLimiter,
+    /// When the client last subscribed: history it asked for (resume) is
+    /// not lag, so event ages count from here at the earliest.
+    subscribed_at_ns: i64,
+    /// The rest of a frame cut by a write stall, written before the close.
+    unfinished: Vec<u8>,
+    /// Where the client really is (in-band pings, see `probe.rs`).
+    probe: LagProbe,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -99,7 +106,7 @@ pub(crate) async fn serve<R, W>(
     token: Option<String>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + SendQueue + Unpin + Send + 'static,
 {
     let span = tracing::debug_span!("conn", conn_id, format = format.as_str());
     async move {
@@ -115,12 +122,19 @@ pub(crate) async fn serve<R, W>(
             partial: None,
             last_seen_ns: now_ns(),
             rate: RequestLimiter::new(ctx.config.max_requests_per_second),
+            subscribed_at_ns: 0,
+            unfinished: Vec::new(),
+            probe: LagProbe::new(ctx.config.max_lag_age, ctx.config.write_timeout, now_ns()),
         };
         let end = conn.run(session).await;
         let linger = match end {
             End::Close(req) => {
                 debug!(code = req.code, reason = req.reason, "closing");
-                let f = close_frame(req.code, req.reason);
+                // a client that stopped reading: let the kernel take the
+                // close frame into the send buffer's free space
+                conn.write.lift_unsent_limit();
+                let mut f = std::mem::take(&mut conn.unfinished);
+                f.extend_from_slice(&close_frame(req.code, req.reason));
                 let _ = tokio::time::timeout(CLOSE_LINGER, conn.write.write_all(&f)).await;
                 true
             }
@@ -161,33 +175,27 @@ fn poll_read_into<R: AsyncRead + Unpin>(
     Poll::Ready(Ok(buf.filled().len()))
 }
 
-fn frame_bytes<'a>(out: &'a Outbound, format: Format, metrics: &Metrics) -> &'a [u8] {
-    match out {
-        Outbound::Control(b) => b,
-        Outbound::Event(e) => e.frame(format, metrics),
-    }
-}
-
-/// One `writev` of the batch from `(frame, offset)` on.
-fn poll_write_from<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    batch: &[Outbound],
-    (first, offset): (usize, usize),
-    format: Format,
-    metrics: &Metrics,
-    cx: &mut Context<'_>,
-) -> Poll<std::io::Result<usize>> {
-    let mut storage = [IoSlice::new(&[]); IOV_PER_WRITE];
-    let mut n = 0;
-    for (slot, out) in storage.iter_mut().zip(&batch[first..]) {
-        let bytes = frame_bytes(out, format, metrics);
-        *slot = IoSlice::new(if n == 0 { &bytes[offset..] } else { bytes });
-        n += 1;
-    }
-    Pin::new(io).poll_write_vectored(cx, &storage[..n])
-}
-
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    /// Resynchronises the session when the events just written were
+    /// published more than `--max-lag-age` ago (counted from the latest
+    /// subscribe at the earliest): the client is that far behind the feed,
+    /// whatever the size of its backlog. Channels with a backlog get
+    /// `lagged` and a snapshot (or the connection 4008, per policy).
+    fn check_lag_age(&self, session: &mut Session, oldest_ns: Option<i64>) -> Result<(), End> {
+        let max = self.ctx.config.max_lag_age;
+        let Some(oldest) = oldest_ns else {
+            return Ok(());
+        };
+        if max.is_zero() {
+            return Ok(());
+        }
+        let age_ns = now_ns() - oldest.max(self.subscribed_at_ns);
+        if age_ns > max.as_nanos() as i64 {
+            session.resync_lagging().map_err(End::Close)?;
+        }
+        Ok(())
+    }
+
     async fn run(&mut self, mut session: Session) -> End {
         let ctx = self.ctx.clone();
         let bell = session.doorbell().clone();
@@ -205,6 +213,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let auth_timer = tokio::time::sleep_until(never);
         tokio::pin!(auth_timer);
         let mut armed_for = None;
+        let probe_timer = tokio::time::sleep_until(never);
+        tokio::pin!(probe_timer);
+        let mut probe_armed_for = None;
         loop {
             if let Err(end) = self
                 .drain(&mut session, &mut batch, shutdown.as_mut())
@@ -225,6 +236,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 });
                 auth_timer.as_mut().reset(when);
             }
+            let now = now_ns();
+            let probe_at = self.probe.next_change_ns(now);
+            if probe_at != probe_armed_for {
+                probe_armed_for = probe_at;
+                let when = probe_at.map_or(never, |t| {
+                    tokio::time::Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
+                });
+                probe_timer.as_mut().reset(when);
+            }
+            // while events are held back, their doorbell waits
+            let holding = self.probe.holding(now);
             // Unbiased: under load the doorbell is nearly always ready, and
             // polling it first would starve client requests and heartbeats;
             // always polling the socket first costs a readiness
@@ -232,9 +254,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             let wake = tokio::select! {
                 _ = &mut shutdown => Wake::Shutdown,
                 r = poll_fn(|cx| poll_read_into(&mut self.read, &mut self.inbuf, cx)) => Wake::Read(r),
-                _ = bell.rung() => Wake::Rung,
+                _ = bell.rung(), if !holding => Wake::Rung,
                 _ = heartbeat.tick() => Wake::Heartbeat,
                 _ = &mut auth_timer => Wake::AuthDeadline,
+                _ = &mut probe_timer => Wake::Probe,
             };
             match wake {
                 Wake::Shutdown => {
@@ -247,10 +270,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 Wake::Read(Ok(_)) => {
                     self.last_seen_ns = now_ns();
                     if let Some(end) = self.process_inbound(&mut session) {
+                        // the answers to the frames before the one that ends
+                        // the connection go out first (pongs, errors)
+                        if !matches!(end, End::Gone) {
+                            self.flush_replies(&mut session, &mut batch, shutdown.as_mut())
+                                .await;
+                        }
                         return end;
                     }
                 }
                 Wake::Rung => {}
+                Wake::Probe => probe_armed_for = None,
                 Wake::AuthDeadline => {
                     if let Some(close) = session.auth_expired(now_ns()) {
                         // the UNAUTHORIZED error goes out before the close
@@ -268,8 +298,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     if now_ns() - self.last_seen_ns > 2 * interval.as_nanos() as i64 {
                         inc(&ctx.metrics.heartbeat_timeouts);
                         return End::Close(CloseRequest {
-                            code: close::NORMAL,
-                            reason: "heartbeat timeout: nothing received for two intervals",
+                            code: close::HEARTBEAT_TIMEOUT,
+                            reason: "heartbeat timeout: nothing received for two intervals; reconnect",
                         });
                     }
                     session.push_raw(frame(OP_PING, b""));
@@ -300,13 +330,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             consumed += head.total_len();
             match (head.opcode, head.fin, self.partial.as_mut()) {
                 (0x8, _, _) => {
-                    let code = payload
-                        .get(..2)
-                        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-                    break Some(End::EchoClose(code));
+                    break Some(match close::check_received(payload) {
+                        Ok(code) => End::EchoClose(code),
+                        Err((code, reason)) => End::Close(CloseRequest { code, reason }),
+                    });
                 }
-                (0x9, _, _) => session.push_raw(frame(OP_PONG, payload)),
-                (0xA, _, _) => {}
+                // pings cost a pong each: they count against the request
+                // rate (a refused ping is not answered)
+                (0x9, _, _) => match self.rate.admit() {
+                    RateDecision::Allow => session.push_raw(frame(OP_PONG, payload)),
+                    RateDecision::Refuse => {}
+                    RateDecision::Close => break Some(rate_close()),
+                },
+                (0xA, _, _) => self.probe.on_pong(payload, now_ns()),
                 (0x1 | 0x2, true, None) => {
                     if let Some(end) = deliver(
                         session,
@@ -314,23 +350,38 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         head.opcode == 0x1,
                         payload,
                         &mut self.rate,
+                        &mut self.subscribed_at_ns,
                     ) {
                         break Some(end);
                     }
                 }
                 (0x1 | 0x2, false, None) => {
-                    self.partial = Some((head.opcode == 0x1, payload.to_vec()))
+                    self.partial = Some((head.opcode == 0x1, payload.to_vec(), 1))
                 }
-                (0x0, fin, Some((_, message))) => {
+                (0x0, fin, Some((_, message, fragments))) => {
                     if message.len() + payload.len() > MAX_INBOUND_FRAME_BYTES {
                         break Some(self.too_big());
                     }
+                    *fragments += 1;
+                    if *fragments > MAX_FRAGMENTS {
+                        inc(&self.ctx.metrics.oversized_frames);
+                        break Some(End::Close(CloseRequest {
+                            code: close::TOO_BIG,
+                            reason: "inbound message in over 64 fragments",
+                        }));
+                    }
                     message.extend_from_slice(payload);
                     if fin {
-                        let (is_text, message) = self.partial.take().expect("matched Some above");
-                        if let Some(end) =
-                            deliver(session, self.format, is_text, &message, &mut self.rate)
-                        {
+                        let (is_text, message, _) =
+                            self.partial.take().expect("matched Some above");
+                        if let Some(end) = deliver(
+                            session,
+                            self.format,
+                            is_text,
+                            &message,
+                            &mut self.rate,
+                            &mut self.subscribed_at_ns,
+                        ) {
                             break Some(end);
                         }
                     }
@@ -358,6 +409,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         })
     }
 
+    /// Writes the replies already queued (control frames only: no new
+    /// events) before a close decided while reading; bounded, and best
+    /// effort (a failed write just ends it).
+    async fn flush_replies(
+        &mut self,
+        session: &mut Session,
+        batch: &mut Vec<Outbound>,
+        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) {
+        let mut sent = 0;
+        while sent < MAX_REPLIES_BEFORE_CLOSE {
+            batch.clear();
+            session.collect_control(batch, MAX_BATCH);
+            if batch.is_empty() {
+                return;
+            }
+            sent += batch.len();
+            if self.write_batch(batch, shutdown.as_mut()).await.is_err() {
+                return;
+            }
+        }
+    }
+
     async fn discard_until_eof(&mut self) {
         loop {
             self.inbuf.clear();
@@ -375,25 +449,56 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         batch: &mut Vec<Outbound>,
         mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
     ) -> Result<(), End> {
+        match self.probe.verdict(now_ns()) {
+            Verdict::Flow | Verdict::Hold => {}
+            Verdict::Resync => session.resync_lagging().map_err(End::Close)?,
+            Verdict::NotReading => {
+                inc(&self.ctx.metrics.slow_consumer_closes);
+                return Err(End::Close(CloseRequest {
+                    code: close::SLOW_CONSUMER,
+                    reason: "slow consumer: not reading",
+                }));
+            }
+        }
         for _ in 0..MAX_STEPS_PER_DRAIN {
-            session.doorbell().clear();
             batch.clear();
-            session.collect(batch, MAX_BATCH).map_err(End::Close)?;
+            // checked per batch: a drain may write several
+            let now = now_ns();
+            let max = if !self.probe.holding(now) {
+                let bell = session.doorbell();
+                let rung = bell.is_pending();
+                bell.clear();
+                // events are due: a probe goes out ahead of them
+                if rung && let Some(ping) = self.probe.before_events(now) {
+                    session.push_raw(ping);
+                }
+                let max = self.probe.batch_limit(MAX_BATCH);
+                session.collect(batch, max).map_err(End::Close)?;
+                max
+            } else {
+                // held back: replies, pings and `lagged` only
+                session.collect_control(batch, MAX_BATCH);
+                MAX_BATCH
+            };
             if batch.is_empty() {
                 return Ok(());
             }
             self.ctx.metrics.queue_depth.observe(batch.len() as f64);
             match self.write_batch(batch, shutdown.as_mut()).await {
-                Ok(()) => {}
+                Ok(oldest_ns) => self.check_lag_age(session, oldest_ns)?,
                 Err(WriteEnd::Failed | WriteEnd::Shutdown) => return Err(End::Gone),
-                Err(WriteEnd::Stalled) => {
+                Err(WriteEnd::Stalled(rest)) => {
                     inc(&self.ctx.metrics.slow_consumer_closes);
-                    return Err(End::Gone);
+                    self.unfinished = rest;
+                    return Err(End::Close(CloseRequest {
+                        code: close::SLOW_CONSUMER,
+                        reason: "slow consumer: not reading",
+                    }));
                 }
             }
             // A short batch took everything that was due; anything published
             // since rang the doorbell (cleared above), so the loop comes back.
-            if batch.len() < MAX_BATCH {
+            if batch.len() < max {
                 return Ok(());
             }
         }
@@ -403,72 +508,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         Ok(())
     }
 
-    /// One batch of frames in as few `writev` calls as the kernel allows.
-    ///
-    /// hot path: no allocation; IoSlices point at the shared frames. Each
-    /// `writev` is first tried without waiting; only a full socket buffer
-    /// arms the stall timer and watches for shutdown.
+    /// Writes one batch (see [`writer::write_batch`]) and tells the lag
+    /// probe what went out; returns the publish time of its oldest event.
     async fn write_batch(
         &mut self,
         batch: &[Outbound],
-        mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
-    ) -> Result<(), WriteEnd> {
-        // disjoint field borrows: no refcount traffic on the shared context
-        let ctx = &self.ctx;
-        let metrics = &ctx.metrics;
-        let format = self.format;
-        let mut bytes_total = 0u64;
-        let mut cursor = (0usize, 0usize);
-        while cursor.0 < batch.len() {
-            let first_try = {
-                let mut noop = Context::from_waker(Waker::noop());
-                poll_write_from(&mut self.write, batch, cursor, format, metrics, &mut noop)
-            };
-            let written = match first_try {
-                Poll::Ready(r) => r,
-                Poll::Pending => {
-                    let io = &mut self.write;
-                    let write =
-                        poll_fn(|cx| poll_write_from(io, batch, cursor, format, metrics, cx));
-                    tokio::select! {
-                        r = tokio::time::timeout(ctx.config.write_timeout, write) => match r {
-                            Ok(r) => r,
-                            Err(_) => return Err(WriteEnd::Stalled),
-                        },
-                        _ = shutdown.as_mut() => return Err(WriteEnd::Shutdown),
-                    }
-                }
-            };
-            let mut n = match written {
-                Ok(0) | Err(_) => return Err(WriteEnd::Failed),
-                Ok(n) => n,
-            };
-            bytes_total += n as u64;
-            while n > 0 {
-                let left = frame_bytes(&batch[cursor.0], format, metrics).len() - cursor.1;
-                if n >= left {
-                    n -= left;
-                    cursor = (cursor.0 + 1, 0);
-                } else {
-                    cursor.1 += n;
-                    n = 0;
-                }
-            }
-        }
-        add(&metrics.messages_delivered, batch.len() as u64);
-        add(&metrics.bytes_delivered, bytes_total);
-        let oldest_ns = batch
-            .iter()
-            .filter_map(|o| match o {
-                Outbound::Event(e) => Some(e.publish_time_ns),
-                Outbound::Control(_) => None,
-            })
-            .min();
-        if let Some(t) = oldest_ns {
-            metrics.write_latency.observe((now_ns() - t) as f64 / 1e9);
-        }
-        Ok(())
+        shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Result<Option<i64>, WriteEnd> {
+        let written =
+            writer::write_batch(&mut self.write, batch, self.format, &self.ctx, shutdown).await?;
+        self.probe.written(written.bytes, batch.len() as u64);
+        Ok(written.oldest_ns)
     }
+}
+
+/// Close 4029: the client kept sending past its request rate.
+fn rate_close() -> End {
+    End::Close(CloseRequest {
+        code: close::TOO_MANY_REQUESTS,
+        reason: "too many requests",
+    })
 }
 
 /// Decodes one complete client message and hands it to the session; bad
@@ -481,6 +540,7 @@ fn deliver(
     is_text: bool,
     payload: &[u8],
     rate: &mut RequestLimiter,
+    subscribed_at_ns: &mut i64,
 ) -> Option<End> {
     if is_text && std::str::from_utf8(payload).is_err() {
         return Some(End::Close(CloseRequest {
@@ -505,17 +565,20 @@ fn deliver(
             );
             return None;
         }
-        RateDecision::Close => {
-            return Some(End::Close(CloseRequest {
-                code: close::TOO_MANY_REQUESTS,
-                reason: "too many requests",
-            }));
-        }
+        RateDecision::Close => return Some(rate_close()),
     }
     match decoded {
         // a close it asks for (bad token) is sent by the loop after the
         // drain, so the client reads the error first
-        Ok(m) => session.handle(m),
+        Ok(m) => {
+            if matches!(
+                m.kind,
+                Some(crate::protocol::pb::client_message::Kind::Subscribe(_))
+            ) {
+                *subscribed_at_ns = now_ns();
+            }
+            session.handle(m)
+        }
         Err(e) => {
             let request_id = if is_text {
                 salvage_json_request_id(payload)

@@ -164,6 +164,16 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
     body["sources"] = sources_json(ctx);
     body["analytics_dropped"] = ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()).into();
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();
+    let cfg = &ctx.config;
+    body["slow_consumer_limits"] = serde_json::json!({
+        "policy": format!("{:?}", cfg.slow_consumer).to_lowercase(),
+        "max_lag_age_ms": cfg.max_lag_age.as_millis() as u64,
+        "max_lag_messages": cfg.max_lag_messages,
+        "max_lag_bytes": cfg.max_lag_bytes,
+        "socket_send_buffer": cfg.socket_send_buffer,
+        "socket_unsent_limit": cfg.socket_unsent_limit,
+        "write_timeout_ms": cfg.write_timeout.as_millis() as u64,
+    });
     body["tasks"] = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks()
@@ -273,8 +283,13 @@ fn upgrade(
             serde_json::json!({"error": "server is shutting down"}),
         );
     }
-    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        return upgrade_required();
+    if let Err(e) = super::handshake::check(&req) {
+        let mut resp = json(e.status(), serde_json::json!({ "error": e.to_string() }));
+        if e.status() == StatusCode::UPGRADE_REQUIRED {
+            resp.headers_mut()
+                .insert("sec-websocket-version", super::handshake::SUPPORTED_VERSION);
+        }
+        return resp;
     }
     let (format, subprotocol) = match negotiate(&req) {
         Ok(v) => v,

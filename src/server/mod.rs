@@ -4,11 +4,15 @@
 mod assets;
 pub mod auth;
 mod connection;
+mod handshake;
 mod http;
 pub mod limits;
+mod probe;
 mod publish;
 pub mod session;
+mod socket;
 mod tls;
+mod writer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -234,10 +238,7 @@ impl Server {
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
-            if let Some(bytes) = ctx.config.socket_send_buffer {
-                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
-            }
+            socket::tune(&stream, &ctx.config);
             let ctx = ctx.clone();
             let tls = tls.clone();
             tokio::spawn(async move {

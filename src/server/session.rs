@@ -449,6 +449,24 @@ impl Session {
         Ok(())
     }
 
+    /// Moves only the queued control frames (replies, errors) into `out`, at
+    /// most `max`: what a connection about to close still owes the client.
+    pub fn collect_control(&mut self, out: &mut Vec<Outbound>, max: usize) {
+        while out.len() < max {
+            let Some(frame) = self.control.pop_front() else {
+                break;
+            };
+            out.push(Outbound::Control(frame));
+        }
+    }
+
+    /// Applies the slow-consumer policy now (the connection found itself
+    /// too far behind in time): `lagged` and a snapshot for every channel
+    /// with a backlog, or a 4008 close request.
+    pub fn resync_lagging(&mut self) -> Result<(), CloseRequest> {
+        self.fell_behind(None)
+    }
+
     /// Whether the events (or bytes) not yet taken from the channels' rings
     /// exceed the configured bound.
     fn over_lag_bound(&self) -> bool {

@@ -125,6 +125,15 @@ impl Writer {
         self.events
     }
 
+    /// Pushes everything written so far to the file (a gzip sync flush):
+    /// a recorder killed after this leaves a file that replays up to here.
+    pub fn flush(&mut self) -> Result<(), RecordError> {
+        self.out.flush().map_err(|source| RecordError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Flushes and closes the file (finishing the gzip stream).
     pub fn finish(mut self) -> Result<u64, RecordError> {
         self.out.flush().map_err(|source| RecordError::Io {
@@ -143,6 +152,8 @@ pub struct Reader {
     header: Header,
     index: u64,
     buf: Vec<u8>,
+    /// The file ended inside an event (a recorder killed mid-write).
+    truncated: bool,
 }
 
 impl Reader {
@@ -186,6 +197,7 @@ impl Reader {
             header,
             index: 0,
             buf: Vec::new(),
+            truncated: false,
         })
     }
 
@@ -194,8 +206,16 @@ impl Reader {
         &self.header
     }
 
-    /// The next event, or `None` at a clean end of file.
+    /// The next event, or `None` at the end of the file.
+    ///
+    /// A file that ends inside an event (a recorder killed with SIGKILL, a
+    /// gzip stream without its trailer) ends at its last whole event:
+    /// `None`, with [`Reader::truncated`] set. Bytes that are there but
+    /// wrong are an error.
     pub fn next_event(&mut self) -> Result<Option<Event>, RecordError> {
+        if self.truncated {
+            return Ok(None);
+        }
         let corrupt = |index, reason: String| RecordError::Corrupt {
             path: self.path.clone(),
             index,
@@ -207,8 +227,9 @@ impl Reader {
             let mut b = [0u8; 1];
             match self.input.read(&mut b) {
                 Ok(0) if i == 0 => return Ok(None),
-                Ok(0) => return Err(corrupt(self.index, "file ends inside a length".into())),
+                Ok(0) => return Ok(self.cut()),
                 Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(self.cut()),
                 Err(e) => return Err(corrupt(self.index, e.to_string())),
             }
             len |= u64::from(b[0] & 0x7f) << (7 * i);
@@ -221,12 +242,30 @@ impl Reader {
             return Err(corrupt(self.index, format!("event of {len} bytes")));
         }
         self.buf.resize(len, 0);
-        self.input
-            .read_exact(&mut self.buf)
-            .map_err(|e| corrupt(self.index, format!("truncated event: {e}")))?;
+        match self.input.read_exact(&mut self.buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(self.cut()),
+            Err(e) => return Err(corrupt(self.index, format!("event: {e}"))),
+        }
         let event = Event::decode(&self.buf[..]).map_err(|e| corrupt(self.index, e.to_string()))?;
         self.index += 1;
         Ok(Some(event))
+    }
+
+    /// Ends the file at the last whole event.
+    fn cut(&mut self) -> Option<Event> {
+        self.truncated = true;
+        None
+    }
+
+    /// Whether the file ended inside an event (see [`Reader::next_event`]).
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Whole events read so far.
+    pub fn events_read(&self) -> u64 {
+        self.index
     }
 }
 
@@ -240,6 +279,8 @@ pub struct Replay {
     /// analytics on, the server derives them again from the replayed trades,
     /// and two publishers on one channel would interleave.
     skip_derived: bool,
+    /// A truncated file is reported once, not on every loop.
+    warned_truncated: std::sync::atomic::AtomicBool,
 }
 
 impl Replay {
@@ -258,6 +299,7 @@ impl Replay {
             speed,
             looped,
             skip_derived,
+            warned_truncated: Default::default(),
         })
     }
 
@@ -362,6 +404,18 @@ impl Replay {
             }
         }
         status.messages(n % 256);
+        if reader.truncated()
+            && !self
+                .warned_truncated
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                file = %self.path.display(),
+                events = reader.events_read(),
+                "recording is cut short (its recorder was killed?): replaying its {} whole events",
+                reader.events_read()
+            );
+        }
         Ok((n, true))
     }
 }
