@@ -1,87 +1,95 @@
 //! Server-wide counters behind `/stats` and `/metrics`.
 //!
-//! Plain relaxed atomics: each is bumped once per event published or once
-//! per connection write (not once per message per client), so they stay off
-//! the hot path's critical cost. `/metrics` reads the same atomics at scrape
-//! time through a `prometheus-client` collector, so nothing is counted twice.
+//! Counters are plain relaxed atomics: each is bumped once per event
+//! published or once per connection write (not once per message per
+//! client), so they stay off the hot path's critical cost. Distributions are
+//! `prometheus-client` histograms, observed once per socket write, per
+//! connection drain and per published venue event. `/metrics` reads all of
+//! it at scrape time (see [`exposition`]).
 
-use std::sync::Arc;
+pub mod exposition;
+pub mod process;
+
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 
-/// A fixed-bucket histogram of atomics: observing is a bucket search and
-/// two relaxed adds, no lock (unlike a mutex-guarded histogram, it is safe
-/// on the write path of every connection).
-#[derive(Debug)]
-pub struct AtomicHistogram {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    /// Sum of observations in millionths of the unit.
-    sum_micro: AtomicU64,
-    count: AtomicU64,
+pub use exposition::render_prometheus;
+
+/// Upper bounds of the latency histograms, in seconds: 56 buckets from
+/// 10 µs to 2.1 s, each 1.25 times the last (rounded to 3 significant
+/// digits). Fine enough that a quantile Prometheus interpolates inside one
+/// bucket is within a few per cent of the exact one (tested against the
+/// load tester's exact quantiles in `loadtest/tests/metrics_agree.rs`).
+pub fn latency_bounds() -> Vec<f64> {
+    (0..56)
+        .map(|i| round_sig(10e-6 * 1.25f64.powi(i), 3))
+        .collect()
 }
 
-impl AtomicHistogram {
-    /// A histogram with these upper bounds (ascending); `+Inf` is implied.
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micro: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one value.
-    pub fn observe(&self, value: f64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(self.bounds.len());
-        self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_micro
-            .fetch_add((value.max(0.0) * 1e6) as u64, Relaxed);
-        self.count.fetch_add(1, Relaxed);
-    }
-
-    /// Cumulative `(upper bound, count)` pairs, `+Inf` last.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut total = 0;
-        self.bounds
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(&self.buckets)
-            .map(|(bound, b)| {
-                total += b.load(Relaxed);
-                (bound, total)
-            })
-            .collect()
-    }
-
-    /// Number of observations.
-    pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
-
-    fn sum(&self) -> f64 {
-        self.sum_micro.load(Relaxed) as f64 / 1e6
-    }
+/// Upper bounds of the exchange-lag histograms, in seconds: 30 buckets from
+/// 100 µs to 42 s, each 1.55 times the last (a venue's lag spans more
+/// decades than a local write, and is wanted less finely).
+pub fn lag_bounds() -> Vec<f64> {
+    (0..30)
+        .map(|i| round_sig(100e-6 * 1.55f64.powi(i), 3))
+        .collect()
 }
 
-const LATENCY_BOUNDS_S: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5,
-];
-const DEPTH_BOUNDS: &[f64] = &[
+const DEPTH_BOUNDS: [f64; 12] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
+
+/// `x` rounded to `digits` significant digits, so bucket bounds print as
+/// `0.0000153` rather than `1.5258789062500001e-5`.
+fn round_sig(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+/// At most this many venues get their own exchange-lag histogram; events of
+/// further venues (publish API users can invent any) share `venue="other"`,
+/// so a careless publisher cannot blow up the scrape.
+pub const MAX_LAG_VENUES: usize = 32;
+
+/// One exchange-lag histogram per venue (`publish_time - source_time` of
+/// every trade, ticker and book event the venue's source published).
+#[derive(Debug, Default)]
+pub struct VenueLag {
+    venues: Mutex<Vec<(String, Histogram)>>,
+}
+
+impl VenueLag {
+    /// The histogram of `venue`, created on first use. Channels resolve it
+    /// once and keep it, so this runs once per channel, not per event.
+    pub fn for_venue(&self, venue: &str) -> Histogram {
+        let mut venues = self.venues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, h)) = venues.iter().find(|(v, _)| v == venue) {
+            return h.clone();
+        }
+        let name = if venues.len() >= MAX_LAG_VENUES {
+            "other"
+        } else {
+            venue
+        };
+        if let Some((_, h)) = venues.iter().find(|(v, _)| v == name) {
+            return h.clone();
+        }
+        let h = Histogram::new(lag_bounds());
+        venues.push((name.to_string(), h.clone()));
+        h
+    }
+
+    /// `(venue, histogram)` pairs, in order of first use.
+    pub fn snapshot(&self) -> Vec<(String, Histogram)> {
+        self.venues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
 
 /// Counters and gauges of one server run.
 #[derive(Debug)]
@@ -114,9 +122,11 @@ pub struct Metrics {
     pub heartbeat_timeouts: AtomicU64,
     /// Seconds from an event's publish to the end of the socket write that
     /// carried it; observed once per write, for the oldest event in it.
-    pub write_latency: AtomicHistogram,
+    pub write_latency: Histogram,
     /// Frames due when a connection drained (its queue depth at wake-up).
-    pub queue_depth: AtomicHistogram,
+    pub queue_depth: Histogram,
+    /// Exchange lag per venue.
+    pub exchange_lag: VenueLag,
 }
 
 impl Default for Metrics {
@@ -135,8 +145,9 @@ impl Default for Metrics {
             lagged_sent: AtomicU64::new(0),
             oversized_frames: AtomicU64::new(0),
             heartbeat_timeouts: AtomicU64::new(0),
-            write_latency: AtomicHistogram::new(LATENCY_BOUNDS_S),
-            queue_depth: AtomicHistogram::new(DEPTH_BOUNDS),
+            write_latency: Histogram::new(latency_bounds()),
+            queue_depth: Histogram::new(DEPTH_BOUNDS),
+            exchange_lag: VenueLag::default(),
         }
     }
 }
@@ -183,183 +194,34 @@ impl Metrics {
     }
 }
 
-/// Exposes [`Metrics`] to a `prometheus-client` registry at scrape time.
-#[derive(Debug)]
-pub struct MetricsCollector(pub Arc<Metrics>);
-
-fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    v: &AtomicU64,
-) -> Result<(), std::fmt::Error> {
-    ConstCounter::new(v.load(Relaxed)).encode(enc.encode_descriptor(
-        name,
-        help,
-        None,
-        MetricType::Counter,
-    )?)
-}
-
-fn gauge(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    v: i64,
-) -> Result<(), std::fmt::Error> {
-    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
-}
-
-fn histogram(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    h: &AtomicHistogram,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    m.encode_histogram::<NoLabelSet>(h.sum(), h.count(), &h.cumulative(), None)
-}
-
-impl prometheus_client::collector::Collector for MetricsCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let m = &self.0;
-        let e = &mut enc;
-        gauge(
-            e,
-            "tickwire_connections",
-            "WebSocket connections open now",
-            m.connections.load(Relaxed) as i64,
-        )?;
-        gauge(
-            e,
-            "tickwire_subscriptions",
-            "Channel subscriptions held now",
-            m.subscriptions.load(Relaxed) as i64,
-        )?;
-        gauge(
-            e,
-            "tickwire_uptime_seconds",
-            "Seconds since start",
-            m.uptime_secs() as i64,
-        )?;
-        counter(
-            e,
-            "tickwire_connections_accepted",
-            "WebSocket connections accepted",
-            &m.connections_total,
-        )?;
-        counter(
-            e,
-            "tickwire_events_published",
-            "Events published by the hub (in)",
-            &m.events_published,
-        )?;
-        counter(
-            e,
-            "tickwire_messages_delivered",
-            "Messages written to clients (out)",
-            &m.messages_delivered,
-        )?;
-        counter(
-            e,
-            "tickwire_bytes_delivered",
-            "Bytes written to clients",
-            &m.bytes_delivered,
-        )?;
-        counter(
-            e,
-            "tickwire_gzip_compressed",
-            "Messages gzipped (once each)",
-            &m.gzip_compressed,
-        )?;
-        counter(
-            e,
-            "tickwire_errors_sent",
-            "error messages sent to clients",
-            &m.errors_sent,
-        )?;
-        counter(
-            e,
-            "tickwire_slow_consumer_closes",
-            "Connections closed as slow consumers",
-            &m.slow_consumer_closes,
-        )?;
-        counter(
-            e,
-            "tickwire_lagged_sent",
-            "lagged messages sent to slow consumers",
-            &m.lagged_sent,
-        )?;
-        counter(
-            e,
-            "tickwire_oversized_frames",
-            "Inbound frames refused as too big",
-            &m.oversized_frames,
-        )?;
-        counter(
-            e,
-            "tickwire_heartbeat_timeouts",
-            "Connections closed after two silent heartbeats",
-            &m.heartbeat_timeouts,
-        )?;
-        histogram(
-            e,
-            "tickwire_write_latency_seconds",
-            "Publish to socket write, oldest event per write",
-            &m.write_latency,
-        )?;
-        histogram(
-            e,
-            "tickwire_connection_queue_depth",
-            "Frames due per connection drain",
-            &m.queue_depth,
-        )
-    }
-}
-
-/// The Prometheus text exposition of `metrics`.
-pub fn render_prometheus(metrics: &Arc<Metrics>) -> String {
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(MetricsCollector(metrics.clone())));
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry)
-        .expect("invariant: writing to a String cannot fail");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = AtomicHistogram::new(&[1.0, 10.0]);
-        for v in [0.5, 2.0, 3.0, 100.0] {
-            h.observe(v);
+    fn bounds_ascend_and_print_short() {
+        for bounds in [latency_bounds(), lag_bounds()] {
+            assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+            for b in &bounds {
+                assert!(b.to_string().len() <= 12, "bound {b} prints long");
+            }
         }
-        assert_eq!(
-            h.cumulative(),
-            vec![(1.0, 1), (10.0, 3), (f64::INFINITY, 4)]
-        );
-        assert_eq!(h.count(), 4);
-        assert!((h.sum() - 105.5).abs() < 1e-6);
+        assert_eq!(latency_bounds()[0], 0.00001);
+        assert_eq!(latency_bounds()[1], 0.0000125);
     }
 
     #[test]
-    fn exposition_names_every_figure() {
-        let m = Arc::new(Metrics::default());
-        inc(&m.events_published);
-        m.write_latency.observe(0.0003);
-        let text = render_prometheus(&m);
-        for name in [
-            "tickwire_connections ",
-            "tickwire_events_published_total 1",
-            "tickwire_bytes_delivered_total",
-            "tickwire_slow_consumer_closes_total",
-            "tickwire_write_latency_seconds_bucket{le=\"0.0005\"} 1",
-            "tickwire_connection_queue_depth_count 0",
-        ] {
-            assert!(text.contains(name), "missing {name} in\n{text}");
+    fn venues_are_capped() {
+        let lag = VenueLag::default();
+        let a = lag.for_venue("binance");
+        let b = lag.for_venue("binance");
+        assert_eq!(lag.snapshot().len(), 1, "one histogram per venue");
+        drop((a, b));
+        for i in 0..MAX_LAG_VENUES + 5 {
+            lag.for_venue(&format!("v{i}"));
         }
+        let names: Vec<String> = lag.snapshot().into_iter().map(|(v, _)| v).collect();
+        assert_eq!(names.len(), MAX_LAG_VENUES + 1);
+        assert_eq!(names.last().map(String::as_str), Some("other"));
     }
 }
