@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::procstat;
+use crate::progress::Progress;
 use crate::wire::{self, FrameReader, Seen};
 use crate::{Plan, Target};
 
@@ -36,10 +37,6 @@ struct Shared {
 
 fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
-}
-
-fn now_ns() -> i64 {
-    tickwire::protocol::now_ns()
 }
 
 /// What a run measured.
@@ -118,7 +115,8 @@ struct ClientSpec {
     storm: bool,
 }
 
-pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
+pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
+    let mut progress = Progress::new(show_progress, Duration::from_secs(1));
     let shared = Arc::new(Shared::default());
     let plan = Arc::new(plan);
     let inst = if plan.per_client_instrument {
@@ -170,6 +168,21 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
         && Instant::now() < all_up
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        progress.connects(
+            shared.connected.load(Relaxed),
+            shared.failed.load(Relaxed),
+            plan.clients,
+        );
+    }
+    if show_progress {
+        eprintln!(
+            "connected {}/{} ({} failed); measuring for {:?} after {:?} of warm-up",
+            shared.connected.load(Relaxed),
+            plan.clients,
+            shared.failed.load(Relaxed),
+            plan.duration,
+            plan.warmup
+        );
     }
     tokio::time::sleep(plan.warmup).await;
 
@@ -212,14 +225,23 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
         }));
     }
     let mut rss_max_kib = rss_start_kib;
+    progress.reset(d0, cpu0);
     while t0.elapsed() < plan.duration {
         tokio::time::sleep(
             Duration::from_millis(250).min(plan.duration.saturating_sub(t0.elapsed())),
         )
         .await;
-        if let Some(pid) = pid {
-            rss_max_kib = rss_max_kib.max(procstat::rss_kib(pid));
+        let server = pid.map(|pid| (procstat::rss_kib(pid), procstat::cpu_secs(pid)));
+        if let Some((rss, _)) = server {
+            rss_max_kib = rss_max_kib.max(rss);
         }
+        progress.window(
+            t0.elapsed(),
+            shared.deliveries.load(Relaxed),
+            shared.gaps.load(Relaxed),
+            shared.lagged.load(Relaxed),
+            server,
+        );
     }
     shared.measuring.store(false, Relaxed);
     let window_s = t0.elapsed().as_secs_f64();
@@ -314,6 +336,7 @@ impl Local {
         channel: &[u8],
         seq: u64,
         publish_time_ns: i64,
+        arrived_ns: i64,
         frame_bytes: usize,
     ) {
         match self.next.get_mut(channel) {
@@ -330,7 +353,7 @@ impl Local {
         if shared.measuring.load(Relaxed) {
             self.deliveries += 1;
             self.bytes += frame_bytes as u64;
-            let latency_us = ((now_ns() - publish_time_ns).max(0) / 1000) as u64;
+            let latency_us = ((arrived_ns - publish_time_ns).max(0) / 1000) as u64;
             self.latencies.push(latency_us.max(1));
             if self.latencies.len() >= 256 || self.deliveries >= 16 {
                 self.flush(shared);
@@ -419,6 +442,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 break;
             }
         };
+        let arrived = reader.arrived_ns();
         let payload = reader.payload(&frame);
         match frame.opcode {
             0x8 => {
@@ -457,7 +481,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
         match plan.target {
             Target::Peer => {
                 if let Some((seq, t)) = wire::decode_peer(data) {
-                    local.event(&shared, b"peer", seq, t, frame_bytes);
+                    local.event(&shared, b"peer", seq, t, arrived, frame_bytes);
                 }
             }
             Target::Tickwire if spec.json || (frame.opcode == 0x1) => {
@@ -467,7 +491,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                         local.next.clear();
                     }
                     if let Some((channel, seq, t)) = seen.event {
-                        local.event(&shared, channel.as_bytes(), seq, t, frame_bytes);
+                        local.event(&shared, channel.as_bytes(), seq, t, arrived, frame_bytes);
                     }
                 }
             }
@@ -478,7 +502,14 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                     publish_time_ns,
                 }) => {
                     let channel = channel.to_vec();
-                    local.event(&shared, &channel, seq, publish_time_ns, frame_bytes)
+                    local.event(
+                        &shared,
+                        &channel,
+                        seq,
+                        publish_time_ns,
+                        arrived,
+                        frame_bytes,
+                    )
                 }
                 Some(Seen::Lagged) => {
                     shared.lagged.fetch_add(1, Relaxed);
