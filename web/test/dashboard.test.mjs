@@ -266,6 +266,7 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
     const warming = /\nwarming up/.test(first[k].title);
     assert.equal(first[k].label === "WARMING UP", warming, `${k} shows its warm-up: ${JSON.stringify(first[k])}`);
   }
+  await page.screenshot({ path: join(artifacts, "dashboard-warming.png") });
   // then (not required: it depends on the random walk) a buy or sell once the
   // indicators warm up, so that the colours are checked and the screenshot shows them
   const warm = await waitFor(
@@ -353,10 +354,10 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
 
   // a laptop screen: at 1280x800 (and 1400 wide) every price and name is
   // shown in full, none cut to "64,987.…"
-  for (const [width, height] of [[1400, 900], [1280, 800]]) {
+  for (const [width, height] of [[1600, 1000], [1400, 900], [1280, 800]]) {
     await page.setViewportSize({ width, height });
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-    const cut = await page.$$eval("#prices tbody td.last, #prices tbody td.bid, #prices tbody td.ask, #prices tbody td.sym, #prices tbody td.sig", (tds) =>
+    const cut = await page.$$eval("#prices tbody td", (tds) =>
       tds.filter((td) => td.textContent.trim() && td.scrollWidth > td.clientWidth).map((td) => `${td.className}: ${td.textContent} (${td.scrollWidth} > ${td.clientWidth})`),
     );
     const shown = await page.$$eval("#prices tbody td.last", (tds) => tds.filter((td) => /\d/.test(td.textContent)).length);
