@@ -100,7 +100,9 @@ fn esc(s: &str) -> String {
 }
 
 fn short(v: f64) -> String {
-    if v >= 1e6 {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e3 {
         format!("{:.1}k", v / 1e3)
