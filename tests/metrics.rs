@@ -3,16 +3,21 @@
 //! `tests/tools/openmetrics_parse.py`): the whole scrape must parse (the
 //! parser rejects a histogram whose `+Inf` bucket differs from `_count`,
 //! the double counting this test guards against), and the per-source,
-//! exchange-lag, analytics and process figures must be there.
+//! exchange-lag, analytics and process figures must be there, also for a
+//! real exchange connector (Binance's, against the local mock).
 //!
 //! Needs `python3` with `prometheus_client` (`.ci/run` installs it); when
 //! it is missing the test fails with the install command.
 
+mod mock;
 mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use std::time::{Duration, Instant};
+
+use mock::MockExchange;
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::server_message::Kind;
 
@@ -139,5 +144,135 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
     assert!(
         (rss / 1024.0 - kib).abs() < kib * 0.5,
         "process_resident_memory_bytes {rss} vs /proc {kib} KiB"
+    );
+}
+
+/// The value of the one sample line starting with `prefix` (labels
+/// included), if there is one.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Scrapes until `cond` holds on the text (each scrape through the parser).
+async fn scrape_until(server: &Server, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let (_, text) = server.get("/metrics").await;
+        parse_openmetrics(&text);
+        if cond(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real exchange connector (Binance's, against a local mock): its state,
+/// messages and reconnects per source, and the exchange lag of its trade
+/// under `venue="binance"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_source_metrics_follow_an_exchange_source_and_its_lag() {
+    let mock = MockExchange::start().await;
+    let (ws, rest) = (mock.ws_url(), mock.rest_url());
+    let server = Server::start(&[
+        "--source",
+        "binance",
+        "--binance-ws-url",
+        &ws,
+        "--binance-rest-url",
+        &rest,
+        "--symbols",
+        "BTCUSDT",
+    ]);
+    mock.wait_for("the stream connection", |m| m.connected() == 1)
+        .await;
+    scrape_until(&server, "binance connected", |t| {
+        t.contains("tickwire_source_state{source=\"binance\",state=\"connected\"} 1")
+    })
+    .await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["trade.binance.BTC-USDT"]).await;
+    // a trade that happened 250 ms ago by the exchange's clock
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let then = now_ms - 250;
+    mock.send(
+        serde_json::json!({"stream": "btcusdt@trade", "data": {"e": "trade", "E": then,
+            "s": "BTCUSDT", "t": 1, "p": "100.2", "q": "0.5", "T": then, "m": true, "M": true}})
+        .to_string(),
+    );
+    loop {
+        if let Kind::Event(e) = c.next_msg().await
+            && e.channel == "trade.binance.BTC-USDT"
+        {
+            break;
+        }
+    }
+    let (_, text) = server.get("/metrics").await;
+    let parsed = parse_openmetrics(&text);
+    let lag = histogram(
+        &parsed,
+        "tickwire_exchange_lag_seconds",
+        Some(("venue", "binance")),
+    );
+    assert_eq!(lag["count"].as_f64(), Some(1.0), "{lag}");
+    let sum = lag["sum"].as_f64().expect("sum");
+    assert!(
+        (0.25..5.0).contains(&sum),
+        "lag of a 250 ms old trade: {sum} s"
+    );
+    // no bucket under 0.2 s holds it
+    let below = lag["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter(|b| b[0].as_f64().is_some_and(|le| le < 0.2))
+        .map(|b| b[1].as_f64().expect("count"))
+        .fold(0.0, f64::max);
+    assert_eq!(below, 0.0, "{lag}");
+    assert!(
+        sample(&text, "tickwire_source_messages_total{source=\"binance\"}").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "tickwire_source_last_message_age_seconds{source=\"binance\"}"
+        )
+        .is_some_and(|age| age < 60.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tickwire_source_reconnects_total{source=\"binance\"}"
+        ),
+        Some(0.0)
+    );
+
+    // the exchange drops the stream and refuses new ones: reconnecting
+    mock.refuse(true);
+    mock.drop_all();
+    let text = scrape_until(&server, "binance reconnecting", |t| {
+        t.contains("tickwire_source_state{source=\"binance\",state=\"reconnecting\"} 1")
+    })
+    .await;
+    assert!(
+        text.contains("tickwire_source_state{source=\"binance\",state=\"connected\"} 0"),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "tickwire_source_reconnects_total{source=\"binance\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{text}"
     );
 }
