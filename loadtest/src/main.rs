@@ -8,6 +8,7 @@
 mod plot;
 mod procstat;
 mod progress;
+mod report;
 mod run;
 mod scenario;
 mod spawn;
