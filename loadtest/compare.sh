@@ -3,7 +3,9 @@
 # prints one table of medians. Server pinned to CPU 0, load generator to CPU 1.
 #   loadtest/compare.sh SCENARIO [RUNS] [SERVERS...]
 # e.g. loadtest/compare.sh broadcast-1k 3
-# Raw JSON lines are kept in artifacts/loadtest/SCENARIO-DATE.jsonl.
+# Raw JSON lines are kept in artifacts/loadtest/SCENARIO-DATE.jsonl, and a
+# picture of them (latency percentiles, deliveries/s per server) beside it
+# as SCENARIO-DATE.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:?usage: loadtest/compare.sh SCENARIO [RUNS] [SERVERS...]}
@@ -27,3 +29,4 @@ for server in $servers; do
   done
 done
 python3 loadtest/summarize.py "$out"
+target/release/tickwire-load --plot "$out"

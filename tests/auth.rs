@@ -161,14 +161,8 @@ fn openssl_keys(dir: &std::path::Path, kind: &str) -> Option<(Vec<u8>, Vec<u8>)>
     };
     match run(&["version"]) {
         Ok(o) if o.status.success() => {}
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "openssl is required in CI"
-            );
-            eprintln!("skipping {kind}: openssl not found");
-            return None;
-        }
+        // never reported ok without running: say how to get the tool
+        _ => panic!("{kind} keys need the openssl CLI: `apt-get install openssl`"),
     }
     let gen_args: &[&str] = if kind == "rsa" {
         &[

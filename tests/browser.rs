@@ -6,8 +6,9 @@
 //! the server on the same port, and checks the page reconnects by itself.
 //! Screenshots go to `target/artifacts/`.
 //!
-//! Skipped with a printed reason when `node` 20+, `clients/js/node_modules`
-//! or `/usr/bin/chromium` is missing; under `CI=true` that is a failure.
+//! Installs the npm packages (`npm ci` in clients/js) when they are missing;
+//! fails with the command to run when `node` 20+ or `/usr/bin/chromium` is
+//! missing.
 
 mod support;
 
@@ -15,12 +16,10 @@ use support::{Server, node};
 
 #[test]
 fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
-    if !node::prerequisites(
+    node::prerequisites(
         "dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart",
         true,
-    ) {
-        return;
-    }
+    );
     // The port is chosen first: the allowed origin names it.
     let addr = support::free_addr();
     let origin = format!("http://{addr}");

@@ -3,8 +3,8 @@
 //! runs one `clients/js/test/*.test.mjs` script (node's test runner, real
 //! sockets, `ws` as the WebSocket implementation).
 //!
-//! Skipped with a printed reason when `node` 20+ or `clients/js/node_modules`
-//! is missing; under `CI=true` that is a failure instead.
+//! Installs the npm packages (`npm ci` in clients/js) when they are missing;
+//! fails with the command to run when `node` 20+ is missing.
 
 mod support;
 
@@ -20,12 +20,10 @@ fn env_for(server: &Server) -> Vec<(&'static str, String)> {
 
 #[test]
 fn js_client_json_mode_gzip_gaps_heartbeat_and_proto_mode() {
-    if !node::prerequisites(
+    node::prerequisites(
         "js_client_json_mode_gzip_gaps_heartbeat_and_proto_mode",
         false,
-    ) {
-        return;
-    }
+    );
     // A low threshold: book snapshots (and most updates) arrive gzipped.
     let server = Server::start(&["--gzip-threshold", "64"]);
     let status = node::run_plain(
@@ -38,12 +36,10 @@ fn js_client_json_mode_gzip_gaps_heartbeat_and_proto_mode() {
 
 #[test]
 fn js_client_reconnects_and_resumes_without_gap_after_server_side_closes() {
-    if !node::prerequisites(
+    node::prerequisites(
         "js_client_reconnects_and_resumes_without_gap_after_server_side_closes",
         false,
-    ) {
-        return;
-    }
+    );
     // Tokens expire while connected: the server closes with 4001.
     let secret = "js-client-test-secret-of-32-bytes";
     let server = Server::start(&["--jwt-secret", secret]);
@@ -55,12 +51,10 @@ fn js_client_reconnects_and_resumes_without_gap_after_server_side_closes() {
 
 #[test]
 fn js_client_reports_lagged_and_resyncs_when_it_falls_behind() {
-    if !node::prerequisites(
+    node::prerequisites(
         "js_client_reports_lagged_and_resyncs_when_it_falls_behind",
         false,
-    ) {
-        return;
-    }
+    );
     let server = Server::start(&[
         "--sim-rate",
         "5000",
@@ -79,12 +73,10 @@ fn js_client_reports_lagged_and_resyncs_when_it_falls_behind() {
 
 #[test]
 fn js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_server() {
-    if !node::prerequisites(
+    node::prerequisites(
         "js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_server",
         false,
-    ) {
-        return;
-    }
+    );
     let first = Server::start(&[]);
     let addr = first.addr;
     let env = env_for(&first);

@@ -561,11 +561,15 @@ function renderSignal(c, sig) {
   const action = ACTIONS[sig.action] ?? "–";
   const strength = Math.max(0, Math.min(1, sig.strength || 0));
   const pct = Math.round(strength * 100);
-  const label = action.replace("_", " ");
-  if (c.sig.dataset.action !== action) {
+  // until enough candles closed the engine says HOLD "warming up": show
+  // that in the cell, not only in the tooltip
+  const warming = /^warming up/i.test(sig.reason || "");
+  const label = warming ? "WARMING UP" : action.replace("_", " ");
+  if (c.sig.dataset.action !== action || c.sigBadge.textContent !== label) {
     c.sig.dataset.action = action;
     c.sigBadge.textContent = label;
   }
+  c.sig.classList.toggle("warming", warming);
   c.sig.dataset.strength = String(pct);
   c.sigStr.style.width = `${pct}%`;
   c.sig.title = `${label} · strength ${pct}%${sig.interval ? ` · ${sig.interval}` : ""}\n${sig.reason || ""}`;
@@ -730,7 +734,13 @@ function renderChart(now) {
   lo -= pad;
   const top = 10;
   const plotH = h - axisH - top;
-  const y = (p) => top + ((hi - p) / (hi - lo)) * plotH;
+  // prices in the upper 78 %, volume bars in the lowest 18 %
+  const priceH = plotH * 0.78;
+  const volH = plotH * 0.18;
+  const volBase = top + plotH;
+  const y = (p) => top + ((hi - p) / (hi - lo)) * priceH;
+  let vmax = 0;
+  for (const c of list) if (c.v > vmax) vmax = c.v;
   const d = decimalsFor(hi);
   // grid and price axis
   g.strokeStyle = "#232a33";
@@ -745,14 +755,27 @@ function renderChart(now) {
     g.stroke();
     g.fillText(fmt(p, d), w - axisW + 6, yy);
   }
-  // candles, newest at the right
+  // candles, newest at the right, each with its volume bar below
   const x0 = w - axisW - 4 - list.length * slot;
   const bodyW = Math.max(2, slot - 3);
   g.textBaseline = "alphabetic";
+  let volumeBars = 0;
+  if (vmax > 0) {
+    g.fillStyle = "#7d8794";
+    g.textBaseline = "top";
+    g.fillText(`vol ${compact(vmax)}`, w - axisW + 6, volBase - volH);
+    g.textBaseline = "alphabetic";
+  }
   for (let i = 0; i < list.length; i++) {
     const c = list[i];
     const up = c.c >= c.o;
     const x = Math.round(x0 + i * slot + slot / 2) + 0.5;
+    if (vmax > 0 && c.v > 0) {
+      const vh = Math.max(1, (c.v / vmax) * volH);
+      g.fillStyle = up ? "rgba(46,189,133,0.45)" : "rgba(240,80,110,0.45)";
+      g.fillRect(Math.round(x - bodyW / 2), volBase - vh, bodyW, vh);
+      volumeBars++;
+    }
     g.strokeStyle = g.fillStyle = up ? "#2ebd85" : "#f0506e";
     g.beginPath();
     g.moveTo(x, y(c.h));
@@ -766,6 +789,7 @@ function renderChart(now) {
       g.fillText(clock(new Date(c.t)).slice(0, 5), x - 14, h - 4);
     }
   }
+  canvas.dataset.volumeBars = String(volumeBars);
   // last price marker
   const last = list[list.length - 1];
   const yl = Math.round(y(last.c)) + 0.5;

@@ -5,14 +5,18 @@
 //! it starts the server itself, pinned to `--server-cpus`, and samples its
 //! RSS and CPU time from /proc.
 
+mod plot;
 mod procstat;
+mod progress;
+mod report;
 mod run;
 mod scenario;
+mod spawn;
 mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -106,6 +110,17 @@ pub struct Args {
     /// Runtime worker threads for the clients (default: available CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The server binary `--spawn` starts (default: target/release/<name>
+    /// for tickwire and the Rust peers).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// No progress lines on stderr (connects, then one rate line a second).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Draw the results in FILE.jsonl (lines of `--json`) as SVG next to it
+    /// (FILE.svg: latency percentiles and deliveries/s per server), then exit.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub plot: Option<PathBuf>,
 }
 
 fn dur(s: &str) -> Duration {
@@ -150,7 +165,7 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> Child {
+fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> spawn::Spawned {
     let root = repo_root();
     let listen = args.addr.to_string();
     let rate = sc.peer_rate.unwrap_or(1000.0).to_string();
@@ -178,6 +193,7 @@ fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> Child {
             ],
         ),
     };
+    let program = args.server_bin.clone().unwrap_or(program);
     match which {
         Spawn::Tickwire => rest.extend(sc.server_args.clone().unwrap_or_default()),
         _ => rest.extend([
@@ -189,36 +205,24 @@ fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> Child {
             size,
         ]),
     }
-    let child = Command::new("taskset")
-        .arg("-c")
-        .arg(&args.server_cpus)
-        .arg(&program)
-        .args(&rest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            eprintln!("tickwire-load: cannot start {}: {e}", program.display());
-            std::process::exit(2)
-        });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(args.addr).is_err() {
-        if Instant::now() > deadline {
-            eprintln!(
-                "tickwire-load: {} did not listen on {}",
-                program.display(),
-                args.addr
-            );
-            std::process::exit(2);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    spawn::start(&program, &rest, args.addr, &args.server_cpus).unwrap_or_else(|e| {
+        eprintln!("tickwire-load: {e}");
+        std::process::exit(2)
+    })
 }
 
 fn main() {
     let args = Args::parse();
+    if let Some(path) = &args.plot {
+        match plot::write_svg(path) {
+            Ok(svg) => println!("wrote {}", svg.display()),
+            Err(e) => {
+                eprintln!("tickwire-load: {e}");
+                std::process::exit(2)
+            }
+        }
+        return;
+    }
     let sc = match &args.scenario {
         Some(name) => scenario::load(&args.scenarios, name).unwrap_or_else(|e| {
             eprintln!("tickwire-load: {e}");
@@ -289,7 +293,7 @@ fn main() {
         return;
     }
     let mut child = args.spawn.map(|s| spawn_server(s, &args, &sc));
-    let pid = child.as_ref().map(|c| c.id()).or(args.server_pid);
+    let pid = child.as_ref().map(|c| c.pid()).or(args.server_pid);
     let server_name = match args.spawn {
         Some(s) => spawn_name(s).to_string(),
         None => "external".into(),
@@ -299,18 +303,23 @@ fn main() {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.enable_all().build().expect("tokio runtime");
-    let report = rt.block_on(run::run(plan, pid));
+    let report = rt.block_on(run::run(plan, pid, !args.quiet));
     if let Some(c) = child.as_mut() {
+        if let Some(status) = c.exited() {
+            eprintln!(
+                "tickwire-load: the spawned server exited during the run ({status}); its last lines:\n{}",
+                c.last_lines()
+            );
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(c.id().to_string())
+            .arg(c.pid().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        while c.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = c.kill();
-        let _ = c.wait();
+        c.kill();
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     if args.json {

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::procstat;
+use crate::progress::Progress;
 use crate::wire::{self, FrameReader, Seen};
 use crate::{Plan, Target};
 
@@ -36,10 +37,6 @@ struct Shared {
 
 fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
-}
-
-fn now_ns() -> i64 {
-    tickwire::protocol::now_ns()
 }
 
 /// What a run measured.
@@ -118,7 +115,8 @@ struct ClientSpec {
     storm: bool,
 }
 
-pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
+pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
+    let mut progress = Progress::new(show_progress, Duration::from_secs(1));
     let shared = Arc::new(Shared::default());
     let plan = Arc::new(plan);
     let inst = if plan.per_client_instrument {
@@ -170,6 +168,21 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
         && Instant::now() < all_up
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        progress.connects(
+            shared.connected.load(Relaxed),
+            shared.failed.load(Relaxed),
+            plan.clients,
+        );
+    }
+    if show_progress {
+        eprintln!(
+            "connected {}/{} ({} failed); measuring for {:?} after {:?} of warm-up",
+            shared.connected.load(Relaxed),
+            plan.clients,
+            shared.failed.load(Relaxed),
+            plan.duration,
+            plan.warmup
+        );
     }
     tokio::time::sleep(plan.warmup).await;
 
@@ -212,14 +225,23 @@ pub async fn run(plan: Plan, pid: Option<u32>) -> Report {
         }));
     }
     let mut rss_max_kib = rss_start_kib;
+    progress.reset(d0, cpu0);
     while t0.elapsed() < plan.duration {
         tokio::time::sleep(
             Duration::from_millis(250).min(plan.duration.saturating_sub(t0.elapsed())),
         )
         .await;
-        if let Some(pid) = pid {
-            rss_max_kib = rss_max_kib.max(procstat::rss_kib(pid));
+        let server = pid.map(|pid| (procstat::rss_kib(pid), procstat::cpu_secs(pid)));
+        if let Some((rss, _)) = server {
+            rss_max_kib = rss_max_kib.max(rss);
         }
+        progress.window(
+            t0.elapsed(),
+            shared.deliveries.load(Relaxed),
+            shared.gaps.load(Relaxed),
+            shared.lagged.load(Relaxed),
+            server,
+        );
     }
     shared.measuring.store(false, Relaxed);
     let window_s = t0.elapsed().as_secs_f64();
@@ -314,6 +336,7 @@ impl Local {
         channel: &[u8],
         seq: u64,
         publish_time_ns: i64,
+        arrived_ns: i64,
         frame_bytes: usize,
     ) {
         match self.next.get_mut(channel) {
@@ -330,7 +353,7 @@ impl Local {
         if shared.measuring.load(Relaxed) {
             self.deliveries += 1;
             self.bytes += frame_bytes as u64;
-            let latency_us = ((now_ns() - publish_time_ns).max(0) / 1000) as u64;
+            let latency_us = ((arrived_ns - publish_time_ns).max(0) / 1000) as u64;
             self.latencies.push(latency_us.max(1));
             if self.latencies.len() >= 256 || self.deliveries >= 16 {
                 self.flush(shared);
@@ -419,6 +442,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 break;
             }
         };
+        let arrived = reader.arrived_ns();
         let payload = reader.payload(&frame);
         match frame.opcode {
             0x8 => {
@@ -457,7 +481,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
         match plan.target {
             Target::Peer => {
                 if let Some((seq, t)) = wire::decode_peer(data) {
-                    local.event(&shared, b"peer", seq, t, frame_bytes);
+                    local.event(&shared, b"peer", seq, t, arrived, frame_bytes);
                 }
             }
             Target::Tickwire if spec.json || (frame.opcode == 0x1) => {
@@ -467,7 +491,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                         local.next.clear();
                     }
                     if let Some((channel, seq, t)) = seen.event {
-                        local.event(&shared, channel.as_bytes(), seq, t, frame_bytes);
+                        local.event(&shared, channel.as_bytes(), seq, t, arrived, frame_bytes);
                     }
                 }
             }
@@ -478,7 +502,14 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                     publish_time_ns,
                 }) => {
                     let channel = channel.to_vec();
-                    local.event(&shared, &channel, seq, publish_time_ns, frame_bytes)
+                    local.event(
+                        &shared,
+                        &channel,
+                        seq,
+                        publish_time_ns,
+                        arrived,
+                        frame_bytes,
+                    )
                 }
                 Some(Seen::Lagged) => {
                     shared.lagged.fetch_add(1, Relaxed);
@@ -489,112 +520,4 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
         }
     }
     local.flush(&shared);
-}
-
-impl Report {
-    fn offered(&self) -> Option<f64> {
-        self.plan.offered_per_s.filter(|o| *o > 0.0)
-    }
-
-    fn rss_per_client_kib(&self) -> Option<f64> {
-        (self.plan.clients > 0 && self.rss_max_kib > 0).then(|| {
-            self.rss_max_kib.saturating_sub(self.rss_before_clients_kib) as f64
-                / self.plan.clients as f64
-        })
-    }
-
-    fn rate(&self) -> f64 {
-        self.deliveries as f64 / self.window_s.max(1e-9)
-    }
-
-    pub fn print(&self, server: &str) {
-        let p = &self.plan;
-        println!(
-            "scenario {} | server {server} | {} clients ({} connected, {} failed) | window {:.1} s",
-            p.name, p.clients, self.connected, self.connect_failures, self.window_s
-        );
-        if !p.description.is_empty() {
-            println!("               {}", p.description);
-        }
-        match self.offered() {
-            Some(o) => println!(
-                "deliveries/s   {:>12.0}   ({:.1}% of {:.0} offered)",
-                self.rate(),
-                100.0 * self.rate() / o,
-                o
-            ),
-            None => println!("deliveries/s   {:>12.0}", self.rate()),
-        }
-        println!(
-            "gaps {} | lagged {} | closes {:?}",
-            self.gaps, self.lagged, self.closes
-        );
-        let ms = |us: u64| us as f64 / 1000.0;
-        let [p50, p90, p99, p999, max] = self.latency_us;
-        println!(
-            "latency ms     p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
-            ms(p50),
-            ms(p90),
-            ms(p99),
-            ms(p999),
-            ms(max),
-            self.latency_count
-        );
-        println!(
-            "bytes in/s     {:.1} MB/s",
-            self.bytes as f64 / self.window_s / 1e6
-        );
-        if self.rss_max_kib > 0 {
-            let per_m = if self.deliveries > 0 {
-                self.server_cpu_s / (self.deliveries as f64 / 1e6)
-            } else {
-                0.0
-            };
-            println!(
-                "server         RSS {:.1} MB (max {:.1} MB) | CPU {:.2} s in window ({:.0}% of a core) | {:.2} CPU-s per 1M deliveries",
-                self.rss_start_kib as f64 / 1024.0,
-                self.rss_max_kib as f64 / 1024.0,
-                self.server_cpu_s,
-                100.0 * self.server_cpu_s / self.window_s,
-                per_m
-            );
-            if let Some(per) = self.rss_per_client_kib() {
-                println!(
-                    "RSS per client {per:.2} KiB (over the {:.1} MB before clients)",
-                    self.rss_before_clients_kib as f64 / 1024.0
-                );
-            }
-        }
-        if let Some(e) = self.events_published_per_s {
-            println!("events published/s {e:.0} (server /stats)");
-        }
-        if p.storm_clients > 0 {
-            println!(
-                "storm          {} of {} connected, {} failed",
-                self.storm_connected, p.storm_clients, self.storm_failed
-            );
-        }
-    }
-
-    pub fn to_json(&self, server: &str) -> serde_json::Value {
-        let p = &self.plan;
-        let [p50, p90, p99, p999, max] = self.latency_us;
-        serde_json::json!({
-            "scenario": p.name, "server": server, "clients": p.clients,
-            "connected": self.connected, "connect_failures": self.connect_failures,
-            "window_s": self.window_s, "deliveries_per_s": self.rate(),
-            "offered_per_s": self.offered(),
-            "pct_of_offered": self.offered().map(|o| 100.0 * self.rate() / o),
-            "gaps": self.gaps, "lagged": self.lagged, "closes": self.closes,
-            "latency_ms": {"p50": p50 as f64 / 1e3, "p90": p90 as f64 / 1e3, "p99": p99 as f64 / 1e3,
-                            "p99_9": p999 as f64 / 1e3, "max": max as f64 / 1e3},
-            "bytes_in_per_s": self.bytes as f64 / self.window_s,
-            "server_rss_kib": self.rss_start_kib, "server_rss_max_kib": self.rss_max_kib,
-            "server_cpu_s": self.server_cpu_s,
-            "server_cpu_s_per_million": if self.deliveries > 0 { Some(self.server_cpu_s / (self.deliveries as f64 / 1e6)) } else { None },
-            "rss_per_client_kib": self.rss_per_client_kib(),
-            "events_published_per_s": self.events_published_per_s,
-            "storm_connected": self.storm_connected, "storm_failed": self.storm_failed,
-        })
-    }
 }

@@ -175,6 +175,9 @@ pub struct FrameReader {
     buf: Vec<u8>,
     head: usize,
     tail: usize,
+    /// When the last read returned (the arrival time of every frame it
+    /// completed), in ns since the Unix epoch.
+    arrived_ns: i64,
 }
 
 impl FrameReader {
@@ -185,7 +188,15 @@ impl FrameReader {
             buf,
             head: 0,
             tail: leftover.len(),
+            arrived_ns: tickwire::protocol::now_ns(),
         }
+    }
+
+    /// When the bytes of the frame last returned by [`Self::next`] arrived:
+    /// latency is measured to here, not to the end of decoding, so a client
+    /// decoding a burst does not add its own decode time to later frames.
+    pub fn arrived_ns(&self) -> i64 {
+        self.arrived_ns
     }
 
     pub fn payload(&self, f: &Frame) -> &[u8] {
@@ -246,6 +257,7 @@ impl FrameReader {
                 return Ok(None);
             }
             self.tail += n;
+            self.arrived_ns = tickwire::protocol::now_ns();
         }
     }
 }

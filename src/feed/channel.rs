@@ -2,12 +2,13 @@
 //! doorbells of the connections subscribed to it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::book::OrderBook;
 use super::encoded::Encoded;
@@ -125,6 +126,9 @@ pub struct Channel {
     state: Mutex<ChannelState>,
     subscribers: Mutex<Vec<Arc<Doorbell>>>,
     subscriber_count: AtomicU64,
+    /// The exchange-lag histogram of this channel's venue, resolved on the
+    /// first venue event (see `Hub::publish`).
+    lag: OnceLock<Histogram>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,7 +160,18 @@ impl Channel {
             }),
             subscribers: Mutex::new(Vec::new()),
             subscriber_count: AtomicU64::new(0),
+            lag: OnceLock::new(),
         }
+    }
+
+    /// The venue token of the name (`binance` in `trade.binance.BTC-USDT`).
+    pub fn venue(&self) -> &str {
+        self.name.split('.').nth(1).unwrap_or("")
+    }
+
+    /// This channel's exchange-lag histogram, made by `make` on first use.
+    pub(crate) fn lag_histogram(&self, make: impl FnOnce() -> Histogram) -> &Histogram {
+        self.lag.get_or_init(make)
     }
 
     /// Seq of the last event published (0 before the first). Lock-free.

@@ -157,6 +157,7 @@ impl Hub {
                 payload: payload_name(&payload),
             });
         }
+        let lag_s;
         let seq = {
             let mut state = channel.state();
             if let SnapshotState::Book(book) = &mut state.snapshot {
@@ -189,6 +190,7 @@ impl Hub {
                 spare,
                 state.cum_bytes,
             );
+            lag_s = (encoded.publish_time_ns - source_time_ns).max(0) as f64 / 1e9;
             state.cum_bytes = encoded.cum_bytes;
             state.seq = seq;
             state.source_time_ns = source_time_ns;
@@ -201,6 +203,19 @@ impl Hub {
         };
         channel.ring_subscribers();
         inc(&self.metrics.events_published);
+        // exchange lag, per venue: market data only (analytics events are
+        // derived, their source time is a candle's), and only with a source
+        // time (0 = unknown); a source clock ahead of ours counts as 0
+        if source_time_ns > 0
+            && matches!(
+                channel.kind,
+                ChannelKind::Trade | ChannelKind::Ticker | ChannelKind::Book
+            )
+        {
+            channel
+                .lag_histogram(|| self.metrics.exchange_lag.for_venue(channel.venue()))
+                .observe(lag_s);
+        }
         Ok(seq)
     }
 

@@ -105,7 +105,11 @@ async fn route_method(
         (&Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            crate::metrics::render_prometheus(&ctx.metrics),
+            crate::metrics::render_prometheus(crate::metrics::exposition::Exposition {
+                metrics: ctx.metrics.clone(),
+                sources: ctx.sources.clone(),
+                analytics_dropped: ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()),
+            }),
         ),
         (
             _,

@@ -2,9 +2,10 @@
 //! Chromium) from Rust integration tests, so `cargo test --workspace` runs
 //! them against a real server started by [`super::Server`].
 //!
-//! A missing prerequisite (`node` 20+, the npm packages of `clients/js`,
-//! `/usr/bin/chromium`) skips the test with a printed reason, except under
-//! `CI=true`, where it fails.
+//! The npm packages of `clients/js` are installed with `npm ci` when they
+//! are missing or older than the lock file. Anything else missing (`node`
+//! 20+, `/usr/bin/chromium`) fails the test with the command that installs
+//! it: a test that did not run is never reported `ok`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -25,15 +26,75 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// or restart the server); the answer is written to its stdin as one line.
 pub const CONTROL_PREFIX: &str = "TICKWIRE-CONTROL ";
 
-/// Whether this run is CI's (`CI=true`), where skipping is failing.
+/// Whether this run is CI's (`CI=true`).
 pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// What is missing to run the JS tests (`browser`: the dashboard's too).
+/// The npm packages the JS tests load (`browser`: the dashboard's too).
+fn packages(browser: bool) -> Vec<&'static str> {
+    let mut packages = vec!["ws", "protobufjs"];
+    if browser {
+        packages.push("playwright-core");
+    }
+    packages
+}
+
+/// Whether `clients/js/node_modules` lacks a package the tests load, or is
+/// older than `package-lock.json` (a lock changed by a pull).
+fn packages_stale(browser: bool) -> bool {
+    let modules = Path::new(JS_DIR).join("node_modules");
+    let missing = packages(browser)
+        .iter()
+        .any(|p| !modules.join(p).join("package.json").exists());
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let older = match (
+        mtime(&modules.join(".package-lock.json")),
+        mtime(&Path::new(JS_DIR).join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lock)) => installed < lock,
+        _ => true,
+    };
+    missing || older
+}
+
+/// Runs `npm ci` in `clients/js` once per test process (the tests of one
+/// binary run in parallel threads and share the result).
+fn npm_ci() -> Result<(), String> {
+    static DONE: std::sync::Mutex<Option<Result<(), String>>> = std::sync::Mutex::new(None);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(result) = done.as_ref() {
+        return result.clone();
+    }
+    println!("installing the JS test dependencies: npm ci (in clients/js)");
+    let result = match Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(JS_DIR)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Err(e) => Err(format!("`npm` not found ({e}): install Node 20+ with npm")),
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "`npm ci` in clients/js failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    };
+    *done = Some(result.clone());
+    result
+}
+
+/// What keeps the JS tests from running (`browser`: the dashboard's too),
+/// after installing the npm packages if they are missing: a message naming
+/// the command that fixes it.
 pub fn missing(browser: bool) -> Option<String> {
     match Command::new("node").arg("--version").output() {
-        Err(e) => return Some(format!("`node` not found ({e})")),
+        Err(e) => {
+            return Some(format!(
+                "`node` not found ({e}): install Node 20+ (`apt-get install nodejs npm`)"
+            ));
+        }
         Ok(out) => {
             let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let major: u32 = version
@@ -47,15 +108,19 @@ pub fn missing(browser: bool) -> Option<String> {
             }
         }
     }
-    let mut packages = vec!["ws", "protobufjs"];
-    if browser {
-        packages.push("playwright-core");
-    }
-    for p in packages {
-        let dir = Path::new(JS_DIR).join("node_modules").join(p);
-        if !dir.join("package.json").exists() {
+    if packages_stale(browser) {
+        if let Err(e) = npm_ci() {
+            return Some(format!("{e}; run `npm ci` in clients/js"));
+        }
+        if let Some(p) = packages(browser).into_iter().find(|p| {
+            !Path::new(JS_DIR)
+                .join("node_modules")
+                .join(p)
+                .join("package.json")
+                .exists()
+        }) {
             return Some(format!(
-                "npm package `{p}` missing: run `npm ci` in clients/js"
+                "npm package `{p}` still missing after `npm ci` in clients/js"
             ));
         }
     }
@@ -65,17 +130,12 @@ pub fn missing(browser: bool) -> Option<String> {
     None
 }
 
-/// True when the test can run; prints why it is skipped otherwise, and
-/// panics instead under `CI=true`.
-pub fn prerequisites(test: &str, browser: bool) -> bool {
-    match missing(browser) {
-        None => true,
-        Some(why) if ci() => panic!("{test}: {why} (CI=true: not skipping)"),
-        Some(why) => {
-            println!("SKIPPED {test}: {why}");
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
+/// Makes sure the test can run: installs the npm packages if needed, and
+/// panics with the command that fixes anything else that is missing. A
+/// test that cannot run fails; it is never reported `ok` without running.
+pub fn prerequisites(test: &str, browser: bool) {
+    if let Some(why) = missing(browser) {
+        panic!("{test} cannot run: {why}");
     }
 }
 

@@ -235,6 +235,7 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
     return n;
   });
   assert.ok(inked > 2000, `the candle chart is drawn (${inked} pixels)`);
+  await waitFor("volume bars under the candles", async () => Number(await page.$eval("#chart", (c) => c.dataset.volumeBars || 0)) > 0, 10000, 100);
   await waitFor("server figures from /stats", async () => /\d/.test(await page.$eval("#s-conns", (e) => e.textContent)), 10000, 100);
   const figures = await page.evaluate(() => window.dashboard.figures());
   assert.equal(await page.$eval("#f-gaps", (e) => e.textContent), "0", "gaps seen = 0");
@@ -256,6 +257,16 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
     10000,
     100,
   );
+  // a fresh server has too few closed candles for the indicators: the
+  // signals say "warming up", and the cell shows it (not only the tooltip)
+  const first = await readSignals(page);
+  const warmingNow = instruments.filter((k) => /\nwarming up/.test(first[k].title));
+  assert.ok(warmingNow.length > 0, `a fresh server's signals are warming up: ${JSON.stringify(first)}`);
+  for (const k of instruments) {
+    const warming = /\nwarming up/.test(first[k].title);
+    assert.equal(first[k].label === "WARMING UP", warming, `${k} shows its warm-up: ${JSON.stringify(first[k])}`);
+  }
+  await page.screenshot({ path: join(artifacts, "dashboard-warming.png") });
   // then (not required: it depends on the random walk) a buy or sell once the
   // indicators warm up, so that the colours are checked and the screenshot shows them
   const warm = await waitFor(
@@ -271,7 +282,8 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
   const signals = await readSignals(page);
   for (const k of instruments) {
     const sg = signals[k];
-    assert.equal(sg.label, sg.action.replace("_", " "), `${k} signal label`);
+    const warming = /\nwarming up/.test(sg.title);
+    assert.equal(sg.label, warming ? "WARMING UP" : sg.action.replace("_", " "), `${k} signal label`);
     assert.ok(sg.strength >= 0 && sg.strength <= 100, `${k} strength ${sg.strength}`);
     assert.match(sg.title, /strength \d+%/, `${k} tooltip`);
     assert.ok(sg.title.split("\n")[1]?.length > 0, `${k} reason in the tooltip: ${sg.title}`);
@@ -339,6 +351,23 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
 
   await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
   console.log(`# screenshot: ${join(artifacts, "dashboard.png")}`);
+
+  // a laptop screen: at 1280x800 (and 1400 wide) every price and name is
+  // shown in full, none cut to "64,987.…"
+  for (const [width, height] of [[1600, 1000], [1400, 900], [1280, 800]]) {
+    await page.setViewportSize({ width, height });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const cut = await page.$$eval("#prices tbody td", (tds) =>
+      tds.filter((td) => td.textContent.trim() && td.scrollWidth > td.clientWidth).map((td) => `${td.className}: ${td.textContent} (${td.scrollWidth} > ${td.clientWidth})`),
+    );
+    const shown = await page.$$eval("#prices tbody td.last", (tds) => tds.filter((td) => /\d/.test(td.textContent)).length);
+    assert.ok(shown >= instruments.length, `prices shown at ${width} px: ${shown}`);
+    assert.deepEqual(cut, [], `cells cut at ${width}x${height}`);
+    const png = join(artifacts, `dashboard-${width}.png`);
+    await page.screenshot({ path: png });
+    console.log(`# screenshot: ${png}`);
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
   console.log(`# prices changed within ${changedWithinMs} ms; figures ${JSON.stringify(figures)}`);
 
   // a wrong token: told, and not retried

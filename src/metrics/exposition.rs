@@ -1,0 +1,406 @@
+//! The OpenMetrics text of `/metrics`, built at scrape time.
+//!
+//! A `prometheus-client` collector reads the server's atomics and
+//! histograms, the sources' states and the process's figures from /proc.
+//! Histograms are `prometheus-client`'s own and encode themselves, so each
+//! bucket is counted once (the text encoder sums per-bucket counts into the
+//! cumulative `le` series; handing it running totals counted them twice).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::Metrics;
+use crate::sources::{SourceState, SourceStatus};
+
+type Res = Result<(), std::fmt::Error>;
+
+/// Everything a scrape reports.
+#[derive(Debug)]
+pub struct Exposition {
+    pub metrics: Arc<Metrics>,
+    /// The running sources, one label value each.
+    pub sources: Vec<Arc<SourceStatus>>,
+    /// Trades the analytics tap dropped because its queue was full.
+    pub analytics_dropped: u64,
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> Res {
+    ConstCounter::new(v.load(Relaxed)).encode(enc.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Res {
+    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn histogram(enc: &mut DescriptorEncoder, name: &str, help: &str, h: &Histogram) -> Res {
+    h.encode(enc.encode_descriptor(name, help, None, MetricType::Histogram)?)
+}
+
+/// One metric with a value per source (`source="binance"`). `value` returns
+/// `None` for a source that has no value (no message yet, say).
+fn per_source<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    sources: &[(String, serde_json::Value)],
+    name: &str,
+    help: &str,
+    ty: MetricType,
+    value: impl Fn(&serde_json::Value) -> Option<M>,
+) -> Res {
+    let mut family = enc.encode_descriptor(name, help, None, ty)?;
+    for (source, json) in sources {
+        if let Some(v) = value(json) {
+            let labels = [("source", source.as_str())];
+            v.encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+const STATES: [SourceState; 5] = [
+    SourceState::Connecting,
+    SourceState::Connected,
+    SourceState::Reconnecting,
+    SourceState::Finished,
+    SourceState::Stopped,
+];
+
+impl Exposition {
+    fn server(&self, e: &mut DescriptorEncoder) -> Res {
+        let m = &self.metrics;
+        let now = |a: &AtomicU64| a.load(Relaxed) as f64;
+        gauge(
+            e,
+            "tickwire_connections",
+            "WebSocket connections open now",
+            now(&m.connections),
+        )?;
+        gauge(
+            e,
+            "tickwire_subscriptions",
+            "Channel subscriptions held now",
+            now(&m.subscriptions),
+        )?;
+        gauge(
+            e,
+            "tickwire_uptime_seconds",
+            "Seconds since start",
+            m.uptime_secs().floor(),
+        )?;
+        for (name, help, v) in [
+            (
+                "tickwire_connections_accepted",
+                "WebSocket connections accepted",
+                &m.connections_total,
+            ),
+            (
+                "tickwire_events_published",
+                "Events published by the hub (in)",
+                &m.events_published,
+            ),
+            (
+                "tickwire_messages_delivered",
+                "Messages written to clients (out)",
+                &m.messages_delivered,
+            ),
+            (
+                "tickwire_bytes_delivered",
+                "Bytes written to clients",
+                &m.bytes_delivered,
+            ),
+            (
+                "tickwire_gzip_compressed",
+                "Messages gzipped (once each)",
+                &m.gzip_compressed,
+            ),
+            (
+                "tickwire_errors_sent",
+                "error messages sent to clients",
+                &m.errors_sent,
+            ),
+            (
+                "tickwire_slow_consumer_closes",
+                "Connections closed as slow consumers",
+                &m.slow_consumer_closes,
+            ),
+            (
+                "tickwire_lagged_sent",
+                "lagged messages sent to slow consumers",
+                &m.lagged_sent,
+            ),
+            (
+                "tickwire_oversized_frames",
+                "Inbound frames refused as too big",
+                &m.oversized_frames,
+            ),
+            (
+                "tickwire_heartbeat_timeouts",
+                "Connections closed after two silent heartbeats",
+                &m.heartbeat_timeouts,
+            ),
+        ] {
+            counter(e, name, help, v)?;
+        }
+        ConstCounter::new(self.analytics_dropped).encode(e.encode_descriptor(
+            "tickwire_analytics_dropped",
+            "Trades the analytics engine dropped (its queue was full)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        histogram(
+            e,
+            "tickwire_write_latency_seconds",
+            "Publish to socket write, oldest event per write",
+            &m.write_latency,
+        )?;
+        histogram(
+            e,
+            "tickwire_connection_queue_depth",
+            "Frames due per connection drain",
+            &m.queue_depth,
+        )?;
+        let venues = m.exchange_lag.snapshot();
+        let mut lag = e.encode_descriptor(
+            "tickwire_exchange_lag_seconds",
+            "publish_time - source_time of venue trades, tickers and books",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (venue, h) in &venues {
+            let labels = [("venue", venue.as_str())];
+            h.encode(lag.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn sources(&self, e: &mut DescriptorEncoder) -> Res {
+        // SourceStatus keeps its counters private and shows them as JSON;
+        // reading that JSON keeps this module out of the sources' code.
+        let sources: Vec<(String, serde_json::Value)> = self
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.to_json()))
+            .collect();
+        {
+            let mut family = e.encode_descriptor(
+                "tickwire_source_state",
+                "1 for the state each source is in, 0 for the others",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &self.sources {
+                let current = s.state();
+                for state in STATES {
+                    let labels = [("source", s.name.as_str()), ("state", state.as_str())];
+                    ConstGauge::new(i64::from(state == current))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let count =
+            |key: &'static str| move |j: &serde_json::Value| j[key].as_u64().map(ConstCounter::new);
+        per_source(
+            e,
+            &sources,
+            "tickwire_source_reconnects",
+            "Times the source lost its stream",
+            MetricType::Counter,
+            count("reconnects"),
+        )?;
+        per_source(
+            e,
+            &sources,
+            "tickwire_source_messages",
+            "Messages received from the source",
+            MetricType::Counter,
+            count("messages_in"),
+        )?;
+        per_source(
+            e,
+            &sources,
+            "tickwire_source_resyncs",
+            "Book resyncs (gap, checksum mismatch or reconnect)",
+            MetricType::Counter,
+            count("resyncs"),
+        )?;
+        per_source(
+            e,
+            &sources,
+            "tickwire_source_rest_polls",
+            "REST fallback polls answered while the stream was down",
+            MetricType::Counter,
+            count("rest_polls"),
+        )?;
+        per_source(
+            e,
+            &sources,
+            "tickwire_source_last_message_age_seconds",
+            "Seconds since the source's last message (absent before the first)",
+            MetricType::Gauge,
+            |j| {
+                j["last_message_age_ms"]
+                    .as_u64()
+                    .map(|ms| ConstGauge::new(ms as f64 / 1000.0))
+            },
+        )
+    }
+
+    fn process(&self, e: &mut DescriptorEncoder) -> Res {
+        let Some(p) = super::process::sample() else {
+            return Ok(());
+        };
+        ConstCounter::new(p.cpu_seconds).encode(e.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds",
+            None,
+            MetricType::Counter,
+        )?)?;
+        gauge(
+            e,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            p.resident_bytes as f64,
+        )?;
+        gauge(
+            e,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            p.virtual_bytes as f64,
+        )?;
+        gauge(
+            e,
+            "process_open_fds",
+            "Open file descriptors",
+            p.open_fds as f64,
+        )?;
+        if let Some(max) = p.max_fds {
+            gauge(
+                e,
+                "process_max_fds",
+                "Maximum open file descriptors",
+                max as f64,
+            )?;
+        }
+        gauge(
+            e,
+            "process_threads",
+            "OS threads in the process",
+            p.threads as f64,
+        )?;
+        gauge(
+            e,
+            "process_start_time_seconds",
+            "Start time since the Unix epoch, in seconds",
+            p.start_time_seconds,
+        )
+    }
+}
+
+impl prometheus_client::collector::Collector for Exposition {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Res {
+        self.server(&mut enc)?;
+        self.sources(&mut enc)?;
+        self.process(&mut enc)
+    }
+}
+
+/// The OpenMetrics text exposition of `/metrics`.
+pub fn render_prometheus(exposition: Exposition) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(exposition));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("invariant: writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::inc;
+
+    fn render(m: &Arc<Metrics>, sources: Vec<Arc<SourceStatus>>) -> String {
+        render_prometheus(Exposition {
+            metrics: m.clone(),
+            sources,
+            analytics_dropped: 7,
+        })
+    }
+
+    #[test]
+    fn exposition_names_every_figure() {
+        let m = Arc::new(Metrics::default());
+        inc(&m.events_published);
+        m.write_latency.observe(0.0003);
+        m.exchange_lag.for_venue("binance").observe(0.02);
+        let src = Arc::new(SourceStatus::new("binance"));
+        src.connected();
+        src.messages(3);
+        let text = render(&m, vec![src]);
+        for name in [
+            "tickwire_connections ",
+            "tickwire_events_published_total 1",
+            "tickwire_bytes_delivered_total",
+            "tickwire_slow_consumer_closes_total",
+            "tickwire_analytics_dropped_total 7",
+            "tickwire_write_latency_seconds_bucket{le=\"0.000355\"} 1",
+            "tickwire_connection_queue_depth_count 0",
+            "tickwire_exchange_lag_seconds_count{venue=\"binance\"} 1",
+            "tickwire_source_state{source=\"binance\",state=\"connected\"} 1",
+            "tickwire_source_state{source=\"binance\",state=\"reconnecting\"} 0",
+            "tickwire_source_messages_total{source=\"binance\"} 3",
+            "tickwire_source_reconnects_total{source=\"binance\"} 0",
+            "tickwire_source_last_message_age_seconds{source=\"binance\"}",
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Each bucket is counted once: `+Inf` equals `_count` and the
+    /// cumulative series never exceeds it (the bug this module fixed had
+    /// `+Inf` at the sum of running totals).
+    #[test]
+    fn histogram_buckets_are_cumulative_once() {
+        let m = Arc::new(Metrics::default());
+        for v in [0.00002, 0.0004, 0.0004, 0.003, 5.0] {
+            m.write_latency.observe(v);
+        }
+        for d in [1.0, 3.0, 3.0, 100.0] {
+            m.queue_depth.observe(d);
+        }
+        let text = render(&m, Vec::new());
+        for (name, count) in [
+            ("tickwire_write_latency_seconds", 5),
+            ("tickwire_connection_queue_depth", 4),
+        ] {
+            assert!(text.contains(&format!("{name}_count {count}\n")), "{text}");
+            assert!(
+                text.contains(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n")),
+                "{text}"
+            );
+            let buckets: Vec<u64> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}_bucket")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+                .collect();
+            assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+            assert!(buckets.iter().all(|b| *b <= count), "{buckets:?}");
+        }
+        assert!(text.contains("tickwire_connection_queue_depth_bucket{le=\"4.0\"} 3\n"));
+    }
+}
