@@ -1,29 +1,37 @@
 //! Binance public streams: trades, 24 h tickers and diff depth, with the
 //! local order book kept by Binance's documented procedure.
 //!
-//! Book procedure ("How to manage a local order book correctly"): open the
-//! stream and buffer its diffs; fetch a REST depth snapshot; if the
-//! snapshot's `lastUpdateId` is older than the first buffered `U`, fetch
-//! again; drop buffered diffs with `u <= lastUpdateId`; the first diff left
-//! must straddle `lastUpdateId + 1`; from then on every diff's `U` must be
-//! the previous `u + 1`. Any gap rebuilds the book from a new snapshot, and
-//! subscribers get that snapshot as a fresh `book_snapshot` event in the
-//! same channel sequence.
+//! Book procedure (Spot API docs, "How to manage a local order book
+//! correctly", as corrected on 2025-11-12): open the stream and buffer its
+//! diffs; once the first diff of a symbol arrived, fetch a REST depth
+//! snapshot; if its `lastUpdateId` is older than the first buffered `U`,
+//! fetch again; then apply every buffered and later diff by one rule: a
+//! diff with `u <= local` is ignored, one with `U > local + 1` is a gap,
+//! any other (including one that straddles `local + 1` whenever it comes)
+//! is applied. A gap rebuilds the book from a new snapshot, and subscribers
+//! get it as a fresh `book_snapshot` in the same channel sequence.
+//!
+//! REST goes through the venue's [`RestClient`](super::rest::RestClient):
+//! a 429 / 418 waits out `Retry-After`, other 4xx (400 -1121, invalid
+//! symbol) mark the instrument failed and are never retried.
+//! `serverShutdown` and `--rotate-after` (Binance cuts connections at 24 h)
+//! replace the connection make-before-break (see [`legs`](super::legs)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::legs::{Leg, Legs};
 use super::local_book::{LocalBook, Side, TopView};
+use super::rest::{MarketBackoff, RestError};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish, run_exchange,
+    TickerParser, net, num, publish,
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
@@ -34,6 +42,10 @@ const VENUE: &str = "binance";
 const MAX_BUFFERED: usize = 10_000;
 /// Depth asked of the REST snapshot.
 const SNAPSHOT_LIMIT: u32 = 1000;
+/// Weight of a depth snapshot of 1000 levels (Spot API docs, "Order book").
+const SNAPSHOT_WEIGHT: u32 = 50;
+/// Streams per connection: Binance allows 1024; each symbol takes 3.
+pub const SYMBOLS_PER_CONNECTION: usize = 1024 / 3;
 
 fn ms_to_ns(ms: i64) -> i64 {
     ms.saturating_mul(1_000_000)
@@ -53,6 +65,10 @@ enum StreamData {
     Ticker(TickerMsg),
     #[serde(rename = "depthUpdate")]
     Depth(DepthMsg),
+    /// The server is about to shut down (WebSocket Streams docs, "General
+    /// WSS information"): reconnect early.
+    #[serde(rename = "serverShutdown")]
+    Shutdown,
     #[serde(other)]
     Other,
 }
@@ -163,10 +179,25 @@ fn rest_ticker_payload(t: &RestTicker) -> Result<Ticker, SourceError> {
 /// Where one instrument's book is in the procedure.
 #[derive(Debug)]
 enum BookSync {
-    /// Waiting for a REST snapshot; diffs are kept meanwhile.
-    Buffering(Vec<DepthMsg>),
+    /// Waiting for a REST snapshot; diffs are kept meanwhile. `fetching`
+    /// once the snapshot was asked for (after the first diff came).
+    Buffering {
+        diffs: Vec<DepthMsg>,
+        fetching: bool,
+    },
     /// In step with the stream; `last_u` is the last applied diff's `u`.
     Live { book: LocalBook, last_u: u64 },
+    /// The venue refused the symbol; nothing more is asked.
+    Failed,
+}
+
+impl BookSync {
+    fn buffering() -> Self {
+        Self::Buffering {
+            diffs: Vec::new(),
+            fetching: false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -175,12 +206,37 @@ struct Market {
     channels: MarketChannels,
     sync: BookSync,
     view: TopView,
+    last_trade: Option<u64>,
+    last_ticker_ms: i64,
+    backoff: MarketBackoff,
+    decimals: Option<(u32, u32)>,
+    /// A resync is in progress (for the status channel's `book_live`).
+    resyncing: bool,
 }
 
 /// A REST depth snapshot for market `.0`, or why it failed.
-type SnapshotResult = (usize, Result<DepthSnapshot, SourceError>);
+type SnapshotResult = (usize, Result<DepthSnapshot, RestError>);
 
-/// The Binance source.
+/// Streams Binance until shutdown: validates the instruments, then one
+/// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
+pub async fn run(
+    hub: Arc<Hub>,
+    cfg: ExchangeConfig,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+) {
+    super::run_sharded(
+        VENUE,
+        cfg,
+        SYMBOLS_PER_CONNECTION,
+        status,
+        shutdown,
+        move |cfg| Binance::new(hub.clone(), cfg),
+    )
+    .await
+}
+
+/// The Binance source (one connection's symbols).
 #[derive(Debug)]
 pub struct Binance {
     hub: Arc<Hub>,
@@ -198,9 +254,14 @@ impl Binance {
             by_symbol.insert(inst.joined(), markets.len());
             markets.push(Market {
                 channels: MarketChannels::resolve(&hub, VENUE, inst)?,
+                decimals: cfg.decimals.get(&inst.dashed()).copied(),
                 inst: inst.clone(),
-                sync: BookSync::Buffering(Vec::new()),
+                sync: BookSync::buffering(),
                 view: TopView::default(),
+                last_trade: None,
+                last_ticker_ms: 0,
+                backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+                resyncing: false,
             });
         }
         Ok(Self {
@@ -211,16 +272,11 @@ impl Binance {
         })
     }
 
-    /// Streams until shutdown, reconnecting with backoff; polls tickers
-    /// over REST while the stream is down (see [`run_exchange`]).
-    pub async fn run(self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
-        run_exchange(self, status, shutdown).await
-    }
-
     fn stream_url(&self) -> String {
         let streams: Vec<String> = self
             .markets
             .iter()
+            .filter(|m| !matches!(m.sync, BookSync::Failed))
             .map(|m| {
                 let s = m.inst.joined().to_ascii_lowercase();
                 format!("{s}@trade/{s}@ticker/{s}@depth@100ms")
@@ -230,105 +286,197 @@ impl Binance {
     }
 
     fn fetch_snapshot(&self, idx: usize, tx: &mpsc::Sender<SnapshotResult>, delay: Duration) {
-        let url = format!(
-            "{}/api/v3/depth?symbol={}&limit={SNAPSHOT_LIMIT}",
-            self.cfg.rest_url,
+        let path = format!(
+            "/api/v3/depth?symbol={}&limit={SNAPSHOT_LIMIT}",
             self.markets[idx].inst.joined()
         );
-        let timeout = self.cfg.io_timeout;
+        let rest = self.cfg.rest.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = match net::get(&url, timeout).await {
-                Ok(body) => serde_json::from_slice::<DepthSnapshot>(&body).map_err(|e| {
-                    SourceError::Decode {
-                        what: "depth snapshot",
-                        detail: e.to_string(),
-                    }
-                }),
-                Err(e) => Err(e.into()),
-            };
+            let result = rest.get(&path, SNAPSHOT_WEIGHT).await.and_then(|body| {
+                serde_json::from_slice::<DepthSnapshot>(&body).map_err(|e| RestError::Decode {
+                    venue: VENUE,
+                    detail: e.to_string(),
+                })
+            });
             let _ = tx.send((idx, result)).await;
         });
     }
 
-    /// One connection: runs until the stream fails or goes stale.
+    /// One connection (and its make-before-break successors): runs until
+    /// the stream fails or goes stale.
     async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
-        let mut ws = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await?;
+        let ws = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await?;
         status.connected();
         tracing::info!(source = "binance", "stream connected");
         let (tx, mut rx) = mpsc::channel::<SnapshotResult>(64);
-        for idx in 0..self.markets.len() {
-            self.markets[idx].sync = BookSync::Buffering(Vec::new());
-            self.fetch_snapshot(idx, &tx, Duration::ZERO);
+        for m in &mut self.markets {
+            if !matches!(m.sync, BookSync::Failed) {
+                m.sync = BookSync::buffering();
+            }
         }
+        let mut legs = Legs::new(ws, self.cfg.rotate_after);
+        let mut next_data = false;
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         loop {
+            let switch_at = legs.switch_deadline();
+            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let mut rotate: Option<String> = None;
             tokio::select! {
-                msg = ws.next() => match msg {
-                    None => return Err(SourceError::Closed),
-                    Some(Err(e)) => return Err(net::NetError::from(e).into()),
-                    Some(Ok(Message::Text(text))) => {
-                        last_data = Instant::now();
-                        status.messages(1);
-                        if let Err(e) = self.on_text(text.as_str(), &tx, status) {
+                (leg, msg) = legs.recv() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            if leg == Leg::Next {
+                                legs.abandon_next();
+                                continue;
+                            }
+                            if legs.switch().await {
+                                continue;
+                            }
+                            return Err(match msg {
+                                Some(Err(e)) => net::NetError::from(e).into(),
+                                _ => SourceError::Closed,
+                            });
+                        }
+                        Some(Ok(_)) => continue, // pings are answered by tungstenite
+                    };
+                    last_data = Instant::now();
+                    status.messages(1);
+                    match self.on_text(text.as_str(), &tx, status, legs.rotating()) {
+                        Ok(true) => {
+                            if leg == Leg::Current {
+                                rotate = Some("binance serverShutdown".into());
+                            }
+                        }
+                        Ok(false) => next_data |= leg == Leg::Next,
+                        Err(e) => {
                             tracing::warn!(source = "binance", error = %e, "message skipped");
                             status.set_error(&e.to_string());
                         }
                     }
-                    Some(Ok(Message::Close(_))) => return Err(SourceError::Closed),
-                    Some(Ok(_)) => {} // pings are answered by tungstenite
                 },
+                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                    rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
+                }
+                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                    legs.switch().await;
+                }
                 Some((idx, result)) = rx.recv() => self.on_snapshot(idx, result, &tx, status),
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
+                    status.stale(None, &format!("binance: no data for {stale:?}"));
                     return Err(SourceError::Stale(stale));
                 }
+            }
+            if let Some(why) = rotate
+                && !legs.rotating()
+            {
+                status.rotating(&why);
+                tracing::info!(source = "binance", reason = %why, "opening a new connection (make-before-break)");
+                match net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await {
+                    Ok(ws) => {
+                        legs.start(ws);
+                        next_data = false;
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = "binance", error = %e, "new connection failed; keeping the current one");
+                        legs.abandon_next();
+                    }
+                }
+            }
+            // the new leg streams (Binance subscribes at connect): switch
+            if legs.rotating() && next_data {
+                legs.switch().await;
+                tracing::info!(source = "binance", "switched to the new connection");
             }
         }
     }
 
+    /// Handles one message; true when it is a `serverShutdown` notice.
     fn on_text(
         &mut self,
         text: &str,
         tx: &mpsc::Sender<SnapshotResult>,
         status: &SourceStatus,
-    ) -> Result<(), SourceError> {
-        let msg: Combined = serde_json::from_str(text).map_err(|e| SourceError::Decode {
-            what: "stream message",
-            detail: e.to_string(),
-        })?;
+        rotating: bool,
+    ) -> Result<bool, SourceError> {
+        let msg: Combined = match serde_json::from_str(text) {
+            Ok(m) => m,
+            // the notice may also come unwrapped ({"e":"serverShutdown"}
+            // or {"event":{"e":"serverShutdown"}})
+            Err(_) if text.contains("\"serverShutdown\"") => return Ok(true),
+            Err(e) => {
+                return Err(SourceError::Decode {
+                    what: "stream message",
+                    detail: e.to_string(),
+                });
+            }
+        };
         match msg.data {
             StreamData::Trade(t) => {
                 let Some(&idx) = self.by_symbol.get(&t.s) else {
-                    return Ok(());
+                    return Ok(false);
                 };
+                let m = &mut self.markets[idx];
+                if m.last_trade.is_some_and(|last| t.t <= last) {
+                    return Ok(false); // already published (overlapping connections)
+                }
+                if let Some(last) = m.last_trade
+                    && t.t > last + 1
+                {
+                    let why = format!(
+                        "binance {}: trade ids {}..={} missing from the stream",
+                        m.inst.joined(),
+                        last + 1,
+                        t.t - 1
+                    );
+                    tracing::warn!("{why}");
+                    status.set_error(&why);
+                }
+                m.last_trade = Some(t.t);
                 let trade = Trade {
                     price: num(&t.p, "trade")?,
                     quantity: num(&t.q, "trade")?,
                     side: if t.m { TradeSide::Sell } else { TradeSide::Buy } as i32,
                     trade_id: t.t.to_string(),
+                    count: 0,
                 };
-                let ch = &self.markets[idx].channels.trade;
-                publish(&self.hub, ch, ms_to_ns(t.time), Payload::Trade(trade));
+                publish(
+                    &self.hub,
+                    &m.channels.trade,
+                    ms_to_ns(t.time),
+                    Payload::Trade(trade),
+                );
             }
             StreamData::Ticker(t) => {
                 let Some(&idx) = self.by_symbol.get(&t.s) else {
-                    return Ok(());
+                    return Ok(false);
                 };
+                let m = &mut self.markets[idx];
+                if rotating && t.time <= m.last_ticker_ms {
+                    return Ok(false); // the same ticker from the other connection
+                }
+                m.last_ticker_ms = t.time;
                 let ticker = ticker_payload(&t)?;
-                let ch = &self.markets[idx].channels.ticker;
-                publish(&self.hub, ch, ms_to_ns(t.time), Payload::Ticker(ticker));
+                publish(
+                    &self.hub,
+                    &m.channels.ticker,
+                    ms_to_ns(t.time),
+                    Payload::Ticker(ticker),
+                );
             }
             StreamData::Depth(d) => {
                 let Some(&idx) = self.by_symbol.get(&d.s) else {
-                    return Ok(());
+                    return Ok(false);
                 };
                 self.on_depth(idx, d, tx, status)?;
             }
+            StreamData::Shutdown => return Ok(true),
             StreamData::Other => {}
         }
-        Ok(())
+        Ok(false)
     }
 
     fn on_depth(
@@ -341,37 +489,37 @@ impl Binance {
         let depth = self.cfg.book_depth;
         let market = &mut self.markets[idx];
         match &mut market.sync {
-            BookSync::Buffering(diffs) => {
+            BookSync::Failed => Ok(()),
+            BookSync::Buffering { diffs, fetching } => {
                 if diffs.len() >= MAX_BUFFERED {
                     diffs.clear();
                 }
                 diffs.push(d);
+                // step 3 only once a diff is buffered: the snapshot is then
+                // newer than the first buffered U far more often
+                if !*fetching {
+                    *fetching = true;
+                    self.fetch_snapshot(idx, tx, Duration::ZERO);
+                }
                 Ok(())
             }
             BookSync::Live { book, last_u } => {
-                if d.last <= *last_u {
-                    return Ok(()); // already in the book
+                match apply_diff(book, last_u, &d) {
+                    Ok(false) => return Ok(()),
+                    Ok(true) => {}
+                    Err(why) => {
+                        let why = format!("binance {}: {why}, resyncing", market.inst.joined());
+                        tracing::warn!("{why}");
+                        status.resyncing(&market.inst.dashed(), &why);
+                        market.resyncing = true;
+                        market.sync = BookSync::Buffering {
+                            diffs: vec![d],
+                            fetching: true,
+                        };
+                        self.fetch_snapshot(idx, tx, Duration::ZERO);
+                        return Ok(());
+                    }
                 }
-                if d.first != *last_u + 1 {
-                    let why = format!(
-                        "binance {}: diff U={} after u={}: gap, resyncing",
-                        market.inst.joined(),
-                        d.first,
-                        last_u
-                    );
-                    tracing::warn!("{why}");
-                    status.resynced(&why);
-                    market.sync = BookSync::Buffering(vec![d]);
-                    self.fetch_snapshot(idx, tx, Duration::ZERO);
-                    return Ok(());
-                }
-                book.apply(Side::Bid, &d.b)
-                    .and_then(|()| book.apply(Side::Ask, &d.a))
-                    .map_err(|e| SourceError::Decode {
-                        what: "depth diff",
-                        detail: e.to_string(),
-                    })?;
-                *last_u = d.last;
                 if let Some(update) = market.view.advance(book, depth) {
                     publish(
                         &self.hub,
@@ -388,30 +536,54 @@ impl Binance {
     fn on_snapshot(
         &mut self,
         idx: usize,
-        result: Result<DepthSnapshot, SourceError>,
+        result: Result<DepthSnapshot, RestError>,
         tx: &mpsc::Sender<SnapshotResult>,
         status: &SourceStatus,
     ) {
-        let retry = Duration::from_millis(500);
+        let market = &mut self.markets[idx];
         let snap = match result {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(source = "binance", error = %e, "depth snapshot failed; retrying");
-                status.set_error(&e.to_string());
-                self.fetch_snapshot(idx, tx, retry);
+                match market.backoff.next(&e) {
+                    Some(delay) => {
+                        tracing::warn!(source = "binance", error = %e, delay_ms = delay.as_millis() as u64, "depth snapshot failed; retrying");
+                        status.set_error(&e.to_string());
+                        self.fetch_snapshot(idx, tx, delay);
+                    }
+                    None => {
+                        // a 4xx other than 429/418: asking again cannot help
+                        let inst = market.inst.dashed();
+                        let why = format!("binance {inst}: {e}; instrument skipped");
+                        tracing::error!("{why}");
+                        market.sync = BookSync::Failed;
+                        status.instrument_failed(&inst, &why);
+                    }
+                }
                 return;
             }
         };
-        match sync_from_snapshot(&mut self.markets[idx], snap, self.cfg.book_depth, &self.hub) {
-            Ok(()) => {}
-            Err(Retry::Now) => self.fetch_snapshot(idx, tx, Duration::ZERO),
+        match sync_from_snapshot(market, snap, self.cfg.book_depth, &self.hub) {
+            Ok(()) => {
+                market.backoff.reset();
+                if std::mem::take(&mut market.resyncing) {
+                    status.book_live(&market.inst.dashed());
+                }
+            }
+            Err(Retry::Now) => {
+                let delay = market.backoff.next(&RestError::Server {
+                    venue: VENUE,
+                    status: 200,
+                });
+                self.fetch_snapshot(idx, tx, delay.unwrap_or_default());
+            }
             Err(Retry::Resync(why)) => {
-                status.resynced(&why);
+                status.resyncing(&market.inst.dashed(), &why);
+                market.resyncing = true;
                 self.fetch_snapshot(idx, tx, Duration::ZERO);
             }
             Err(Retry::Later(why)) => {
                 status.set_error(&why);
-                self.fetch_snapshot(idx, tx, retry);
+                self.fetch_snapshot(idx, tx, Duration::from_millis(500));
             }
         }
     }
@@ -431,12 +603,8 @@ impl Exchange for Binance {
             .markets
             .iter()
             .map(|m| {
-                let url = format!(
-                    "{}/api/v3/ticker/24hr?symbol={}",
-                    self.cfg.rest_url,
-                    m.inst.joined()
-                );
-                (url, m.channels.ticker.clone())
+                let path = format!("/api/v3/ticker/24hr?symbol={}", m.inst.joined());
+                (path, m.channels.ticker.clone())
             })
             .collect();
         (polls, parse_rest_ticker)
@@ -445,6 +613,22 @@ impl Exchange for Binance {
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
         Box::pin(self.stream_session(status))
     }
+}
+
+/// The 2025-11-12 update rule: `Ok(false)` for a diff already in the book
+/// (`u <= local`), `Err` for a gap (`U > local + 1`), else applied.
+fn apply_diff(book: &mut LocalBook, last_u: &mut u64, d: &DepthMsg) -> Result<bool, String> {
+    if d.last <= *last_u {
+        return Ok(false);
+    }
+    if d.first > *last_u + 1 {
+        return Err(format!("diff U={} after u={}: gap", d.first, last_u));
+    }
+    book.apply(Side::Bid, &d.b)
+        .and_then(|()| book.apply(Side::Ask, &d.a))
+        .map_err(|e| format!("depth diff: {e}"))?;
+    *last_u = d.last;
+    Ok(true)
 }
 
 /// Why a snapshot did not bring a book in step.
@@ -457,7 +641,7 @@ enum Retry {
     Later(String),
 }
 
-/// Steps 4-6 of Binance's procedure: the snapshot plus the buffered diffs
+/// Steps 4-7 of Binance's procedure: the snapshot plus the buffered diffs
 /// that follow it become the live book, published as a `book_snapshot`.
 fn sync_from_snapshot(
     market: &mut Market,
@@ -465,7 +649,7 @@ fn sync_from_snapshot(
     depth: usize,
     hub: &Hub,
 ) -> Result<(), Retry> {
-    let BookSync::Buffering(diffs) = &mut market.sync else {
+    let BookSync::Buffering { diffs, .. } = &mut market.sync else {
         return Ok(()); // a late answer to a superseded request
     };
     let lid = snap.last_update_id;
@@ -474,28 +658,17 @@ fn sync_from_snapshot(
     }
     let mut book = LocalBook::from_levels(&snap.bids, &snap.asks)
         .map_err(|e| Retry::Later(format!("depth snapshot: {e}")))?;
+    if let Some((p, s)) = market.decimals {
+        book.set_decimals(p, s);
+    }
     let mut last_u = lid;
-    let mut first = true;
-    for d in diffs.drain(..).filter(|d| d.last > lid) {
-        let continuous = if first {
-            d.first <= lid + 1 && lid < d.last
-        } else {
-            d.first == last_u + 1
-        };
-        first = false;
-        if !continuous
-            || book
-                .apply(Side::Bid, &d.b)
-                .and_then(|()| book.apply(Side::Ask, &d.a))
-                .is_err()
-        {
+    for d in diffs.drain(..) {
+        if let Err(why) = apply_diff(&mut book, &mut last_u, &d) {
             return Err(Retry::Resync(format!(
-                "binance {}: buffered diff U={} does not follow {last_u}, refetching",
-                market.inst.joined(),
-                d.first
+                "binance {}: buffered {why}, refetching",
+                market.inst.joined()
             )));
         }
-        last_u = d.last;
     }
     let snapshot = book.snapshot(depth);
     market.view = TopView::of(&snapshot);

@@ -71,7 +71,7 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 }
 
 /// Opens a TCP (and, for `wss`/`https`, TLS) connection to `url`'s host.
-async fn open(url: &Uri, timeout: Duration) -> Result<Pin<Box<dyn Io>>, NetError> {
+pub(crate) async fn open(url: &Uri, timeout: Duration) -> Result<Pin<Box<dyn Io>>, NetError> {
     let bad = |reason: &str| NetError::Url {
         url: url.to_string(),
         reason: reason.into(),

@@ -1,24 +1,33 @@
 //! OKX public streams: `tickers`, `trades` and `books` via the `subscribe`
-//! op, with the book's `seqId`/`prevSeqId` continuity and OKX's CRC32
-//! checksum verified on every update. On a break or a mismatch the book is
-//! resubscribed (unsubscribe + subscribe gives a fresh snapshot), and
-//! subscribers get that snapshot as a `book_snapshot` event in the same
-//! channel sequence.
+//! op, one request per instrument carrying an `id`, so that an error (e.g.
+//! 60018, unknown instrument) marks only that instrument failed and the
+//! session carries on. Books follow `seqId`/`prevSeqId` (see
+//! [`okx_book`](super::okx_book)); a book without a WebSocket snapshot
+//! `--snapshot-timeout` after subscribing, or one that broke, is rebuilt
+//! from the REST snapshot, and subscribers get it as a `book_snapshot` in
+//! the same channel sequence. Notice 64008 (service upgrade) and the
+//! `--rotate-after` interval replace the connection make-before-break.
+//!
+//! `trades` aggregates fills: tickwire carries OKX's `count` on the trade
+//! (`Trade.count`) rather than subscribing `trades-all`, which is only on
+//! the business endpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::local_book::{LocalBook, Side, TopView};
-use super::net::Ws;
+use super::legs::{Leg, Legs};
+use super::local_book::{LocalBook, TopView};
+use super::okx_book::{BookSync, OkxBook, Step};
+use super::rest::{MarketBackoff, RestError};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish, run_exchange,
+    TickerParser, net, num, publish,
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
@@ -27,6 +36,14 @@ use crate::protocol::pb::{Side as TradeSide, Ticker, Trade, event::Payload};
 const VENUE: &str = "okx";
 /// OKX closes connections silent for 30 s; a text `ping` keeps it open.
 const KEEPALIVE: Duration = Duration::from_secs(20);
+/// Book channels per connection: OKX asks for fewer than 30.
+pub const BOOKS_PER_CONNECTION: usize = 29;
+/// How often snapshot timeouts and per-book staleness are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Levels asked of the REST snapshot (the `books` channel's depth).
+const REST_DEPTH: u32 = 400;
+/// OKX notice code: the connection will soon be closed for a service upgrade.
+const SERVICE_UPGRADE: &str = "64008";
 
 fn ts_ns(ts: &str) -> i64 {
     ts.parse::<i64>().unwrap_or(0).saturating_mul(1_000_000)
@@ -42,6 +59,25 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Streams OKX until shutdown: validates the instruments, then one
+/// connection per [`BOOKS_PER_CONNECTION`] instruments.
+pub async fn run(
+    hub: Arc<Hub>,
+    cfg: ExchangeConfig,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+) {
+    super::run_sharded(
+        VENUE,
+        cfg,
+        BOOKS_PER_CONNECTION,
+        status,
+        shutdown,
+        move |cfg| Okx::new(hub.clone(), cfg),
+    )
+    .await
+}
+
 #[derive(Debug, Deserialize)]
 struct Arg {
     channel: String,
@@ -54,6 +90,7 @@ struct Envelope {
     event: Option<String>,
     code: Option<String>,
     msg: Option<String>,
+    id: Option<String>,
     arg: Option<Arg>,
     action: Option<String>,
     data: Option<serde_json::Value>,
@@ -83,28 +120,17 @@ struct OkxTrade {
     sz: String,
     side: String,
     ts: String,
+    #[serde(default)]
+    count: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OkxBook {
-    #[serde(default)]
-    asks: Vec<Vec<String>>,
-    #[serde(default)]
-    bids: Vec<Vec<String>>,
-    ts: String,
-    checksum: Option<i64>,
-    seq_id: Option<i64>,
-    prev_seq_id: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RestReply {
+struct RestReply<T> {
     code: String,
     #[serde(default)]
     msg: String,
-    #[serde(default)]
-    data: Vec<OkxTicker>,
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
 }
 
 fn ticker_payload(t: &OkxTicker) -> Result<Ticker, SourceError> {
@@ -130,38 +156,61 @@ fn ticker_payload(t: &OkxTicker) -> Result<Ticker, SourceError> {
 }
 
 #[derive(Debug)]
-enum BookSync {
-    /// Subscribed (or resubscribed); the next `snapshot` action starts the book.
-    AwaitingSnapshot,
-    Live {
-        book: LocalBook,
-        seq_id: i64,
-    },
-}
-
-#[derive(Debug)]
 struct Market {
     inst: Instrument,
     channels: MarketChannels,
     sync: BookSync,
     view: TopView,
+    /// The venue refused it (e.g. 60018): not subscribed again.
+    failed: bool,
+    last_trade: Option<u64>,
+    last_ticker_ns: i64,
+    /// REST snapshot retries.
+    backoff: MarketBackoff,
+    /// Answers to older REST requests are ignored.
+    generation: u64,
+    decimals: Option<(u32, u32)>,
+    /// Last `books` message, and book messages since it went live.
+    last_book: Instant,
+    live_since: Instant,
+    book_msgs: u64,
 }
 
-/// The OKX source.
+/// A REST snapshot for market `.0`, request generation `.1`.
+type SnapshotResult = (usize, u64, Result<OkxBook, RestError>);
+
+/// What a text message was.
+enum Handled {
+    Data,
+    Ack(String),
+    Notice(String),
+    Other,
+}
+
+/// The OKX source (one connection's instruments).
 #[derive(Debug)]
 pub struct Okx {
     hub: Arc<Hub>,
     cfg: ExchangeConfig,
     markets: Vec<Market>,
     by_inst: HashMap<String, usize>,
+    next_id: u64,
+    /// Subscribe request id -> market.
+    requests: HashMap<String, usize>,
+    snap_tx: mpsc::Sender<SnapshotResult>,
+    snap_rx: mpsc::Receiver<SnapshotResult>,
 }
 
-fn op(op: &str, args: &[(&str, &str)]) -> Message {
+fn op(op: &str, id: Option<&str>, args: &[(&str, &str)]) -> Message {
     let args: Vec<serde_json::Value> = args
         .iter()
         .map(|(channel, inst)| serde_json::json!({"channel": channel, "instId": inst}))
         .collect();
-    Message::text(serde_json::json!({"op": op, "args": args}).to_string())
+    let mut v = serde_json::json!({"op": op, "args": args});
+    if let Some(id) = id {
+        v["id"] = id.into();
+    }
+    Message::text(v.to_string())
 }
 
 impl Okx {
@@ -173,120 +222,245 @@ impl Okx {
             by_inst.insert(inst.dashed(), markets.len());
             markets.push(Market {
                 channels: MarketChannels::resolve(&hub, VENUE, inst)?,
+                decimals: cfg.decimals.get(&inst.dashed()).copied(),
                 inst: inst.clone(),
-                sync: BookSync::AwaitingSnapshot,
+                sync: BookSync::awaiting(false),
                 view: TopView::default(),
+                failed: false,
+                last_trade: None,
+                last_ticker_ns: 0,
+                backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+                generation: 0,
+                last_book: Instant::now(),
+                live_since: Instant::now(),
+                book_msgs: 0,
             });
         }
+        let (snap_tx, snap_rx) = mpsc::channel(64);
         Ok(Self {
             hub,
             cfg,
             markets,
             by_inst,
+            next_id: 0,
+            requests: HashMap::new(),
+            snap_tx,
+            snap_rx,
         })
     }
 
-    /// Streams until shutdown, reconnecting with backoff; polls tickers
-    /// over REST while the stream is down (see [`run_exchange`]).
-    pub async fn run(self, status: Arc<SourceStatus>, shutdown: CancellationToken) {
-        run_exchange(self, status, shutdown).await
+    /// Opens a connection and subscribes every instrument not refused,
+    /// one request (with its `id`) per instrument; returns the ids.
+    async fn open_leg(&mut self) -> Result<(net::Ws, HashSet<String>), SourceError> {
+        use futures_util::SinkExt;
+        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
+        let mut ids = HashSet::new();
+        for idx in 0..self.markets.len() {
+            if self.markets[idx].failed {
+                continue;
+            }
+            self.next_id += 1;
+            let id = self.next_id.to_string();
+            let inst = self.markets[idx].inst.dashed();
+            let args = [
+                ("tickers", inst.as_str()),
+                ("trades", inst.as_str()),
+                ("books", inst.as_str()),
+            ];
+            ws.send(op("subscribe", Some(&id), &args))
+                .await
+                .map_err(net::NetError::from)?;
+            self.requests.insert(id.clone(), idx);
+            ids.insert(id);
+        }
+        Ok((ws, ids))
     }
 
     async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
-        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
-        let insts: Vec<String> = self.markets.iter().map(|m| m.inst.dashed()).collect();
-        let mut args = Vec::new();
-        for inst in &insts {
-            for ch in ["tickers", "trades", "books"] {
-                args.push((ch, inst.as_str()));
-            }
-        }
-        ws.send(op("subscribe", &args))
-            .await
-            .map_err(net::NetError::from)?;
+        self.requests.clear();
+        let (ws, _) = self.open_leg().await?;
         for m in &mut self.markets {
-            m.sync = BookSync::AwaitingSnapshot;
+            m.sync = BookSync::awaiting(false);
+            m.generation += 1;
         }
         status.connected();
         tracing::info!(source = "okx", "stream connected");
+        let mut legs = Legs::new(ws, self.cfg.rotate_after);
+        // the next leg's unanswered subscribe ids, and whether it sent data
+        let mut pending: HashSet<String> = HashSet::new();
+        let mut next_data = false;
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut last_any = Instant::now();
+        let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let keepalive_at = last_any + KEEPALIVE.min(stale);
+            let switch_at = legs.switch_deadline();
+            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let mut rotate: Option<String> = None;
             tokio::select! {
-                msg = ws.next() => {
+                (leg, msg) = legs.recv() => {
                     last_any = Instant::now();
-                    match msg {
-                        None => return Err(SourceError::Closed),
-                        Some(Err(e)) => return Err(net::NetError::from(e).into()),
-                        Some(Ok(Message::Text(text))) if text.as_str() == "pong" => {}
-                        Some(Ok(Message::Text(text))) => {
-                            match self.on_text(text.as_str(), &mut ws, status).await {
-                                Ok(true) => {
-                                    last_data = Instant::now();
-                                    status.messages(1);
-                                }
-                                Ok(false) => {}
-                                Err(e @ SourceError::Refused(_)) => return Err(e),
-                                Err(e) => {
-                                    tracing::warn!(source = "okx", error = %e, "message skipped");
-                                    status.set_error(&e.to_string());
-                                }
+                    let text = match msg {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            if leg == Leg::Next {
+                                legs.abandon_next();
+                                continue;
+                            }
+                            if legs.switch().await {
+                                continue; // the new leg carries on
+                            }
+                            return Err(match msg {
+                                Some(Err(e)) => net::NetError::from(e).into(),
+                                _ => SourceError::Closed,
+                            });
+                        }
+                        Some(Ok(_)) => continue,
+                    };
+                    if text.as_str() == "pong" {
+                        continue;
+                    }
+                    match self.on_text(text.as_str(), &mut legs, status).await {
+                        Ok(Handled::Data) => {
+                            last_data = Instant::now();
+                            status.messages(1);
+                            next_data |= leg == Leg::Next;
+                        }
+                        Ok(Handled::Ack(id)) => {
+                            if leg == Leg::Next {
+                                pending.remove(&id);
                             }
                         }
-                        Some(Ok(Message::Close(_))) => return Err(SourceError::Closed),
-                        Some(Ok(_)) => {}
+                        Ok(Handled::Notice(why)) => {
+                            if leg == Leg::Current {
+                                rotate = Some(why);
+                            }
+                        }
+                        Ok(Handled::Other) => {}
+                        Err(e) => {
+                            tracing::warn!(source = "okx", error = %e, "message skipped");
+                            status.set_error(&e.to_string());
+                        }
                     }
                 }
+                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                    rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
+                }
+                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                    tracing::warn!(source = "okx", "new connection not ready in time; switching anyway");
+                    legs.switch().await;
+                }
+                Some((idx, generation, result)) = self.snap_rx.recv() => {
+                    self.on_rest_snapshot(idx, generation, result, &mut legs, status).await?;
+                }
+                _ = check.tick() => self.check_books(status),
                 _ = tokio::time::sleep_until(keepalive_at.into()) => {
                     last_any = Instant::now();
-                    ws.send(Message::text("ping")).await.map_err(net::NetError::from)?;
+                    legs.send(Leg::Current, Message::text("ping")).await.map_err(net::NetError::from)?;
                 }
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
                     return Err(SourceError::Stale(stale));
                 }
             }
+            if let Some(why) = rotate
+                && !legs.rotating()
+            {
+                status.rotating(&why);
+                tracing::info!(source = "okx", reason = %why, "opening a new connection (make-before-break)");
+                match self.open_leg().await {
+                    Ok((ws, ids)) => {
+                        legs.start(ws);
+                        pending = ids;
+                        next_data = false;
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = "okx", error = %e, "new connection failed; keeping the current one");
+                        legs.abandon_next();
+                    }
+                }
+            }
+            if legs.rotating() && next_data && pending.is_empty() {
+                legs.switch().await;
+                tracing::info!(source = "okx", "switched to the new connection");
+            }
         }
     }
 
-    /// Handles one text message; true when it carried market data.
+    /// Handles one text message.
     async fn on_text(
         &mut self,
         text: &str,
-        ws: &mut Ws,
+        legs: &mut Legs,
         status: &SourceStatus,
-    ) -> Result<bool, SourceError> {
+    ) -> Result<Handled, SourceError> {
         let env: Envelope = serde_json::from_str(text).map_err(|e| SourceError::Decode {
             what: "OKX message",
             detail: e.to_string(),
         })?;
         if let Some(event) = env.event.as_deref() {
-            if event == "error" {
-                return Err(SourceError::Refused(format!(
-                    "{} {}",
-                    env.code.unwrap_or_default(),
-                    env.msg.unwrap_or_default()
-                )));
-            }
-            return Ok(false); // subscribe / unsubscribe acknowledgements
+            let code = env.code.unwrap_or_default();
+            let msg = env.msg.unwrap_or_default();
+            return Ok(match event {
+                "error" => {
+                    let market = env
+                        .id
+                        .as_ref()
+                        .and_then(|id| self.requests.get(id))
+                        .copied();
+                    let why = format!("okx error {code}: {msg}");
+                    match market {
+                        Some(idx) => {
+                            let m = &mut self.markets[idx];
+                            m.failed = true;
+                            tracing::error!(source = "okx", instrument = %m.inst.dashed(), "{why}; instrument skipped");
+                            status.instrument_failed(&m.inst.dashed(), &why);
+                        }
+                        None => {
+                            tracing::warn!(source = "okx", "{why}");
+                            status.set_error(&why);
+                        }
+                    }
+                    // an answered request, for the rotation's bookkeeping
+                    env.id.map_or(Handled::Other, Handled::Ack)
+                }
+                "notice" if code == SERVICE_UPGRADE => {
+                    Handled::Notice(format!("okx notice {code}: {msg}"))
+                }
+                "subscribe" => env.id.map_or(Handled::Other, Handled::Ack),
+                _ => Handled::Other,
+            });
         }
         let (Some(arg), Some(data)) = (env.arg, env.data) else {
-            return Ok(false);
+            return Ok(Handled::Other);
         };
         let Some(&idx) = self.by_inst.get(&arg.inst_id) else {
-            return Ok(false);
+            return Ok(Handled::Other);
         };
+        let rotating = legs.rotating();
         match arg.channel.as_str() {
             "tickers" => {
                 for t in decode::<Vec<OkxTicker>>(data, "ticker")? {
+                    let time = ts_ns(&t.ts);
+                    let m = &mut self.markets[idx];
+                    // two connections overlap: the same ticker comes twice
+                    if rotating && time <= m.last_ticker_ns {
+                        continue;
+                    }
+                    m.last_ticker_ns = time;
                     let ticker = ticker_payload(&t)?;
-                    let ch = &self.markets[idx].channels.ticker;
-                    publish(&self.hub, ch, ts_ns(&t.ts), Payload::Ticker(ticker));
+                    publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
                 }
             }
             "trades" => {
                 for t in decode::<Vec<OkxTrade>>(data, "trade")? {
+                    let m = &mut self.markets[idx];
+                    if let Ok(id) = t.trade_id.parse::<u64>() {
+                        if m.last_trade.is_some_and(|last| id <= last) {
+                            continue; // already published (overlapping connections)
+                        }
+                        m.last_trade = Some(id);
+                    }
                     let side = match t.side.as_str() {
                         "buy" => TradeSide::Buy,
                         "sell" => TradeSide::Sell,
@@ -297,78 +471,241 @@ impl Okx {
                         quantity: num(&t.sz, "trade")?,
                         side: side as i32,
                         trade_id: t.trade_id,
+                        count: t.count.and_then(|c| c.parse().ok()).unwrap_or(0),
                     };
-                    let ch = &self.markets[idx].channels.trade;
-                    publish(&self.hub, ch, ts_ns(&t.ts), Payload::Trade(trade));
+                    publish(
+                        &self.hub,
+                        &m.channels.trade,
+                        ts_ns(&t.ts),
+                        Payload::Trade(trade),
+                    );
                 }
             }
             "books" => {
                 let snapshot = env.action.as_deref() == Some("snapshot");
                 for b in decode::<Vec<OkxBook>>(data, "book")? {
-                    if let Err(why) = self.on_book(idx, snapshot, &b) {
-                        let inst = self.markets[idx].inst.dashed();
-                        let why = format!("okx {inst}: {why}; resubscribing");
-                        tracing::warn!("{why}");
-                        status.resynced(&why);
-                        self.markets[idx].sync = BookSync::AwaitingSnapshot;
-                        let arg = [("books", inst.as_str())];
-                        ws.send(op("unsubscribe", &arg))
-                            .await
-                            .map_err(net::NetError::from)?;
-                        ws.send(op("subscribe", &arg))
-                            .await
-                            .map_err(net::NetError::from)?;
+                    let result = if snapshot {
+                        self.on_ws_snapshot(idx, b, status)
+                    } else {
+                        self.on_update(idx, &b)
+                    };
+                    if let Err(why) = result {
+                        self.resync(idx, &why, status);
                         break;
                     }
                 }
             }
-            _ => return Ok(false),
+            _ => return Ok(Handled::Other),
         }
-        Ok(true)
+        Ok(Handled::Data)
     }
 
-    /// Applies one book message; `Err` says why the book must be rebuilt.
-    fn on_book(&mut self, idx: usize, snapshot: bool, b: &OkxBook) -> Result<(), String> {
-        let depth = self.cfg.book_depth;
-        let market = &mut self.markets[idx];
-        let time_ns = ts_ns(&b.ts);
-        let seq_id = b.seq_id.unwrap_or(0);
-        if snapshot {
-            let book = LocalBook::from_levels(&b.bids, &b.asks).map_err(|e| e.to_string())?;
-            check(&book, b.checksum)?;
-            let snap = book.snapshot(depth);
-            market.view = TopView::of(&snap);
-            publish(
-                &self.hub,
-                &market.channels.book,
-                time_ns,
-                Payload::BookSnapshot(snap),
-            );
-            market.sync = BookSync::Live { book, seq_id };
+    /// A WebSocket snapshot: starts the book unless it is live and the
+    /// snapshot is not newer (the other connection's copy).
+    fn on_ws_snapshot(
+        &mut self,
+        idx: usize,
+        b: OkxBook,
+        status: &SourceStatus,
+    ) -> Result<(), String> {
+        let m = &mut self.markets[idx];
+        let seq = b.seq_id.unwrap_or(0);
+        m.last_book = Instant::now();
+        if let BookSync::Live { seq: last, .. } = &m.sync
+            && seq <= *last
+        {
             return Ok(());
         }
-        let BookSync::Live { book, seq_id: last } = &mut market.sync else {
-            return Ok(()); // updates before the fresh snapshot are dropped
-        };
-        if let Some(prev) = b.prev_seq_id
-            && prev != *last
-        {
-            return Err(format!("prevSeqId {prev} does not follow seqId {last}"));
+        self.start_book(idx, b, false, status)
+    }
+
+    fn start_book(
+        &mut self,
+        idx: usize,
+        b: OkxBook,
+        bridge: bool,
+        status: &SourceStatus,
+    ) -> Result<(), String> {
+        let depth = self.cfg.book_depth;
+        let m = &mut self.markets[idx];
+        let mut book = LocalBook::from_levels(&b.bids, &b.asks).map_err(|e| e.to_string())?;
+        if let Some((p, s)) = m.decimals {
+            book.set_decimals(p, s);
         }
-        book.apply(Side::Bid, &b.bids)
-            .and_then(|()| book.apply(Side::Ask, &b.asks))
-            .map_err(|e| e.to_string())?;
-        check(book, b.checksum)?;
-        *last = seq_id;
-        if let Some(update) = market.view.advance(book, depth) {
+        super::okx_book::check(&book, b.checksum)?;
+        let was_live = m.sync.is_live();
+        let mut sync = std::mem::replace(&mut m.sync, BookSync::awaiting(false));
+        let started = sync.start(book, b.seq_id.unwrap_or(0), bridge);
+        m.sync = sync;
+        started?;
+        let BookSync::Live { book, .. } = &m.sync else {
+            return Ok(());
+        };
+        let snap = book.snapshot(depth);
+        m.view = TopView::of(&snap);
+        m.live_since = Instant::now();
+        m.book_msgs = 0;
+        m.backoff.reset();
+        publish(
+            &self.hub,
+            &m.channels.book,
+            ts_ns(&b.ts),
+            Payload::BookSnapshot(snap),
+        );
+        if !was_live {
+            status.book_live(&m.inst.dashed());
+        }
+        Ok(())
+    }
+
+    fn on_update(&mut self, idx: usize, b: &OkxBook) -> Result<(), String> {
+        let depth = self.cfg.book_depth;
+        let m = &mut self.markets[idx];
+        m.last_book = Instant::now();
+        m.book_msgs += 1;
+        if m.sync.update(b)? == Step::Skipped {
+            return Ok(());
+        }
+        let BookSync::Live { book, .. } = &m.sync else {
+            return Ok(());
+        };
+        if let Some(update) = m.view.advance(book, depth) {
             publish(
                 &self.hub,
-                &market.channels.book,
-                time_ns,
+                &m.channels.book,
+                ts_ns(&b.ts),
                 Payload::BookUpdate(update),
             );
         }
         Ok(())
+    }
+
+    /// Rebuilds a book from the REST snapshot, keeping updates meanwhile.
+    fn resync(&mut self, idx: usize, why: &str, status: &SourceStatus) {
+        let inst = self.markets[idx].inst.dashed();
+        let why = format!("okx {inst}: {why}; fetching a REST snapshot");
+        tracing::warn!("{why}");
+        status.resyncing(&inst, &why);
+        self.markets[idx].sync = BookSync::awaiting(true);
+        self.fetch_snapshot(idx, Duration::ZERO);
+    }
+
+    /// `GET /api/v5/market/books?instId=..&sz=400&source=0` after `delay`.
+    fn fetch_snapshot(&mut self, idx: usize, delay: Duration) {
+        let m = &mut self.markets[idx];
+        m.generation += 1;
+        let generation = m.generation;
+        let path = format!(
+            "/api/v5/market/books?instId={}&sz={REST_DEPTH}&source=0",
+            m.inst.dashed()
+        );
+        let rest = self.cfg.rest.clone();
+        let tx = self.snap_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = rest.get(&path, 1).await.and_then(|body| {
+                let reply: RestReply<OkxBook> =
+                    serde_json::from_slice(&body).map_err(|e| RestError::Decode {
+                        venue: VENUE,
+                        detail: e.to_string(),
+                    })?;
+                match reply.data.into_iter().next() {
+                    Some(b) if reply.code == "0" && b.seq_id.is_some() => Ok(b),
+                    _ => Err(RestError::Refused {
+                        venue: VENUE,
+                        status: 200,
+                        code: reply.code,
+                        msg: format!("no book snapshot with a seqId: {}", reply.msg),
+                    }),
+                }
+            });
+            let _ = tx.send((idx, generation, result)).await;
+        });
+    }
+
+    async fn on_rest_snapshot(
+        &mut self,
+        idx: usize,
+        generation: u64,
+        result: Result<OkxBook, RestError>,
+        legs: &mut Legs,
+        status: &SourceStatus,
+    ) -> Result<(), SourceError> {
+        let m = &mut self.markets[idx];
+        if generation != m.generation || m.sync.is_live() {
+            return Ok(()); // superseded (a WebSocket snapshot came first)
+        }
+        match result {
+            Ok(b) => {
+                if let Err(why) = self.start_book(idx, b, true, status) {
+                    self.resync(idx, &why, status);
+                }
+            }
+            Err(e) => match m.backoff.next(&e) {
+                Some(delay) => {
+                    tracing::warn!(source = "okx", error = %e, "REST book snapshot failed; retrying");
+                    status.set_error(&e.to_string());
+                    self.fetch_snapshot(idx, delay);
+                }
+                None => {
+                    // REST will not give it: ask the WebSocket for a snapshot
+                    let inst = m.inst.dashed();
+                    status.set_error(&format!("okx {inst}: {e}; resubscribing the book"));
+                    m.sync = BookSync::awaiting(false);
+                    let arg = [("books", inst.as_str())];
+                    legs.send(Leg::Current, op("unsubscribe", None, &arg))
+                        .await
+                        .map_err(net::NetError::from)?;
+                    self.next_id += 1;
+                    let id = self.next_id.to_string();
+                    self.requests.insert(id.clone(), idx);
+                    legs.send(Leg::Current, op("subscribe", Some(&id), &arg))
+                        .await
+                        .map_err(net::NetError::from)?;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Snapshot timeouts (fall back to REST) and per-book staleness (a
+    /// liquid book silent for `--stale-after` is rebuilt).
+    fn check_books(&mut self, status: &SourceStatus) {
+        let timeout = self.cfg.snapshot_timeout;
+        let stale = self.cfg.stale_after;
+        for idx in 0..self.markets.len() {
+            let m = &mut self.markets[idx];
+            if m.failed {
+                continue;
+            }
+            match &mut m.sync {
+                BookSync::Awaiting {
+                    since, fetching, ..
+                } => {
+                    if !*fetching && since.elapsed() >= timeout {
+                        *fetching = true;
+                        let inst = m.inst.dashed();
+                        let why = format!(
+                            "okx {inst}: no book snapshot {timeout:?} after subscribing; fetching it over REST"
+                        );
+                        status.resyncing(&inst, &why);
+                        self.fetch_snapshot(idx, Duration::ZERO);
+                    }
+                }
+                BookSync::Live { .. } => {
+                    let lived = m.live_since.elapsed();
+                    // liquid: at least 10 book messages per stale interval so far
+                    let liquid = lived >= stale
+                        && (m.book_msgs as f64) >= 10.0 * lived.as_secs_f64() / stale.as_secs_f64();
+                    if liquid && m.last_book.elapsed() >= stale {
+                        let inst = m.inst.dashed();
+                        let why = format!("okx {inst}: book silent for {stale:?}");
+                        status.stale(Some(&inst), &why);
+                        self.resync(idx, "book silent", status);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -386,12 +723,8 @@ impl Exchange for Okx {
             .markets
             .iter()
             .map(|m| {
-                let url = format!(
-                    "{}/api/v5/market/ticker?instId={}",
-                    self.cfg.rest_url,
-                    m.inst.dashed()
-                );
-                (url, m.channels.ticker.clone())
+                let path = format!("/api/v5/market/ticker?instId={}", m.inst.dashed());
+                (path, m.channels.ticker.clone())
             })
             .collect();
         (polls, parse_rest_ticker)
@@ -402,22 +735,13 @@ impl Exchange for Okx {
     }
 }
 
-fn check(book: &LocalBook, expected: Option<i64>) -> Result<(), String> {
-    match expected {
-        Some(want) if want != i64::from(book.okx_checksum()) => Err(format!(
-            "checksum mismatch: exchange {want}, local {}",
-            book.okx_checksum()
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Reads `/api/v5/market/ticker?instId=X`.
 fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, SourceError> {
-    let reply: RestReply = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
-        what: "REST ticker",
-        detail: e.to_string(),
-    })?;
+    let reply: RestReply<OkxTicker> =
+        serde_json::from_slice(body).map_err(|e| SourceError::Decode {
+            what: "REST ticker",
+            detail: e.to_string(),
+        })?;
     if reply.code != "0" {
         return Err(SourceError::Refused(format!(
             "{} {}",
