@@ -342,7 +342,7 @@ fn okx_book(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
+async fn okx_maps_messages_verifies_nonzero_checksums_and_resubscribes_when_rest_cannot_help() {
     let mock = MockExchange::start().await;
     let server = okx_server(&mock, &["--book-depth", "5"]);
     mock.wait_for("the subscribe op", |m| {
@@ -399,7 +399,10 @@ async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     };
     assert_eq!(levels(&u.bids), vec![(8476.97, 300.0)]);
 
-    // a wrong checksum: the book is resubscribed for a fresh snapshot
+    // A wrong non-zero checksum (environments before the 2026-06-23
+    // deprecation still send one): the book is rebuilt from the REST
+    // snapshot; this mock has none (404, not retried), so the book is
+    // resubscribed for a WebSocket snapshot.
     mock.send(okx_book("update", &[], &[("8477", "9")], 124, 125, 12345));
     mock.wait_for("unsubscribe + subscribe of the book", |m| {
         let r = m.received();
@@ -410,8 +413,17 @@ async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     .await;
     let src = source_until(&server, "resync counted", |s| s["resyncs"] == 1).await;
     assert!(
-        src["last_error"].as_str().unwrap().contains("checksum"),
+        src["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("resubscribing"),
         "{src}"
+    );
+    assert_eq!(mock.rest_hits("/api/v5/market/books"), 1);
+    assert!(
+        server.log().iter().any(|l| l.contains("checksum mismatch")),
+        "{:?}",
+        server.log()
     );
     let bids3 = [("8470", "1")];
     let asks3 = [("8480", "2")];

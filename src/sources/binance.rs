@@ -214,6 +214,17 @@ struct Market {
     resyncing: bool,
 }
 
+/// What a stream message was, for the rotation's bookkeeping.
+enum Handled {
+    /// New data, published or buffered.
+    Fresh,
+    /// Data already had from the other connection.
+    Repeat,
+    /// `serverShutdown`: reconnect early.
+    Shutdown,
+    Other,
+}
+
 /// A REST depth snapshot for market `.0`, or why it failed.
 type SnapshotResult = (usize, Result<DepthSnapshot, RestError>);
 
@@ -318,6 +329,7 @@ impl Binance {
         }
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
         let mut next_data = false;
+        let mut caught_up = false;
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         loop {
@@ -346,12 +358,16 @@ impl Binance {
                     last_data = Instant::now();
                     status.messages(1);
                     match self.on_text(text.as_str(), &tx, status, legs.rotating()) {
-                        Ok(true) => {
+                        Ok(Handled::Shutdown) => {
                             if leg == Leg::Current {
                                 rotate = Some("binance serverShutdown".into());
                             }
                         }
-                        Ok(false) => next_data |= leg == Leg::Next,
+                        Ok(Handled::Fresh) => next_data |= leg == Leg::Next,
+                        // the old leg repeats what the new one sent: it
+                        // caught up, nothing can be missed by closing it
+                        Ok(Handled::Repeat) => caught_up |= leg == Leg::Current && next_data,
+                        Ok(Handled::Other) => {}
                         Err(e) => {
                             tracing::warn!(source = "binance", error = %e, "message skipped");
                             status.set_error(&e.to_string());
@@ -379,6 +395,7 @@ impl Binance {
                     Ok(ws) => {
                         legs.start(ws);
                         next_data = false;
+                        caught_up = false;
                     }
                     Err(e) => {
                         tracing::warn!(source = "binance", error = %e, "new connection failed; keeping the current one");
@@ -386,27 +403,28 @@ impl Binance {
                     }
                 }
             }
-            // the new leg streams (Binance subscribes at connect): switch
-            if legs.rotating() && next_data {
+            // the new leg streams (Binance subscribes at connect) and the
+            // old one has delivered everything before the new one's start
+            if legs.rotating() && next_data && caught_up {
                 legs.switch().await;
                 tracing::info!(source = "binance", "switched to the new connection");
             }
         }
     }
 
-    /// Handles one message; true when it is a `serverShutdown` notice.
+    /// Handles one message.
     fn on_text(
         &mut self,
         text: &str,
         tx: &mpsc::Sender<SnapshotResult>,
         status: &SourceStatus,
         rotating: bool,
-    ) -> Result<bool, SourceError> {
+    ) -> Result<Handled, SourceError> {
         let msg: Combined = match serde_json::from_str(text) {
             Ok(m) => m,
             // the notice may also come unwrapped ({"e":"serverShutdown"}
             // or {"event":{"e":"serverShutdown"}})
-            Err(_) if text.contains("\"serverShutdown\"") => return Ok(true),
+            Err(_) if text.contains("\"serverShutdown\"") => return Ok(Handled::Shutdown),
             Err(e) => {
                 return Err(SourceError::Decode {
                     what: "stream message",
@@ -417,11 +435,11 @@ impl Binance {
         match msg.data {
             StreamData::Trade(t) => {
                 let Some(&idx) = self.by_symbol.get(&t.s) else {
-                    return Ok(false);
+                    return Ok(Handled::Other);
                 };
                 let m = &mut self.markets[idx];
                 if m.last_trade.is_some_and(|last| t.t <= last) {
-                    return Ok(false); // already published (overlapping connections)
+                    return Ok(Handled::Repeat); // already published (overlapping connections)
                 }
                 if let Some(last) = m.last_trade
                     && t.t > last + 1
@@ -452,11 +470,11 @@ impl Binance {
             }
             StreamData::Ticker(t) => {
                 let Some(&idx) = self.by_symbol.get(&t.s) else {
-                    return Ok(false);
+                    return Ok(Handled::Other);
                 };
                 let m = &mut self.markets[idx];
                 if rotating && t.time <= m.last_ticker_ms {
-                    return Ok(false); // the same ticker from the other connection
+                    return Ok(Handled::Repeat); // the same ticker from the other connection
                 }
                 m.last_ticker_ms = t.time;
                 let ticker = ticker_payload(&t)?;
@@ -469,14 +487,14 @@ impl Binance {
             }
             StreamData::Depth(d) => {
                 let Some(&idx) = self.by_symbol.get(&d.s) else {
-                    return Ok(false);
+                    return Ok(Handled::Other);
                 };
-                self.on_depth(idx, d, tx, status)?;
+                return self.on_depth(idx, d, tx, status);
             }
-            StreamData::Shutdown => return Ok(true),
-            StreamData::Other => {}
+            StreamData::Shutdown => return Ok(Handled::Shutdown),
+            StreamData::Other => return Ok(Handled::Other),
         }
-        Ok(false)
+        Ok(Handled::Fresh)
     }
 
     fn on_depth(
@@ -485,11 +503,11 @@ impl Binance {
         d: DepthMsg,
         tx: &mpsc::Sender<SnapshotResult>,
         status: &SourceStatus,
-    ) -> Result<(), SourceError> {
+    ) -> Result<Handled, SourceError> {
         let depth = self.cfg.book_depth;
         let market = &mut self.markets[idx];
         match &mut market.sync {
-            BookSync::Failed => Ok(()),
+            BookSync::Failed => Ok(Handled::Other),
             BookSync::Buffering { diffs, fetching } => {
                 if diffs.len() >= MAX_BUFFERED {
                     diffs.clear();
@@ -501,11 +519,11 @@ impl Binance {
                     *fetching = true;
                     self.fetch_snapshot(idx, tx, Duration::ZERO);
                 }
-                Ok(())
+                Ok(Handled::Fresh)
             }
             BookSync::Live { book, last_u } => {
                 match apply_diff(book, last_u, &d) {
-                    Ok(false) => return Ok(()),
+                    Ok(false) => return Ok(Handled::Repeat),
                     Ok(true) => {}
                     Err(why) => {
                         let why = format!("binance {}: {why}, resyncing", market.inst.joined());
@@ -517,7 +535,7 @@ impl Binance {
                             fetching: true,
                         };
                         self.fetch_snapshot(idx, tx, Duration::ZERO);
-                        return Ok(());
+                        return Ok(Handled::Fresh);
                     }
                 }
                 if let Some(update) = market.view.advance(book, depth) {
@@ -528,7 +546,7 @@ impl Binance {
                         Payload::BookUpdate(update),
                     );
                 }
-                Ok(())
+                Ok(Handled::Fresh)
             }
         }
     }

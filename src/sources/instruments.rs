@@ -129,10 +129,14 @@ pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStat
             };
         let lookup = match cfg.rest.get(&path, weight).await {
             Ok(body) => parse(&body),
-            // a 4xx names this symbol (Binance 400 -1121 "Invalid symbol")
-            Err(RestError::Refused { code, msg, .. }) => {
-                Ok(Lookup::Refused(format!("{code} {msg}")))
-            }
+            // a 400 names this symbol (Binance 400 -1121 "Invalid symbol",
+            // OKX 400 51001); another 4xx (404) says the endpoint is wrong
+            Err(RestError::Refused {
+                status: 400,
+                code,
+                msg,
+                ..
+            }) => Ok(Lookup::Refused(format!("{code} {msg}"))),
             Err(e) => Err(e.to_string()),
         };
         match lookup {

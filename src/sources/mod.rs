@@ -460,6 +460,10 @@ pub fn start(
                     rest::BudgetRule::BINANCE,
                 )?;
                 status.attach(hub, "binance")?;
+                // channels exist from the start, before the venue answers
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "binance", inst)?;
+                }
                 Box::pin(binance::run(hub.clone(), cfg, st, shutdown))
             }
             SourceSpec::Okx => {
@@ -473,6 +477,10 @@ pub fn start(
                     rest::BudgetRule::OKX,
                 )?;
                 status.attach(hub, "okx")?;
+                // channels exist from the start, before the venue answers
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "okx", inst)?;
+                }
                 Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
             }
             SourceSpec::Replay(path) => {

@@ -181,7 +181,10 @@ type SnapshotResult = (usize, u64, Result<OkxBook, RestError>);
 
 /// What a text message was.
 enum Handled {
+    /// New market data.
     Data,
+    /// Market data already had from the other connection.
+    Repeat,
     Ack(String),
     Notice(String),
     Other,
@@ -289,6 +292,7 @@ impl Okx {
         // the next leg's unanswered subscribe ids, and whether it sent data
         let mut pending: HashSet<String> = HashSet::new();
         let mut next_data = false;
+        let mut caught_up = false;
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut last_any = Instant::now();
@@ -326,6 +330,13 @@ impl Okx {
                             last_data = Instant::now();
                             status.messages(1);
                             next_data |= leg == Leg::Next;
+                        }
+                        // the old leg repeats what the new one sent: it
+                        // caught up, nothing can be missed by closing it
+                        Ok(Handled::Repeat) => {
+                            last_data = Instant::now();
+                            status.messages(1);
+                            caught_up |= leg == Leg::Current && next_data;
                         }
                         Ok(Handled::Ack(id)) => {
                             if leg == Leg::Next {
@@ -373,6 +384,7 @@ impl Okx {
                         legs.start(ws);
                         pending = ids;
                         next_data = false;
+                        caught_up = false;
                     }
                     Err(e) => {
                         tracing::warn!(source = "okx", error = %e, "new connection failed; keeping the current one");
@@ -380,7 +392,7 @@ impl Okx {
                     }
                 }
             }
-            if legs.rotating() && next_data && pending.is_empty() {
+            if legs.rotating() && next_data && caught_up && pending.is_empty() {
                 legs.switch().await;
                 tracing::info!(source = "okx", "switched to the new connection");
             }
@@ -438,6 +450,7 @@ impl Okx {
             return Ok(Handled::Other);
         };
         let rotating = legs.rotating();
+        let (mut fresh, mut repeat) = (false, false);
         match arg.channel.as_str() {
             "tickers" => {
                 for t in decode::<Vec<OkxTicker>>(data, "ticker")? {
@@ -445,8 +458,10 @@ impl Okx {
                     let m = &mut self.markets[idx];
                     // two connections overlap: the same ticker comes twice
                     if rotating && time <= m.last_ticker_ns {
+                        repeat = true;
                         continue;
                     }
+                    fresh = true;
                     m.last_ticker_ns = time;
                     let ticker = ticker_payload(&t)?;
                     publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
@@ -457,10 +472,12 @@ impl Okx {
                     let m = &mut self.markets[idx];
                     if let Ok(id) = t.trade_id.parse::<u64>() {
                         if m.last_trade.is_some_and(|last| id <= last) {
+                            repeat = true;
                             continue; // already published (overlapping connections)
                         }
                         m.last_trade = Some(id);
                     }
+                    fresh = true;
                     let side = match t.side.as_str() {
                         "buy" => TradeSide::Buy,
                         "sell" => TradeSide::Sell,
@@ -489,15 +506,24 @@ impl Okx {
                     } else {
                         self.on_update(idx, &b)
                     };
-                    if let Err(why) = result {
-                        self.resync(idx, &why, status);
-                        break;
+                    match result {
+                        Ok(Step::Repeat) => repeat = true,
+                        Ok(_) => fresh = true,
+                        Err(why) => {
+                            fresh = true;
+                            self.resync(idx, &why, status);
+                            break;
+                        }
                     }
                 }
             }
             _ => return Ok(Handled::Other),
         }
-        Ok(Handled::Data)
+        Ok(if repeat && !fresh {
+            Handled::Repeat
+        } else {
+            Handled::Data
+        })
     }
 
     /// A WebSocket snapshot: starts the book unless it is live and the
@@ -507,16 +533,17 @@ impl Okx {
         idx: usize,
         b: OkxBook,
         status: &SourceStatus,
-    ) -> Result<(), String> {
+    ) -> Result<Step, String> {
         let m = &mut self.markets[idx];
         let seq = b.seq_id.unwrap_or(0);
         m.last_book = Instant::now();
         if let BookSync::Live { seq: last, .. } = &m.sync
             && seq <= *last
         {
-            return Ok(());
+            return Ok(Step::Repeat);
         }
-        self.start_book(idx, b, false, status)
+        self.start_book(idx, b, false, status)?;
+        Ok(Step::Applied)
     }
 
     fn start_book(
@@ -558,16 +585,17 @@ impl Okx {
         Ok(())
     }
 
-    fn on_update(&mut self, idx: usize, b: &OkxBook) -> Result<(), String> {
+    fn on_update(&mut self, idx: usize, b: &OkxBook) -> Result<Step, String> {
         let depth = self.cfg.book_depth;
         let m = &mut self.markets[idx];
         m.last_book = Instant::now();
         m.book_msgs += 1;
-        if m.sync.update(b)? == Step::Skipped {
-            return Ok(());
+        let step = m.sync.update(b)?;
+        if step != Step::Applied {
+            return Ok(step);
         }
         let BookSync::Live { book, .. } = &m.sync else {
-            return Ok(());
+            return Ok(step);
         };
         if let Some(update) = m.view.advance(book, depth) {
             publish(
@@ -577,7 +605,7 @@ impl Okx {
                 Payload::BookUpdate(update),
             );
         }
-        Ok(())
+        Ok(step)
     }
 
     /// Rebuilds a book from the REST snapshot, keeping updates meanwhile.

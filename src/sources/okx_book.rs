@@ -67,8 +67,11 @@ pub enum BookSync {
 /// What an update did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Already applied (a repeat from the other connection) or buffered.
-    Skipped,
+    /// Kept until the snapshot comes.
+    Buffered,
+    /// Already applied (a repeat from the other connection, or older than
+    /// the REST snapshot).
+    Repeat,
     /// Applied to the book.
     Applied,
 }
@@ -117,7 +120,7 @@ impl BookSync {
                     buffer.clear();
                 }
                 buffer.push(b.clone());
-                return Ok(Step::Skipped);
+                return Ok(Step::Buffered);
             }
             Self::Live {
                 book,
@@ -131,7 +134,7 @@ impl BookSync {
         };
         if *bridge {
             if seq <= *last {
-                return Ok(Step::Skipped); // before the REST snapshot
+                return Ok(Step::Repeat); // before the REST snapshot
             }
             if prev > *last {
                 return Err(format!(
@@ -140,10 +143,10 @@ impl BookSync {
             }
             *bridge = false;
         } else if prev == *last_prev && seq == *last {
-            return Ok(Step::Skipped); // the same update from the other connection
+            return Ok(Step::Repeat); // the same update from the other connection
         } else if prev != *last {
             if seq <= *last && prev < *last {
-                return Ok(Step::Skipped); // an older update from a lagging connection
+                return Ok(Step::Repeat); // an older update from a lagging connection
             }
             return Err(format!("prevSeqId {prev} does not follow seqId {last}"));
         }
@@ -199,10 +202,10 @@ mod tests {
         // keepalive: prevSeqId == seqId, empty
         assert_eq!(s.update(&up(12, 12, None)), Ok(Step::Applied));
         // the same keepalive from the other connection
-        assert_eq!(s.update(&up(12, 12, None)), Ok(Step::Skipped));
+        assert_eq!(s.update(&up(12, 12, None)), Ok(Step::Repeat));
         // sequence reset: seqId smaller than prevSeqId
         assert_eq!(s.update(&up(12, 3, Some(("1", "2")))), Ok(Step::Applied));
-        assert_eq!(s.update(&up(12, 3, Some(("1", "2")))), Ok(Step::Skipped));
+        assert_eq!(s.update(&up(12, 3, Some(("1", "2")))), Ok(Step::Repeat));
         assert_eq!(s.update(&up(3, 5, None)), Ok(Step::Applied));
         // a gap
         assert!(s.update(&up(7, 9, None)).is_err());
@@ -212,9 +215,9 @@ mod tests {
     fn a_rest_snapshot_needs_a_straddling_first_update() {
         let mut s = BookSync::awaiting(true);
         // buffered while the REST call was out
-        assert_eq!(s.update(&up(90, 95, None)), Ok(Step::Skipped));
-        assert_eq!(s.update(&up(95, 101, None)), Ok(Step::Skipped));
-        assert_eq!(s.update(&up(101, 104, None)), Ok(Step::Skipped));
+        assert_eq!(s.update(&up(90, 95, None)), Ok(Step::Buffered));
+        assert_eq!(s.update(&up(95, 101, None)), Ok(Step::Buffered));
+        assert_eq!(s.update(&up(101, 104, None)), Ok(Step::Buffered));
         // snapshot at 99: 95 dropped, 101 straddles (95 <= 99 < 101), 104 follows
         s.start(LocalBook::default(), 99, true).unwrap();
         let BookSync::Live { seq, .. } = &s else {

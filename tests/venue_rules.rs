@@ -1,0 +1,781 @@
+//! The Binance and OKX connectors against mocks that behave as the venues
+//! do today (issue 12): OKX's checksum 0 and seqId rules, refused
+//! instruments (60018), the REST book snapshot, notice 64008; Binance's
+//! 2025-11-12 book procedure, 429 + `Retry-After`, 400 -1121,
+//! `serverShutdown`; make-before-break rotation; `status.<venue>.all`.
+//! Each mock behaviour names the doc and date it follows (tests/mock).
+
+mod mock;
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mock::MockExchange;
+use support::{Client, ContractChecker, Fmt, Server};
+use tickwire::feed::book::OrderBook;
+use tickwire::protocol::pb::{Event, event::Payload, server_message};
+
+/// The next event on `channel` (other messages skipped).
+async fn event_on(c: &mut Client, channel: &str) -> Event {
+    c.until(|k| match k {
+        server_message::Kind::Event(e) if e.channel == channel => Some(e.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Polls `/health` until the first source's JSON satisfies `cond`.
+async fn source_until(
+    server: &Server,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, health) = server.get_json("/health").await;
+        let src = health["sources"][0].clone();
+        if cond(&src) {
+            return src;
+        }
+        assert!(Instant::now() < deadline, "{what}: source is {src}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn levels(v: &[tickwire::protocol::pb::Level]) -> Vec<(f64, f64)> {
+    v.iter().map(|l| (l.price, l.quantity)).collect()
+}
+
+fn server(venue: &str, mock: &MockExchange, symbols: &str, extra: &[&str]) -> Server {
+    let ws = if venue == "okx" {
+        format!("{}/ws/v5/public", mock.ws_url())
+    } else {
+        mock.ws_url()
+    };
+    let rest = mock.rest_url();
+    let ws_flag = format!("--{venue}-ws-url");
+    let rest_flag = format!("--{venue}-rest-url");
+    let mut args = vec![
+        "--source",
+        venue,
+        &ws_flag,
+        &ws,
+        &rest_flag,
+        &rest,
+        "--symbols",
+        symbols,
+        "--book-depth",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+// ---------------------------------------------------------------- OKX
+
+/// An OKX `books` push. Since 2026-06-23 the checksum is always 0 (notice
+/// "Order Book Channels Checksum Field Deprecation", 2026-05-21).
+fn okx_book(
+    action: &str,
+    bids: &[(&str, &str)],
+    asks: &[(&str, &str)],
+    prev: i64,
+    seq: i64,
+) -> String {
+    fn lv(v: &[(&str, &str)]) -> Vec<[String; 4]> {
+        v.iter()
+            .map(|(p, s)| [p.to_string(), s.to_string(), "0".into(), "1".into()])
+            .collect()
+    }
+    serde_json::json!({
+        "arg": {"channel": "books", "instId": "BTC-USDT"},
+        "action": action,
+        "data": [{"asks": lv(asks), "bids": lv(bids), "ts": "1597026383085",
+                  "checksum": 0, "prevSeqId": prev, "seqId": seq}]
+    })
+    .to_string()
+}
+
+fn okx_trade(inst: &str, id: u64) -> String {
+    serde_json::json!({
+        "arg": {"channel": "trades", "instId": inst},
+        "data": [{"instId": inst, "tradeId": id.to_string(), "px": "100.5", "sz": "0.1",
+            "side": "buy", "ts": "1700000000000", "count": "3"}]
+    })
+    .to_string()
+}
+
+/// A client's copy of a book channel, built from its events.
+struct ClientBook {
+    book: Option<OrderBook>,
+}
+
+impl ClientBook {
+    fn apply(&mut self, e: &Event) {
+        match &e.payload {
+            Some(Payload::BookSnapshot(s)) => self.book = Some(OrderBook::from_snapshot(s)),
+            Some(Payload::BookUpdate(u)) => self.book.as_mut().expect("snapshot first").apply(u),
+            other => panic!("not a book event: {other:?}"),
+        }
+    }
+
+    fn sides(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+        let b = self.book.as_ref().expect("a book");
+        (
+            b.bids().map(|l| (l.price, l.quantity)).collect(),
+            b.asks().map(|l| (l.price, l.quantity)).collect(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_books_publish_with_checksum_zero_and_a_seq_gap_resyncs_from_rest_without_a_seq_gap() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&[]);
+    let server = server("okx", &mock, "BTC-USDT", &[]);
+    mock.wait_for("the subscribe", |m| {
+        m.received().iter().any(|r| r.contains("books"))
+    })
+    .await;
+    let sub: serde_json::Value = serde_json::from_str(&mock.received()[0]).unwrap();
+    assert!(sub["id"].is_string(), "subscribe carries an id: {sub}");
+
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.okx.BTC-USDT", "trade.okx.BTC-USDT"])
+        .await;
+    let mut theirs = ClientBook { book: None };
+
+    mock.send(okx_book(
+        "snapshot",
+        &[("100.1", "1"), ("100.0", "2")],
+        &[("100.2", "3")],
+        -1,
+        10,
+    ));
+    let snap = event_on(&mut c, "book.okx.BTC-USDT").await;
+    theirs.apply(&snap);
+    // an update, then OKX's keepalive (prevSeqId == seqId, empty), then a
+    // sequence reset (seqId below prevSeqId): all in step
+    mock.send(okx_book(
+        "update",
+        &[("100.1", "0")],
+        &[("100.3", "4")],
+        10,
+        12,
+    ));
+    mock.send(okx_book("update", &[], &[], 12, 12));
+    mock.send(okx_book("update", &[("99.9", "5")], &[], 12, 3));
+    let mut last = snap.seq;
+    for _ in 0..2 {
+        let e = event_on(&mut c, "book.okx.BTC-USDT").await;
+        assert_eq!(e.seq, last + 1);
+        last = e.seq;
+        theirs.apply(&e);
+    }
+    assert_eq!(
+        theirs.sides(),
+        (
+            vec![(100.0, 2.0), (99.9, 5.0)],
+            vec![(100.2, 3.0), (100.3, 4.0)]
+        ),
+        "the subscriber's book equals the venue's"
+    );
+    let src = source_until(&server, "state", |s| s["state"] == "connected").await;
+    assert_eq!(
+        src["resyncs"], 0,
+        "checksum 0, keepalive and reset are no breaks: {src}"
+    );
+
+    // the trade carries OKX's fill count
+    mock.send(okx_trade("BTC-USDT", 500));
+    let t = event_on(&mut c, "trade.okx.BTC-USDT").await;
+    let Some(Payload::Trade(tr)) = &t.payload else {
+        panic!("{t:?}")
+    };
+    assert_eq!((tr.trade_id.as_str(), tr.count), ("500", 3));
+
+    // a prevSeqId gap: the book is rebuilt from the REST snapshot (no
+    // resubscribe), buffered updates straddling it are applied
+    mock.set_rest(
+        "/api/v5/market/books",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [{
+            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.5", "2", "0", "1"]],
+            "ts": "1597026383090", "seqId": 40}]})
+        .to_string(),
+    );
+    mock.send(okx_book("update", &[("99.0", "1")], &[], 30, 35));
+    let resnap = event_on(&mut c, "book.okx.BTC-USDT").await;
+    assert_eq!(resnap.seq, last + 1, "no tickwire seq gap over the resync");
+    assert!(
+        matches!(resnap.payload, Some(Payload::BookSnapshot(_))),
+        "{resnap:?}"
+    );
+    theirs.apply(&resnap);
+    assert!(mock.rest_hits("/api/v5/market/books?instId=BTC-USDT&sz=400&source=0") == 1);
+    // 35 is older than the snapshot's 40; 45 straddles it (prev 38 <= 40 < 45)
+    mock.send(okx_book("update", &[("100.5", "7")], &[], 38, 45));
+    let up = event_on(&mut c, "book.okx.BTC-USDT").await;
+    assert_eq!(up.seq, resnap.seq + 1);
+    theirs.apply(&up);
+    assert_eq!(theirs.sides(), (vec![(100.5, 7.0)], vec![(101.0, 1.0)]));
+    let subscribes = mock
+        .received()
+        .iter()
+        .filter(|r| r.contains("\"subscribe\""))
+        .count();
+    assert_eq!(subscribes, 1, "a resync spends no subscribe request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_a_refused_instrument_leaves_the_others_streaming_on_one_connection() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&["FOO-BAR"]);
+    let server = server("okx", &mock, "BTC-USDT,FOO-BAR", &[]);
+    let mut c = Client::connect(&server, Fmt::Json).await;
+    c.welcome().await;
+    c.subscribe(&["trade.okx.BTC-USDT", "status.okx.all"]).await;
+    let src = source_until(&server, "FOO-BAR failed", |s| {
+        s["failed_instruments"]["FOO-BAR"].is_string()
+    })
+    .await;
+    assert!(
+        src["failed_instruments"]["FOO-BAR"]
+            .as_str()
+            .unwrap()
+            .contains("60018"),
+        "{src}"
+    );
+    for id in 1..=20u64 {
+        mock.send(okx_trade("BTC-USDT", id));
+    }
+    for id in 1..=20u64 {
+        let e = event_on(&mut c, "trade.okx.BTC-USDT").await;
+        let Some(Payload::Trade(t)) = &e.payload else {
+            panic!("{e:?}")
+        };
+        assert_eq!(t.trade_id, id.to_string());
+    }
+    assert_eq!(mock.connections(), 1, "the session carried on");
+    let (_, stats) = server.get_json("/stats").await;
+    assert!(
+        stats["sources"][0]["failed_instruments"]["FOO-BAR"].is_string(),
+        "{stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_without_a_websocket_snapshot_falls_back_to_the_rest_snapshot() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&[]);
+    mock.set_rest(
+        "/api/v5/market/books",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [{
+            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.0", "2", "0", "1"]],
+            "ts": "1597026383090", "seqId": 100}]})
+        .to_string(),
+    );
+    let server = server("okx", &mock, "BTC-USDT", &["--snapshot-timeout", "300ms"]);
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.okx.BTC-USDT"]).await;
+    mock.wait_for("the subscribe", |m| !m.received().is_empty())
+        .await;
+    // no WebSocket snapshot comes; updates do
+    mock.send(okx_book("update", &[("99.0", "1")], &[], 90, 98));
+    let snap = event_on(&mut c, "book.okx.BTC-USDT").await;
+    let Some(Payload::BookSnapshot(b)) = &snap.payload else {
+        panic!("{snap:?}")
+    };
+    assert_eq!(levels(&b.bids), vec![(100.0, 2.0)], "98 <= 100 was dropped");
+    mock.send(okx_book("update", &[("100.0", "3")], &[], 99, 104));
+    let up = event_on(&mut c, "book.okx.BTC-USDT").await;
+    assert_eq!(up.seq, snap.seq + 1);
+    let Some(Payload::BookUpdate(u)) = &up.payload else {
+        panic!("{up:?}")
+    };
+    assert_eq!(levels(&u.bids), vec![(100.0, 3.0)]);
+}
+
+// ---------------------------------------------------------------- Binance
+
+fn binance(stream: &str, data: serde_json::Value) -> String {
+    serde_json::json!({ "stream": stream, "data": data }).to_string()
+}
+
+fn depth(sym: &str, first: u64, last: u64, bids: serde_json::Value) -> String {
+    binance(
+        &format!("{}@depth@100ms", sym.to_lowercase()),
+        serde_json::json!({"e": "depthUpdate", "E": 1_700_000_000_000i64, "s": sym,
+            "U": first, "u": last, "b": bids, "a": []}),
+    )
+}
+
+fn binance_trade(id: u64) -> String {
+    binance(
+        "btcusdt@trade",
+        serde_json::json!({"e": "trade", "E": 1, "s": "BTCUSDT", "t": id, "p": "100.5",
+            "q": "1", "T": 1_700_000_000_000i64, "m": false, "M": true}),
+    )
+}
+
+const SNAPSHOT_100: &str =
+    r#"{"lastUpdateId":100,"bids":[["100.0","1"],["99.0","3"]],"asks":[["101.0","2"]]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_makes_one_snapshot_when_the_first_live_diff_straddles_it() {
+    let mock = MockExchange::start().await;
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    mock.set_weight_header(50);
+    let server = server("binance", &mock, "BTCUSDT", &[]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.binance.BTC-USDT"]).await;
+    // nothing is fetched before the first diff (2025-11-12 procedure, step 2)
+    c.ping().await;
+    assert_eq!(mock.rest_hits("/api/v3/depth"), 0);
+    mock.send(depth("BTCUSDT", 90, 95, serde_json::json!([])));
+    let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
+    assert!(matches!(snap.payload, Some(Payload::BookSnapshot(_))));
+    // The snapshot (100) landed inside the next diff's range [96, 103]:
+    // applied (U <= 101 <= u), no resync. Then the stream goes on.
+    mock.send(depth(
+        "BTCUSDT",
+        96,
+        103,
+        serde_json::json!([["100.0", "5"]]),
+    ));
+    mock.send(depth(
+        "BTCUSDT",
+        104,
+        104,
+        serde_json::json!([["99.0", "0"]]),
+    ));
+    let a = event_on(&mut c, "book.binance.BTC-USDT").await;
+    let b = event_on(&mut c, "book.binance.BTC-USDT").await;
+    assert_eq!((a.seq, b.seq), (snap.seq + 1, snap.seq + 2));
+    let Some(Payload::BookUpdate(u)) = &b.payload else {
+        panic!("{b:?}")
+    };
+    assert_eq!(levels(&u.bids), vec![(99.0, 0.0)]);
+    let src = source_until(&server, "in step", |s| s["messages_in"].as_u64() >= Some(3)).await;
+    assert_eq!(src["resyncs"], 0, "{src}");
+    assert_eq!(mock.rest_hits("/api/v3/depth"), 1, "one REST snapshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_waits_out_retry_after_and_reuses_its_rest_connection() {
+    let mock = MockExchange::start().await;
+    // Spot API docs, "LIMITS" (2025-11-12): 429 with Retry-After in seconds
+    mock.push_rest(
+        "/api/v3/depth",
+        429,
+        &[("Retry-After", "2")],
+        r#"{"code":-1003,"msg":"Too many requests; current limit of IP is 6000 requests per minute."}"#,
+    );
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    let server = server("binance", &mock, "BTCUSDT", &[]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.binance.BTC-USDT"]).await;
+    mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
+    let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
+    assert!(matches!(snap.payload, Some(Payload::BookSnapshot(_))));
+    let times = mock.rest_times("/api/v3/depth");
+    assert_eq!(times.len(), 2, "one refused, one answered");
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(1990),
+        "Retry-After: 2 was waited out: {:?}",
+        times[1] - times[0]
+    );
+    // metadata, the 429 and the snapshot over one kept-alive connection
+    assert_eq!(mock.rest_connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_calls_an_invalid_symbols_depth_at_most_once() {
+    let mock = MockExchange::start().await;
+    mock.set_rest("/api/v3/depth?symbol=BTCUSDT", 200, SNAPSHOT_100);
+    // Spot API docs, "Error codes" (2025-11-12): -1121 Invalid symbol, HTTP 400
+    mock.set_rest(
+        "/api/v3/depth?symbol=FOOUSDT",
+        400,
+        r#"{"code":-1121,"msg":"Invalid symbol."}"#,
+    );
+    let server = server("binance", &mock, "BTCUSDT,FOOUSDT", &[]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.binance.BTC-USDT"]).await;
+    for i in 0..20u64 {
+        mock.send(depth("FOOUSDT", 10 + i, 10 + i, serde_json::json!([])));
+    }
+    mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
+    event_on(&mut c, "book.binance.BTC-USDT").await;
+    let src = source_until(&server, "FOO failed", |s| {
+        s["failed_instruments"]["FOO-USDT"].is_string()
+    })
+    .await;
+    assert!(
+        src["failed_instruments"]["FOO-USDT"]
+            .as_str()
+            .unwrap()
+            .contains("-1121"),
+        "{src}"
+    );
+    for i in 0..20u64 {
+        mock.send(depth("FOOUSDT", 40 + i, 40 + i, serde_json::json!([])));
+    }
+    mock.send(depth(
+        "BTCUSDT",
+        102,
+        102,
+        serde_json::json!([["1.0", "1"]]),
+    ));
+    event_on(&mut c, "book.binance.BTC-USDT").await; // a barrier after the FOO diffs
+    assert_eq!(mock.rest_hits("/api/v3/depth?symbol=FOOUSDT"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_instruments_come_from_exchange_info() {
+    let mock = MockExchange::start().await;
+    mock.set_rest(
+        "/api/v3/exchangeInfo?symbol=BTCUSDT",
+        200,
+        r#"{"symbols":[{"symbol":"BTCUSDT","status":"TRADING","filters":[
+            {"filterType":"PRICE_FILTER","tickSize":"0.01000000"},
+            {"filterType":"LOT_SIZE","stepSize":"0.00001000"}]}]}"#,
+    );
+    mock.set_rest(
+        "/api/v3/exchangeInfo?symbol=FOOUSDT",
+        400,
+        r#"{"code":-1121,"msg":"Invalid symbol."}"#,
+    );
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    let server = server("binance", &mock, "BTCUSDT,FOOUSDT", &[]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let path = mock.ws_paths()[0].clone();
+    assert!(
+        path.contains("btcusdt@depth") && !path.contains("foousdt"),
+        "{path}"
+    );
+    let src = source_until(&server, "metadata", |s| s["metadata"].is_string()).await;
+    assert!(src["failed_instruments"]["FOO-USDT"].is_string(), "{src}");
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.binance.BTC-USDT"]).await;
+    mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
+    let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
+    let Some(Payload::BookSnapshot(b)) = &snap.payload else {
+        panic!("{snap:?}")
+    };
+    assert_eq!(
+        (b.price_decimals, b.size_decimals),
+        (2, 5),
+        "from tick and lot sizes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rest_down_the_stream_runs_and_health_says_so() {
+    let mock = MockExchange::start().await;
+    // a REST URL nobody listens on
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let ws = mock.ws_url();
+    let server = Server::start(&[
+        "--source",
+        "binance",
+        "--binance-ws-url",
+        &ws,
+        "--binance-rest-url",
+        &dead_url,
+        "--binance-symbols",
+        "BTCUSDT",
+    ]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let src = source_until(&server, "metadata noted", |s| s["metadata"].is_string()).await;
+    assert!(
+        src["metadata"].as_str().unwrap().contains("unavailable"),
+        "{src}"
+    );
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["trade.binance.BTC-USDT"]).await;
+    mock.send(binance_trade(1));
+    let t = event_on(&mut c, "trade.binance.BTC-USDT").await;
+    assert!(matches!(t.payload, Some(Payload::Trade(_))));
+}
+
+// ---------------------------------------------------------------- rotation
+
+/// Streams trades with ids 1.. to every connection of `mock` until told to
+/// stop, a few per millisecond-ish, and returns the last id sent.
+fn stream_trades(
+    mock: &MockExchange,
+    make: fn(u64) -> String,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<u64>,
+) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let mock = mock.clone();
+    let task = tokio::spawn(async move {
+        let mut id = 0;
+        loop {
+            id += 1;
+            mock.send(make(id));
+            tokio::select! {
+                _ = &mut stopped => return id,
+                _ = tokio::time::sleep(Duration::from_millis(3)) => {}
+            }
+        }
+    });
+    (stop, task)
+}
+
+/// Reads trade events until `last` arrived, checking seq continuity and
+/// that the ids are exactly 1..=last.
+async fn all_trades_in_order(
+    c: &mut Client,
+    sub: &tickwire::protocol::pb::Subscribed,
+    channel: &str,
+    last: u64,
+) {
+    let mut checker = ContractChecker::default();
+    checker.subscribed(sub);
+    let mut want = 1u64;
+    while want <= last {
+        let kind = c.next_msg().await;
+        checker.observe(&kind);
+        if let server_message::Kind::Event(e) = &kind
+            && e.channel == channel
+            && let Some(Payload::Trade(t)) = &e.payload
+        {
+            assert_eq!(
+                t.trade_id,
+                want.to_string(),
+                "no duplicate, no missing trade id"
+            );
+            want += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_rotation_and_server_shutdown_are_seamless() {
+    let mock = MockExchange::start().await;
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    let server = server("binance", &mock, "BTCUSDT", &["--rotate-after", "1s"]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let sub = c
+        .subscribe(&["trade.binance.BTC-USDT", "status.binance.all"])
+        .await;
+    let (stop, task) = stream_trades(&mock, binance_trade);
+    // two scheduled rotations, then a serverShutdown on the newest connection
+    mock.wait_for("two rotations", |m| m.connections() >= 3)
+        .await;
+    let n = mock.connections();
+    mock.send_to(
+        n - 1,
+        serde_json::json!({"e": "serverShutdown", "E": 1}).to_string(),
+    );
+    mock.wait_for("a new connection after serverShutdown", |m| {
+        m.connections() > n
+    })
+    .await;
+    mock.wait_for("the old one closed", |m| !m.is_open(n - 1))
+        .await;
+    let _ = stop.send(());
+    let last = task.await.unwrap();
+    all_trades_in_order(&mut c, &sub, "trade.binance.BTC-USDT", last).await;
+    let src = source_until(&server, "rotations counted", |s| {
+        s["rotations"].as_u64() >= Some(3)
+    })
+    .await;
+    assert_eq!(src["reconnects"], 0, "rotations are not reconnects: {src}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&[]);
+    let server = server("okx", &mock, "BTC-USDT", &[]);
+    mock.wait_for("the subscribe", |m| !m.received().is_empty())
+        .await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let sub = c
+        .subscribe(&["trade.okx.BTC-USDT", "book.okx.BTC-USDT"])
+        .await;
+    mock.send(okx_book(
+        "snapshot",
+        &[("100.0", "1")],
+        &[("101.0", "1")],
+        -1,
+        10,
+    ));
+    let mut checker = ContractChecker::default();
+    checker.subscribed(&sub);
+    let snap = event_on(&mut c, "book.okx.BTC-USDT").await;
+    checker.observe(&server_message::Kind::Event(snap));
+    let (stop, task) = stream_trades(&mock, |id| okx_trade("BTC-USDT", id));
+    // OKX API v5 docs, "Notification" (64008, service upgrade)
+    mock.send_to(
+        0,
+        serde_json::json!({"event": "notice", "code": "64008",
+            "msg": "The connection will soon be closed for a service upgrade. Please reconnect.",
+            "connId": "mock-1"})
+        .to_string(),
+    );
+    mock.wait_for("a second connection", |m| m.connections() == 2)
+        .await;
+    // book updates reach both connections; the book goes on in step
+    mock.send(okx_book("update", &[("100.0", "2")], &[], 10, 11));
+    mock.wait_for("the old connection closed", |m| !m.is_open(0))
+        .await;
+    mock.send(okx_book("update", &[("100.0", "3")], &[], 11, 12));
+    let _ = stop.send(());
+    let last = task.await.unwrap();
+    let (mut want, mut book_updates) = (1u64, Vec::new());
+    while want <= last || book_updates.len() < 2 {
+        let kind = c.next_msg().await;
+        checker.observe(&kind);
+        if let server_message::Kind::Event(e) = &kind {
+            match &e.payload {
+                Some(Payload::Trade(t)) => {
+                    assert_eq!(
+                        t.trade_id,
+                        want.to_string(),
+                        "no duplicate, no missing trade id"
+                    );
+                    want += 1;
+                }
+                Some(Payload::BookUpdate(u)) => book_updates.push(levels(&u.bids)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(book_updates, vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)]]);
+    let src = source_until(&server, "rotation", |s| s["rotations"] == 1).await;
+    assert_eq!(
+        (src["resyncs"].as_u64(), src["reconnects"].as_u64()),
+        (Some(0), Some(0)),
+        "{src}"
+    );
+}
+
+// ---------------------------------------------------------------- status
+
+/// The `custom.json` of a `status.<venue>.all` event.
+fn status_json(e: &Event) -> serde_json::Value {
+    let Some(Payload::Custom(c)) = &e.payload else {
+        panic!("{e:?}")
+    };
+    let Some(tickwire::protocol::pb::custom::Body::Json(j)) = &c.body else {
+        panic!("{c:?}")
+    };
+    serde_json::from_str(j).unwrap()
+}
+
+/// Reads a status channel, checking its seqs.
+struct StatusWatch {
+    checker: ContractChecker,
+    seen: Vec<serde_json::Value>,
+}
+
+impl StatusWatch {
+    /// The next status event whose `event` is `want`.
+    async fn next(&mut self, c: &mut Client, want: &str) -> serde_json::Value {
+        loop {
+            let kind = c.next_msg().await;
+            self.checker.observe(&kind);
+            if let server_message::Kind::Event(e) = &kind {
+                let v = status_json(e);
+                self.seen.push(v.clone());
+                if v["event"] == want {
+                    return v;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_channel_reports_each_transition() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&["FOO-BAR"]);
+    mock.set_rest(
+        "/api/v5/market/books",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [{
+            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.0", "2", "0", "1"]],
+            "ts": "1", "seqId": 50}]})
+        .to_string(),
+    );
+    let server = server(
+        "okx",
+        &mock,
+        "BTC-USDT,FOO-BAR",
+        &["--reconnect-min", "100ms", "--reconnect-max", "200ms"],
+    );
+    let mut c = Client::connect(&server, Fmt::Json).await;
+    c.welcome().await;
+    let sub = c.subscribe(&["status.okx.all"]).await;
+    assert_eq!(sub.channels[0].channel, "status.okx.all");
+    let mut w = StatusWatch {
+        checker: ContractChecker::default(),
+        seen: Vec::new(),
+    };
+    w.checker.subscribed(&sub);
+    // the snapshot (last state) or the live events that follow it
+    let failed = w.next(&mut c, "instrument_failed").await;
+    assert_eq!(failed["instrument"], "FOO-BAR");
+    assert!(
+        failed["failed_instruments"]["FOO-BAR"]
+            .as_str()
+            .unwrap()
+            .contains("60018")
+    );
+    mock.send(okx_book(
+        "snapshot",
+        &[("100.0", "1")],
+        &[("101.0", "1")],
+        -1,
+        10,
+    ));
+    mock.send(okx_book("update", &[], &[], 20, 25)); // a gap
+    let r = w.next(&mut c, "resyncing").await;
+    assert_eq!(r["instrument"], "BTC-USDT");
+    assert!(r["reason"].as_str().unwrap().contains("prevSeqId"), "{r}");
+    w.next(&mut c, "book_live").await;
+    mock.send_to(
+        0,
+        serde_json::json!({"event": "notice", "code": "64008", "msg": "upgrade"}).to_string(),
+    );
+    let rot = w.next(&mut c, "rotating").await;
+    assert!(rot["reason"].as_str().unwrap().contains("64008"), "{rot}");
+    mock.drop_all();
+    let rc = w.next(&mut c, "reconnecting").await;
+    assert_eq!(rc["state"], "reconnecting");
+    let live = w.next(&mut c, "live").await;
+    assert_eq!(live["state"], "live");
+    assert!(w.seen.iter().all(|v| v["venue"] == "okx"));
+    let events: HashMap<String, usize> = w.seen.iter().fold(HashMap::new(), |mut m, v| {
+        *m.entry(v["event"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        m
+    });
+    assert!(
+        events["resyncing"] >= 1 && events["live"] >= 1,
+        "{events:?}"
+    );
+}
