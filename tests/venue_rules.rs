@@ -106,6 +106,9 @@ fn okx_trade(inst: &str, id: u64) -> String {
     .to_string()
 }
 
+/// One side of a book: (price, quantity), best first.
+type Side = Vec<(f64, f64)>;
+
 /// A client's copy of a book channel, built from its events.
 struct ClientBook {
     book: Option<OrderBook>,
@@ -120,7 +123,7 @@ impl ClientBook {
         }
     }
 
-    fn sides(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    fn sides(&self) -> (Side, Side) {
         let b = self.book.as_ref().expect("a book");
         (
             b.bids().map(|l| (l.price, l.quantity)).collect(),

@@ -100,6 +100,9 @@ fn okx_lookup(body: &[u8]) -> Result<Lookup, String> {
     ))
 }
 
+/// Reads a metadata reply.
+type Parser = fn(&[u8]) -> Result<Lookup, String>;
+
 /// Checks `cfg`'s instruments against the venue and keeps those it trades.
 pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStatus) {
     let mut kept: Vec<Instrument> = Vec::new();
@@ -110,23 +113,22 @@ pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStat
             kept.push(inst);
             continue;
         }
-        let (path, weight, parse): (String, u32, fn(&[u8]) -> Result<Lookup, String>) =
-            if venue == "binance" {
-                (
-                    format!("/api/v3/exchangeInfo?symbol={}", inst.joined()),
-                    20,
-                    binance_lookup,
-                )
-            } else {
-                (
-                    format!(
-                        "/api/v5/public/instruments?instType=SPOT&instId={}",
-                        inst.dashed()
-                    ),
-                    1,
-                    okx_lookup,
-                )
-            };
+        let (path, weight, parse): (String, u32, Parser) = if venue == "binance" {
+            (
+                format!("/api/v3/exchangeInfo?symbol={}", inst.joined()),
+                20,
+                binance_lookup,
+            )
+        } else {
+            (
+                format!(
+                    "/api/v5/public/instruments?instType=SPOT&instId={}",
+                    inst.dashed()
+                ),
+                1,
+                okx_lookup,
+            )
+        };
         let lookup = match cfg.rest.get(&path, weight).await {
             Ok(body) => parse(&body),
             // a 400 names this symbol (Binance 400 -1121 "Invalid symbol",

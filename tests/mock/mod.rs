@@ -39,6 +39,9 @@ enum Out {
     Drop,
 }
 
+/// A canned REST answer: status, headers, body.
+type Canned = (u16, Vec<(String, String)>, String);
+
 #[derive(Default)]
 struct State {
     /// Senders to the connected WebSocket clients, in connection order.
@@ -48,7 +51,7 @@ struct State {
     /// OKX auto-answer mode: instruments refused with 60018.
     okx_refuse: Option<Vec<String>>,
     /// One-shot REST answers by path prefix, used before `rest`.
-    rest_once: HashMap<String, Vec<(u16, Vec<(String, String)>, String)>>,
+    rest_once: HashMap<String, Vec<Canned>>,
     /// REST request times (path, when).
     rest_times: Vec<(String, Instant)>,
     /// TCP connections the REST endpoint accepted.
@@ -268,6 +271,8 @@ impl MockExchange {
     }
 }
 
+// the handshake callback's error type is tungstenite's, not ours
+#[allow(clippy::result_large_err)]
 async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     if state.lock().unwrap().refuse {
         return; // dropped: the client sees the connection fail
