@@ -9,43 +9,13 @@ mod mock;
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mock::MockExchange;
+use mock::client::{event_on, failed_with, levels, source_until};
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::feed::book::OrderBook;
 use tickwire::protocol::pb::{Event, event::Payload, server_message};
-
-/// The next event on `channel` (other messages skipped).
-async fn event_on(c: &mut Client, channel: &str) -> Event {
-    c.until(|k| match k {
-        server_message::Kind::Event(e) if e.channel == channel => Some(e.clone()),
-        _ => None,
-    })
-    .await
-}
-
-/// Polls `/health` until the first source's JSON satisfies `cond`.
-async fn source_until(
-    server: &Server,
-    what: &str,
-    cond: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, health) = server.get_json("/health").await;
-        let src = health["sources"][0].clone();
-        if cond(&src) {
-            return src;
-        }
-        assert!(Instant::now() < deadline, "{what}: source is {src}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn levels(v: &[tickwire::protocol::pb::Level]) -> Vec<(f64, f64)> {
-    v.iter().map(|l| (l.price, l.quantity)).collect()
-}
 
 fn server(venue: &str, mock: &MockExchange, symbols: &str, extra: &[&str]) -> Server {
     let ws = if venue == "okx" {
@@ -83,18 +53,20 @@ fn okx_book(
     prev: i64,
     seq: i64,
 ) -> String {
-    fn lv(v: &[(&str, &str)]) -> Vec<[String; 4]> {
-        v.iter()
-            .map(|(p, s)| [p.to_string(), s.to_string(), "0".into(), "1".into()])
-            .collect()
-    }
-    serde_json::json!({
-        "arg": {"channel": "books", "instId": "BTC-USDT"},
-        "action": action,
-        "data": [{"asks": lv(asks), "bids": lv(bids), "ts": "1597026383085",
-                  "checksum": 0, "prevSeqId": prev, "seqId": seq}]
-    })
-    .to_string()
+    mock::client::okx_book(action, bids, asks, prev, seq, 0)
+}
+
+/// The REST book snapshot (`GET /api/v5/market/books`) answers one bid
+/// of size 2 at `bid`, one ask 101.0 x 1, at `seq_id`.
+fn okx_rest_book(mock: &MockExchange, bid: &str, seq_id: i64) {
+    mock.set_rest(
+        "/api/v5/market/books",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [{
+            "asks": [["101.0", "1", "0", "1"]], "bids": [[bid, "2", "0", "1"]],
+            "ts": "1597026383090", "seqId": seq_id}]})
+        .to_string(),
+    );
 }
 
 fn okx_trade(inst: &str, id: u64) -> String {
@@ -201,14 +173,7 @@ async fn okx_books_publish_with_checksum_zero_and_a_seq_gap_resyncs_from_rest_wi
 
     // a prevSeqId gap: the book is rebuilt from the REST snapshot (no
     // resubscribe), buffered updates straddling it are applied
-    mock.set_rest(
-        "/api/v5/market/books",
-        200,
-        serde_json::json!({"code": "0", "msg": "", "data": [{
-            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.5", "2", "0", "1"]],
-            "ts": "1597026383090", "seqId": 40}]})
-        .to_string(),
-    );
+    okx_rest_book(&mock, "100.5", 40);
     mock.send(okx_book("update", &[("99.0", "1")], &[], 30, 35));
     let resnap = event_on(&mut c, "book.okx.BTC-USDT").await;
     assert_eq!(resnap.seq, last + 1, "no tickwire seq gap over the resync");
@@ -240,17 +205,7 @@ async fn okx_a_refused_instrument_leaves_the_others_streaming_on_one_connection(
     let mut c = Client::connect(&server, Fmt::Json).await;
     c.welcome().await;
     c.subscribe(&["trade.okx.BTC-USDT", "status.okx.all"]).await;
-    let src = source_until(&server, "FOO-BAR failed", |s| {
-        s["failed_instruments"]["FOO-BAR"].is_string()
-    })
-    .await;
-    assert!(
-        src["failed_instruments"]["FOO-BAR"]
-            .as_str()
-            .unwrap()
-            .contains("60018"),
-        "{src}"
-    );
+    failed_with(&server, "FOO-BAR", "60018").await;
     for id in 1..=20u64 {
         mock.send(okx_trade("BTC-USDT", id));
     }
@@ -273,14 +228,7 @@ async fn okx_a_refused_instrument_leaves_the_others_streaming_on_one_connection(
 async fn okx_without_a_websocket_snapshot_falls_back_to_the_rest_snapshot() {
     let mock = MockExchange::start().await;
     mock.okx_auto(&[]);
-    mock.set_rest(
-        "/api/v5/market/books",
-        200,
-        serde_json::json!({"code": "0", "msg": "", "data": [{
-            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.0", "2", "0", "1"]],
-            "ts": "1597026383090", "seqId": 100}]})
-        .to_string(),
-    );
+    okx_rest_book(&mock, "100.0", 100);
     let server = server("okx", &mock, "BTC-USDT", &["--snapshot-timeout", "300ms"]);
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
@@ -420,17 +368,7 @@ async fn binance_calls_an_invalid_symbols_depth_at_most_once() {
     }
     mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
     event_on(&mut c, "book.binance.BTC-USDT").await;
-    let src = source_until(&server, "FOO failed", |s| {
-        s["failed_instruments"]["FOO-USDT"].is_string()
-    })
-    .await;
-    assert!(
-        src["failed_instruments"]["FOO-USDT"]
-            .as_str()
-            .unwrap()
-            .contains("-1121"),
-        "{src}"
-    );
+    failed_with(&server, "FOO-USDT", "-1121").await;
     for i in 0..20u64 {
         mock.send(depth("FOOUSDT", 40 + i, 40 + i, serde_json::json!([])));
     }
@@ -716,14 +654,7 @@ impl StatusWatch {
 async fn status_channel_reports_each_transition() {
     let mock = MockExchange::start().await;
     mock.okx_auto(&["FOO-BAR"]);
-    mock.set_rest(
-        "/api/v5/market/books",
-        200,
-        serde_json::json!({"code": "0", "msg": "", "data": [{
-            "asks": [["101.0", "1", "0", "1"]], "bids": [["100.0", "2", "0", "1"]],
-            "ts": "1", "seqId": 50}]})
-        .to_string(),
-    );
+    okx_rest_book(&mock, "100.0", 50);
     let server = server(
         "okx",
         &mock,

@@ -21,6 +21,8 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -56,6 +58,8 @@ struct State {
     rest_times: Vec<(String, Instant)>,
     /// TCP connections the REST endpoint accepted.
     rest_connections: usize,
+    /// While set, REST requests are held (recorded, not answered).
+    rest_paused: bool,
     /// `X-MBX-USED-WEIGHT-1M` sent with every REST answer, when set.
     weight_header: Option<u32>,
     /// Text messages received from clients, in order.
@@ -177,6 +181,11 @@ impl MockExchange {
                     .collect(),
                 body.to_string(),
             ));
+    }
+
+    /// Holds REST answers while `on` (requests are still recorded).
+    pub fn pause_rest(&self, on: bool) {
+        self.state.lock().unwrap().rest_paused = on;
     }
 
     /// Sends `X-MBX-USED-WEIGHT-1M: used` with every REST answer.
@@ -391,10 +400,16 @@ async fn serve_rest(mut tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         let gzip = head
             .lines()
             .any(|l| l.to_ascii_lowercase().starts_with("accept-encoding:") && l.contains("gzip"));
-        let (status, headers, body, weight) = {
+        {
             let mut st = state.lock().unwrap();
             st.rest_hits.push(path.clone());
             st.rest_times.push((path.clone(), Instant::now()));
+        }
+        while state.lock().unwrap().rest_paused {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, headers, body, weight) = {
+            let mut st = state.lock().unwrap();
             let once = st
                 .rest_once
                 .iter_mut()
