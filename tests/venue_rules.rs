@@ -454,6 +454,51 @@ async fn with_rest_down_the_stream_runs_and_health_says_so() {
     assert!(matches!(t.payload, Some(Payload::Trade(_))));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_fills_a_trade_id_gap_over_rest_in_order() {
+    let mock = MockExchange::start().await;
+    // Spot API docs, "Old trade lookup" (GET /api/v3/historicalTrades,
+    // weight 25, fromId), as of 2025-11-12
+    mock.set_rest(
+        "/api/v3/historicalTrades",
+        200,
+        serde_json::json!(
+            [6, 7, 8].map(|id| serde_json::json!({"id": id, "price": "100.5",
+            "qty": "1", "quoteQty": "100.5", "time": 1_700_000_000_000i64,
+            "isBuyerMaker": true, "isBestMatch": true}))
+        )
+        .to_string(),
+    );
+    mock.pause_rest(true);
+    let server = server("binance", &mock, "BTCUSDT", &[]);
+    mock.wait_for("the metadata call", |m| {
+        m.rest_hits("/api/v3/exchangeInfo") == 1
+    })
+    .await;
+    mock.pause_rest(false);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let sub = c.subscribe(&["trade.binance.BTC-USDT"]).await;
+    mock.pause_rest(true); // the gap's answer comes after 9 and 10
+    for id in [1, 2, 3, 4, 5, 9] {
+        mock.send(binance_trade(id));
+    }
+    mock.wait_for("the backfill request", |m| {
+        m.rest_hits("/api/v3/historicalTrades?symbol=BTCUSDT&fromId=6&limit=3") == 1
+    })
+    .await;
+    mock.send(binance_trade(10));
+    let src = source_until(&server, "10 received", |s| {
+        s["messages_in"].as_u64() >= Some(7)
+    })
+    .await;
+    assert_eq!(src["trades_backfilled"], 0);
+    mock.pause_rest(false);
+    all_trades_in_order(&mut c, &sub, "trade.binance.BTC-USDT", 10).await;
+    source_until(&server, "counted", |s| s["trades_backfilled"] == 3).await;
+}
+
 // ---------------------------------------------------------------- rotation
 
 /// Streams trades with ids 1.. to every connection of `mock` until told to

@@ -207,6 +207,8 @@ struct Market {
     sync: BookSync,
     view: TopView,
     last_trade: Option<u64>,
+    /// While a trade-id gap is fetched over REST: the stream's trades since.
+    backfill: Option<Vec<TradeMsg>>,
     last_ticker_ms: i64,
     backoff: MarketBackoff,
     decimals: Option<(u32, u32)>,
@@ -225,8 +227,29 @@ enum Handled {
     Other,
 }
 
-/// A REST depth snapshot for market `.0`, or why it failed.
-type SnapshotResult = (usize, Result<DepthSnapshot, RestError>);
+/// A REST answer for market `.0`: a depth snapshot or the trades of a gap.
+enum RestReply {
+    Depth(usize, Result<DepthSnapshot, RestError>),
+    Trades(usize, Result<Vec<HistTrade>, RestError>),
+}
+
+/// One trade of `GET /api/v3/historicalTrades`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistTrade {
+    id: u64,
+    price: String,
+    qty: String,
+    time: i64,
+    is_buyer_maker: bool,
+}
+
+/// Trades kept while a gap is fetched; beyond this the gap is given up.
+const MAX_PENDING_TRADES: usize = 10_000;
+/// Most trades one backfill asks for (the endpoint's maximum).
+const BACKFILL_LIMIT: u64 = 1000;
+/// Weight of `historicalTrades` (Spot API docs, "Old trade lookup").
+const BACKFILL_WEIGHT: u32 = 25;
 
 /// Streams Binance until shutdown: validates the instruments, then one
 /// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
@@ -270,6 +293,7 @@ impl Binance {
                 sync: BookSync::buffering(),
                 view: TopView::default(),
                 last_trade: None,
+                backfill: None,
                 last_ticker_ms: 0,
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
                 resyncing: false,
@@ -296,7 +320,7 @@ impl Binance {
         format!("{}/stream?streams={}", self.cfg.ws_url, streams.join("/"))
     }
 
-    fn fetch_snapshot(&self, idx: usize, tx: &mpsc::Sender<SnapshotResult>, delay: Duration) {
+    fn fetch_snapshot(&self, idx: usize, tx: &mpsc::Sender<RestReply>, delay: Duration) {
         let path = format!(
             "/api/v3/depth?symbol={}&limit={SNAPSHOT_LIMIT}",
             self.markets[idx].inst.joined()
@@ -311,8 +335,77 @@ impl Binance {
                     detail: e.to_string(),
                 })
             });
-            let _ = tx.send((idx, result)).await;
+            let _ = tx.send(RestReply::Depth(idx, result)).await;
         });
+    }
+
+    /// Asks `historicalTrades` for the trades `from..from+limit` (ids).
+    fn fetch_trades(&self, idx: usize, tx: &mpsc::Sender<RestReply>, from: u64, limit: u64) {
+        let path = format!(
+            "/api/v3/historicalTrades?symbol={}&fromId={from}&limit={limit}",
+            self.markets[idx].inst.joined()
+        );
+        let rest = self.cfg.rest.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let result = rest.get(&path, BACKFILL_WEIGHT).await.and_then(|body| {
+                serde_json::from_slice::<Vec<HistTrade>>(&body).map_err(|e| RestError::Decode {
+                    venue: VENUE,
+                    detail: e.to_string(),
+                })
+            });
+            let _ = tx.send(RestReply::Trades(idx, result)).await;
+        });
+    }
+
+    /// The REST trades of a gap, then the trades that came meanwhile, in
+    /// id order; what REST could not give is reported as missing.
+    fn on_backfill(
+        &mut self,
+        idx: usize,
+        result: Result<Vec<HistTrade>, RestError>,
+        status: &SourceStatus,
+    ) -> Result<(), SourceError> {
+        let m = &mut self.markets[idx];
+        let pending = m.backfill.take().unwrap_or_default();
+        let upto = pending.first().map_or(u64::MAX, |t| t.t);
+        match result {
+            Ok(mut trades) => {
+                trades.sort_by_key(|t| t.id);
+                for h in trades {
+                    if m.last_trade.is_some_and(|l| h.id <= l) || h.id >= upto {
+                        continue;
+                    }
+                    let trade = Trade {
+                        price: num(&h.price, "backfilled trade")?,
+                        quantity: num(&h.qty, "backfilled trade")?,
+                        side: if h.is_buyer_maker {
+                            TradeSide::Sell
+                        } else {
+                            TradeSide::Buy
+                        } as i32,
+                        trade_id: h.id.to_string(),
+                        count: 0,
+                    };
+                    m.last_trade = Some(h.id);
+                    status.backfilled(1);
+                    publish(
+                        &self.hub,
+                        &m.channels.trade,
+                        ms_to_ns(h.time),
+                        Payload::Trade(trade),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(source = "binance", error = %e, "trade backfill failed");
+                status.set_error(&e.to_string());
+            }
+        }
+        for t in pending {
+            publish_trade(&self.hub, &mut self.markets[idx], &t, status)?;
+        }
+        Ok(())
     }
 
     /// One connection (and its make-before-break successors): runs until
@@ -321,7 +414,7 @@ impl Binance {
         let ws = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await?;
         status.connected();
         tracing::info!(source = "binance", "stream connected");
-        let (tx, mut rx) = mpsc::channel::<SnapshotResult>(64);
+        let (tx, mut rx) = mpsc::channel::<RestReply>(64);
         for m in &mut self.markets {
             if !matches!(m.sync, BookSync::Failed) {
                 m.sync = BookSync::buffering();
@@ -380,7 +473,10 @@ impl Binance {
                 _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
                     legs.switch().await;
                 }
-                Some((idx, result)) = rx.recv() => self.on_snapshot(idx, result, &tx, status),
+                Some(reply) = rx.recv() => match reply {
+                    RestReply::Depth(idx, result) => self.on_snapshot(idx, result, &tx, status),
+                    RestReply::Trades(idx, result) => self.on_backfill(idx, result, status)?,
+                },
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
                     status.stale(None, &format!("binance: no data for {stale:?}"));
                     return Err(SourceError::Stale(stale));
@@ -416,7 +512,7 @@ impl Binance {
     fn on_text(
         &mut self,
         text: &str,
-        tx: &mpsc::Sender<SnapshotResult>,
+        tx: &mpsc::Sender<RestReply>,
         status: &SourceStatus,
         rotating: bool,
     ) -> Result<Handled, SourceError> {
@@ -441,32 +537,28 @@ impl Binance {
                 if m.last_trade.is_some_and(|last| t.t <= last) {
                     return Ok(Handled::Repeat); // already published (overlapping connections)
                 }
-                if let Some(last) = m.last_trade
-                    && t.t > last + 1
-                {
-                    let why = format!(
-                        "binance {}: trade ids {}..={} missing from the stream",
-                        m.inst.joined(),
-                        last + 1,
-                        t.t - 1
-                    );
-                    tracing::warn!("{why}");
-                    status.set_error(&why);
+                if let Some(pending) = &mut m.backfill {
+                    // a gap is being fetched: keep order, publish after it
+                    if pending.last().is_some_and(|p| t.t <= p.t) {
+                        return Ok(Handled::Repeat);
+                    }
+                    if pending.len() < MAX_PENDING_TRADES {
+                        pending.push(t);
+                        return Ok(Handled::Fresh);
+                    }
+                    let pending = m.backfill.take().unwrap_or_default();
+                    for p in pending {
+                        publish_trade(&self.hub, m, &p, status)?;
+                    }
                 }
-                m.last_trade = Some(t.t);
-                let trade = Trade {
-                    price: num(&t.p, "trade")?,
-                    quantity: num(&t.q, "trade")?,
-                    side: if t.m { TradeSide::Sell } else { TradeSide::Buy } as i32,
-                    trade_id: t.t.to_string(),
-                    count: 0,
-                };
-                publish(
-                    &self.hub,
-                    &m.channels.trade,
-                    ms_to_ns(t.time),
-                    Payload::Trade(trade),
-                );
+                match m.last_trade {
+                    Some(last) if t.t > last + 1 => {
+                        let missing = t.t - last - 1;
+                        m.backfill = Some(vec![t]);
+                        self.fetch_trades(idx, tx, last + 1, missing.min(BACKFILL_LIMIT));
+                    }
+                    _ => publish_trade(&self.hub, m, &t, status)?,
+                }
             }
             StreamData::Ticker(t) => {
                 let Some(&idx) = self.by_symbol.get(&t.s) else {
@@ -501,7 +593,7 @@ impl Binance {
         &mut self,
         idx: usize,
         d: DepthMsg,
-        tx: &mpsc::Sender<SnapshotResult>,
+        tx: &mpsc::Sender<RestReply>,
         status: &SourceStatus,
     ) -> Result<Handled, SourceError> {
         let depth = self.cfg.book_depth;
@@ -555,7 +647,7 @@ impl Binance {
         &mut self,
         idx: usize,
         result: Result<DepthSnapshot, RestError>,
-        tx: &mpsc::Sender<SnapshotResult>,
+        tx: &mpsc::Sender<RestReply>,
         status: &SourceStatus,
     ) {
         let market = &mut self.markets[idx];
@@ -631,6 +723,46 @@ impl Exchange for Binance {
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
         Box::pin(self.stream_session(status))
     }
+}
+
+/// Publishes a stream trade (ids after the last published one only),
+/// reporting any ids still missing before it.
+fn publish_trade(
+    hub: &Hub,
+    m: &mut Market,
+    t: &TradeMsg,
+    status: &SourceStatus,
+) -> Result<(), SourceError> {
+    if m.last_trade.is_some_and(|last| t.t <= last) {
+        return Ok(());
+    }
+    if let Some(last) = m.last_trade
+        && t.t > last + 1
+    {
+        let why = format!(
+            "binance {}: trade ids {}..={} missing (not recovered over REST)",
+            m.inst.joined(),
+            last + 1,
+            t.t - 1
+        );
+        tracing::warn!("{why}");
+        status.set_error(&why);
+    }
+    let trade = Trade {
+        price: num(&t.p, "trade")?,
+        quantity: num(&t.q, "trade")?,
+        side: if t.m { TradeSide::Sell } else { TradeSide::Buy } as i32,
+        trade_id: t.t.to_string(),
+        count: 0,
+    };
+    m.last_trade = Some(t.t);
+    publish(
+        hub,
+        &m.channels.trade,
+        ms_to_ns(t.time),
+        Payload::Trade(trade),
+    );
+    Ok(())
 }
 
 /// The 2025-11-12 update rule: `Ok(false)` for a diff already in the book

@@ -88,6 +88,8 @@ pub struct SourceStatus {
     metadata: Mutex<Option<String>>,
     /// Make-before-break connection replacements.
     rotations: AtomicU64,
+    /// Trades of stream gaps recovered over REST.
+    backfilled: AtomicU64,
     feed: OnceLock<StatusFeed>,
 }
 
@@ -108,6 +110,7 @@ impl SourceStatus {
             failed: Mutex::new(BTreeMap::new()),
             metadata: Mutex::new(None),
             rotations: AtomicU64::new(0),
+            backfilled: AtomicU64::new(0),
             feed: OnceLock::new(),
         }
     }
@@ -215,6 +218,11 @@ impl SourceStatus {
         self.emit("rotating", None, Some(why));
     }
 
+    /// `n` trades missing from the stream were recovered over REST.
+    pub fn backfilled(&self, n: u64) {
+        self.backfilled.fetch_add(n, Relaxed);
+    }
+
     /// Where instrument metadata came from (or why it could not be had).
     pub fn metadata(&self, note: &str) {
         *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
@@ -310,6 +318,7 @@ impl SourceStatus {
             "failed_instruments": self.failed_instruments(),
             "metadata": self.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             "rotations": self.rotations.load(Relaxed),
+            "trades_backfilled": self.backfilled.load(Relaxed),
         })
     }
 }
