@@ -499,6 +499,50 @@ async fn binance_fills_a_trade_id_gap_over_rest_in_order() {
     source_until(&server, "counted", |s| s["trades_backfilled"] == 3).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
+    let mock = MockExchange::start().await;
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    let server = server("binance", &mock, "BTCUSDT", &["--stale-after", "1s"]);
+    mock.wait_for("the stream", |m| m.connected() == 1).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.binance.BTC-USDT"]).await;
+    let (stop, task) = stream_trades(&mock, binance_trade);
+    mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
+    let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
+    // a busy book: 40 diffs over about 2 s
+    for i in 0..40u64 {
+        mock.send(depth(
+            "BTCUSDT",
+            102 + i,
+            102 + i,
+            serde_json::json!([["100.0", (i + 1).to_string()]]),
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // then silence on the book while trades go on: a new snapshot
+    mock.wait_for("a second snapshot", |m| m.rest_hits("/api/v3/depth") == 2)
+        .await;
+    let mut seq = snap.seq;
+    loop {
+        let e = event_on(&mut c, "book.binance.BTC-USDT").await;
+        assert_eq!(e.seq, seq + 1);
+        seq = e.seq;
+        if matches!(e.payload, Some(Payload::BookSnapshot(_))) {
+            break;
+        }
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+    let src = source_until(&server, "resync counted", |s| s["resyncs"] == 1).await;
+    assert!(
+        src["last_error"].as_str().unwrap().contains("silent"),
+        "{src}"
+    );
+    assert_eq!(src["reconnects"], 0, "the connection was not stale: {src}");
+}
+
 // ---------------------------------------------------------------- rotation
 
 /// Streams trades with ids 1.. to every connection of `mock` until told to

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::Activity;
 use super::legs::{Leg, Legs};
 use super::local_book::{LocalBook, Side, TopView};
 use super::rest::{MarketBackoff, RestError};
@@ -44,6 +45,8 @@ const MAX_BUFFERED: usize = 10_000;
 const SNAPSHOT_LIMIT: u32 = 1000;
 /// Weight of a depth snapshot of 1000 levels (Spot API docs, "Order book").
 const SNAPSHOT_WEIGHT: u32 = 50;
+/// How often per-book staleness is checked.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Streams per connection: Binance allows 1024; each symbol takes 3.
 pub const SYMBOLS_PER_CONNECTION: usize = 1024 / 3;
 
@@ -214,6 +217,8 @@ struct Market {
     decimals: Option<(u32, u32)>,
     /// A resync is in progress (for the status channel's `book_live`).
     resyncing: bool,
+    /// The book's diffs since it went live (per-book staleness).
+    activity: Activity,
 }
 
 /// What a stream message was, for the rotation's bookkeeping.
@@ -297,6 +302,7 @@ impl Binance {
                 last_ticker_ms: 0,
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
                 resyncing: false,
+                activity: Activity::new(),
             });
         }
         Ok(Self {
@@ -425,6 +431,7 @@ impl Binance {
         let mut caught_up = false;
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
+        let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let switch_at = legs.switch_deadline();
             let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
@@ -477,6 +484,7 @@ impl Binance {
                     RestReply::Depth(idx, result) => self.on_snapshot(idx, result, &tx, status),
                     RestReply::Trades(idx, result) => self.on_backfill(idx, result, status)?,
                 },
+                _ = check.tick() => self.check_books(&tx, status),
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
                     status.stale(None, &format!("binance: no data for {stale:?}"));
                     return Err(SourceError::Stale(stale));
@@ -505,6 +513,29 @@ impl Binance {
                 legs.switch().await;
                 tracing::info!(source = "binance", "switched to the new connection");
             }
+        }
+    }
+
+    /// Per-book staleness: a busy book silent for `--stale-after` while
+    /// the connection carries other data is rebuilt from a new snapshot.
+    fn check_books(&mut self, tx: &mpsc::Sender<RestReply>, status: &SourceStatus) {
+        let stale = self.cfg.stale_after;
+        for idx in 0..self.markets.len() {
+            let m = &mut self.markets[idx];
+            if !matches!(m.sync, BookSync::Live { .. }) || !m.activity.stale(stale) {
+                continue;
+            }
+            let inst = m.inst.dashed();
+            let why = format!("binance {inst}: book silent for {stale:?}, resyncing");
+            tracing::warn!("{why}");
+            status.stale(Some(&inst), &why);
+            status.resyncing(&inst, &why);
+            m.resyncing = true;
+            m.sync = BookSync::Buffering {
+                diffs: Vec::new(),
+                fetching: true,
+            };
+            self.fetch_snapshot(idx, tx, Duration::ZERO);
         }
     }
 
@@ -614,6 +645,7 @@ impl Binance {
                 Ok(Handled::Fresh)
             }
             BookSync::Live { book, last_u } => {
+                market.activity.message();
                 match apply_diff(book, last_u, &d) {
                     Ok(false) => return Ok(Handled::Repeat),
                     Ok(true) => {}
@@ -829,6 +861,7 @@ fn sync_from_snapshot(
         Payload::BookSnapshot(snapshot),
     );
     market.sync = BookSync::Live { book, last_u };
+    market.activity = Activity::new();
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! thousands of connection tasks. Each has a [`SourceStatus`] that
 //! `/health` and `/stats` show.
 
+pub mod activity;
 pub mod backoff;
 pub mod binance;
 pub mod instruments;

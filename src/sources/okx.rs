@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::Activity;
 use super::legs::{Leg, Legs};
 use super::local_book::{LocalBook, TopView};
 use super::okx_book::{BookSync, OkxBook, Step};
@@ -170,10 +171,8 @@ struct Market {
     /// Answers to older REST requests are ignored.
     generation: u64,
     decimals: Option<(u32, u32)>,
-    /// Last `books` message, and book messages since it went live.
-    last_book: Instant,
-    live_since: Instant,
-    book_msgs: u64,
+    /// The book's messages since it went live (per-book staleness).
+    activity: Activity,
 }
 
 /// A REST snapshot for market `.0`, request generation `.1`.
@@ -234,9 +233,7 @@ impl Okx {
                 last_ticker_ns: 0,
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(30)),
                 generation: 0,
-                last_book: Instant::now(),
-                live_since: Instant::now(),
-                book_msgs: 0,
+                activity: Activity::new(),
             });
         }
         let (snap_tx, snap_rx) = mpsc::channel(64);
@@ -536,7 +533,7 @@ impl Okx {
     ) -> Result<Step, String> {
         let m = &mut self.markets[idx];
         let seq = b.seq_id.unwrap_or(0);
-        m.last_book = Instant::now();
+        m.activity.message();
         if let BookSync::Live { seq: last, .. } = &m.sync
             && seq <= *last
         {
@@ -570,8 +567,7 @@ impl Okx {
         };
         let snap = book.snapshot(depth);
         m.view = TopView::of(&snap);
-        m.live_since = Instant::now();
-        m.book_msgs = 0;
+        m.activity = Activity::new();
         m.backoff.reset();
         publish(
             &self.hub,
@@ -588,8 +584,7 @@ impl Okx {
     fn on_update(&mut self, idx: usize, b: &OkxBook) -> Result<Step, String> {
         let depth = self.cfg.book_depth;
         let m = &mut self.markets[idx];
-        m.last_book = Instant::now();
-        m.book_msgs += 1;
+        m.activity.message();
         let step = m.sync.update(b)?;
         if step != Step::Applied {
             return Ok(step);
@@ -721,11 +716,7 @@ impl Okx {
                     }
                 }
                 BookSync::Live { .. } => {
-                    let lived = m.live_since.elapsed();
-                    // liquid: at least 10 book messages per stale interval so far
-                    let liquid = lived >= stale
-                        && (m.book_msgs as f64) >= 10.0 * lived.as_secs_f64() / stale.as_secs_f64();
-                    if liquid && m.last_book.elapsed() >= stale {
+                    if m.activity.stale(stale) {
                         let inst = m.inst.dashed();
                         let why = format!("okx {inst}: book silent for {stale:?}");
                         status.stale(Some(&inst), &why);
