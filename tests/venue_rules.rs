@@ -543,6 +543,34 @@ async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
     assert_eq!(src["reconnects"], 0, "the connection was not stale: {src}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_shards_books_under_30_per_connection() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&[]);
+    let symbols: Vec<String> = (0..30).map(|i| format!("C{i}-USDT")).collect();
+    let server = server("okx", &mock, &symbols.join(","), &[]);
+    mock.wait_for("two connections", |m| m.connected() == 2)
+        .await;
+    mock.wait_for("30 subscribes", |m| m.received().len() == 30)
+        .await;
+    let mut books = std::collections::HashSet::new();
+    for r in mock.received() {
+        let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+        for a in v["args"].as_array().unwrap() {
+            if a["channel"] == "books" {
+                books.insert(a["instId"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(books.len(), 30, "each instrument's book once");
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["trade.okx.C29-USDT"]).await;
+    mock.send(okx_trade("C29-USDT", 1));
+    event_on(&mut c, "trade.okx.C29-USDT").await;
+    assert_eq!(mock.connections(), 2);
+}
+
 // ---------------------------------------------------------------- rotation
 
 /// Streams trades with ids 1.. to every connection of `mock` until told to
