@@ -14,7 +14,6 @@ pub mod legs;
 pub mod local_book;
 pub mod net;
 pub mod okx;
-pub mod okx_book;
 pub mod record;
 pub mod rest;
 pub mod sim;

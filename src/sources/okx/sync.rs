@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::local_book::{LocalBook, Side};
+use super::super::local_book::{LocalBook, Side};
 
 /// Updates kept while waiting for a snapshot; beyond this, start over.
 const MAX_BUFFERED: usize = 10_000;

@@ -21,22 +21,32 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::legs::{Leg, Legs};
-use super::local_book::{LocalBook, Side, TopView};
+use super::local_book::TopView;
 use super::rest::{MarketBackoff, RestError};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish,
+    TickerParser, net, publish,
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
-use crate::protocol::pb::{Side as TradeSide, Ticker, Trade, event::Payload};
+use crate::protocol::pb::event::Payload;
+
+mod book;
+mod msg;
+mod trades;
+
+use book::{BookSync, Retry, apply_diff, sync_from_snapshot};
+use msg::{
+    Combined, DepthMsg, DepthSnapshot, StreamData, TradeMsg, ms_to_ns, parse_rest_ticker,
+    ticker_payload,
+};
+use trades::{BACKFILL_LIMIT, HistTrade, MAX_PENDING_TRADES, publish_trade};
 
 const VENUE: &str = "binance";
 /// Diffs buffered while a snapshot is fetched; beyond this, start over.
@@ -49,159 +59,6 @@ const SNAPSHOT_WEIGHT: u32 = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Streams per connection: Binance allows 1024; each symbol takes 3.
 pub const SYMBOLS_PER_CONNECTION: usize = 1024 / 3;
-
-fn ms_to_ns(ms: i64) -> i64 {
-    ms.saturating_mul(1_000_000)
-}
-
-#[derive(Debug, Deserialize)]
-struct Combined {
-    data: StreamData,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "e")]
-enum StreamData {
-    #[serde(rename = "trade")]
-    Trade(TradeMsg),
-    #[serde(rename = "24hrTicker")]
-    Ticker(TickerMsg),
-    #[serde(rename = "depthUpdate")]
-    Depth(DepthMsg),
-    /// The server is about to shut down (WebSocket Streams docs, "General
-    /// WSS information"): reconnect early.
-    #[serde(rename = "serverShutdown")]
-    Shutdown,
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Deserialize)]
-struct TradeMsg {
-    s: String,
-    t: u64,
-    p: String,
-    q: String,
-    #[serde(rename = "T")]
-    time: i64,
-    /// The buyer was the maker: the taker sold.
-    m: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct TickerMsg {
-    #[serde(rename = "E")]
-    time: i64,
-    s: String,
-    #[serde(rename = "P")]
-    change_pct: String,
-    c: String,
-    b: String,
-    #[serde(rename = "B")]
-    bid_size: String,
-    a: String,
-    #[serde(rename = "A")]
-    ask_size: String,
-    o: String,
-    h: String,
-    l: String,
-    v: String,
-    q: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct DepthMsg {
-    #[serde(rename = "E")]
-    time: i64,
-    s: String,
-    #[serde(rename = "U")]
-    first: u64,
-    #[serde(rename = "u")]
-    last: u64,
-    b: Vec<Vec<String>>,
-    a: Vec<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DepthSnapshot {
-    #[serde(rename = "lastUpdateId")]
-    last_update_id: u64,
-    bids: Vec<Vec<String>>,
-    asks: Vec<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RestTicker {
-    last_price: String,
-    bid_price: String,
-    bid_qty: String,
-    ask_price: String,
-    ask_qty: String,
-    open_price: String,
-    high_price: String,
-    low_price: String,
-    price_change_percent: String,
-    volume: String,
-    quote_volume: String,
-    close_time: i64,
-}
-
-fn ticker_payload(t: &TickerMsg) -> Result<Ticker, SourceError> {
-    Ok(Ticker {
-        last: num(&t.c, "ticker")?,
-        bid: num(&t.b, "ticker")?,
-        bid_size: num(&t.bid_size, "ticker")?,
-        ask: num(&t.a, "ticker")?,
-        ask_size: num(&t.ask_size, "ticker")?,
-        open_24h: num(&t.o, "ticker")?,
-        high_24h: num(&t.h, "ticker")?,
-        low_24h: num(&t.l, "ticker")?,
-        change_pct_24h: num(&t.change_pct, "ticker")?,
-        volume_24h: num(&t.v, "ticker")?,
-        quote_volume_24h: num(&t.q, "ticker")?,
-    })
-}
-
-fn rest_ticker_payload(t: &RestTicker) -> Result<Ticker, SourceError> {
-    Ok(Ticker {
-        last: num(&t.last_price, "REST ticker")?,
-        bid: num(&t.bid_price, "REST ticker")?,
-        bid_size: num(&t.bid_qty, "REST ticker")?,
-        ask: num(&t.ask_price, "REST ticker")?,
-        ask_size: num(&t.ask_qty, "REST ticker")?,
-        open_24h: num(&t.open_price, "REST ticker")?,
-        high_24h: num(&t.high_price, "REST ticker")?,
-        low_24h: num(&t.low_price, "REST ticker")?,
-        change_pct_24h: num(&t.price_change_percent, "REST ticker")?,
-        volume_24h: num(&t.volume, "REST ticker")?,
-        quote_volume_24h: num(&t.quote_volume, "REST ticker")?,
-    })
-}
-
-/// Where one instrument's book is in the procedure.
-#[derive(Debug)]
-enum BookSync {
-    /// Waiting for a REST snapshot; diffs are kept meanwhile. `fetching`
-    /// once the snapshot was asked for (after the first diff came).
-    Buffering {
-        diffs: Vec<DepthMsg>,
-        fetching: bool,
-    },
-    /// In step with the stream; `last_u` is the last applied diff's `u`.
-    Live { book: LocalBook, last_u: u64 },
-    /// The venue refused the symbol; nothing more is asked.
-    Failed,
-}
-
-impl BookSync {
-    fn buffering() -> Self {
-        Self::Buffering {
-            diffs: Vec::new(),
-            fetching: false,
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Market {
@@ -237,24 +94,6 @@ enum RestReply {
     Depth(usize, Result<DepthSnapshot, RestError>),
     Trades(usize, Result<Vec<HistTrade>, RestError>),
 }
-
-/// One trade of `GET /api/v3/historicalTrades`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HistTrade {
-    id: u64,
-    price: String,
-    qty: String,
-    time: i64,
-    is_buyer_maker: bool,
-}
-
-/// Trades kept while a gap is fetched; beyond this the gap is given up.
-const MAX_PENDING_TRADES: usize = 10_000;
-/// Most trades one backfill asks for (the endpoint's maximum).
-const BACKFILL_LIMIT: u64 = 1000;
-/// Weight of `historicalTrades` (Spot API docs, "Old trade lookup").
-const BACKFILL_WEIGHT: u32 = 25;
 
 /// Streams Binance until shutdown: validates the instruments, then one
 /// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
@@ -343,75 +182,6 @@ impl Binance {
             });
             let _ = tx.send(RestReply::Depth(idx, result)).await;
         });
-    }
-
-    /// Asks `historicalTrades` for the trades `from..from+limit` (ids).
-    fn fetch_trades(&self, idx: usize, tx: &mpsc::Sender<RestReply>, from: u64, limit: u64) {
-        let path = format!(
-            "/api/v3/historicalTrades?symbol={}&fromId={from}&limit={limit}",
-            self.markets[idx].inst.joined()
-        );
-        let rest = self.cfg.rest.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let result = rest.get(&path, BACKFILL_WEIGHT).await.and_then(|body| {
-                serde_json::from_slice::<Vec<HistTrade>>(&body).map_err(|e| RestError::Decode {
-                    venue: VENUE,
-                    detail: e.to_string(),
-                })
-            });
-            let _ = tx.send(RestReply::Trades(idx, result)).await;
-        });
-    }
-
-    /// The REST trades of a gap, then the trades that came meanwhile, in
-    /// id order; what REST could not give is reported as missing.
-    fn on_backfill(
-        &mut self,
-        idx: usize,
-        result: Result<Vec<HistTrade>, RestError>,
-        status: &SourceStatus,
-    ) -> Result<(), SourceError> {
-        let m = &mut self.markets[idx];
-        let pending = m.backfill.take().unwrap_or_default();
-        let upto = pending.first().map_or(u64::MAX, |t| t.t);
-        match result {
-            Ok(mut trades) => {
-                trades.sort_by_key(|t| t.id);
-                for h in trades {
-                    if m.last_trade.is_some_and(|l| h.id <= l) || h.id >= upto {
-                        continue;
-                    }
-                    let trade = Trade {
-                        price: num(&h.price, "backfilled trade")?,
-                        quantity: num(&h.qty, "backfilled trade")?,
-                        side: if h.is_buyer_maker {
-                            TradeSide::Sell
-                        } else {
-                            TradeSide::Buy
-                        } as i32,
-                        trade_id: h.id.to_string(),
-                        count: 0,
-                    };
-                    m.last_trade = Some(h.id);
-                    status.backfilled(1);
-                    publish(
-                        &self.hub,
-                        &m.channels.trade,
-                        ms_to_ns(h.time),
-                        Payload::Trade(trade),
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::warn!(source = "binance", error = %e, "trade backfill failed");
-                status.set_error(&e.to_string());
-            }
-        }
-        for t in pending {
-            publish_trade(&self.hub, &mut self.markets[idx], &t, status)?;
-        }
-        Ok(())
     }
 
     /// One connection (and its make-before-break successors): runs until
@@ -755,121 +525,4 @@ impl Exchange for Binance {
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
         Box::pin(self.stream_session(status))
     }
-}
-
-/// Publishes a stream trade (ids after the last published one only),
-/// reporting any ids still missing before it.
-fn publish_trade(
-    hub: &Hub,
-    m: &mut Market,
-    t: &TradeMsg,
-    status: &SourceStatus,
-) -> Result<(), SourceError> {
-    if m.last_trade.is_some_and(|last| t.t <= last) {
-        return Ok(());
-    }
-    if let Some(last) = m.last_trade
-        && t.t > last + 1
-    {
-        let why = format!(
-            "binance {}: trade ids {}..={} missing (not recovered over REST)",
-            m.inst.joined(),
-            last + 1,
-            t.t - 1
-        );
-        tracing::warn!("{why}");
-        status.set_error(&why);
-    }
-    let trade = Trade {
-        price: num(&t.p, "trade")?,
-        quantity: num(&t.q, "trade")?,
-        side: if t.m { TradeSide::Sell } else { TradeSide::Buy } as i32,
-        trade_id: t.t.to_string(),
-        count: 0,
-    };
-    m.last_trade = Some(t.t);
-    publish(
-        hub,
-        &m.channels.trade,
-        ms_to_ns(t.time),
-        Payload::Trade(trade),
-    );
-    Ok(())
-}
-
-/// The 2025-11-12 update rule: `Ok(false)` for a diff already in the book
-/// (`u <= local`), `Err` for a gap (`U > local + 1`), else applied.
-fn apply_diff(book: &mut LocalBook, last_u: &mut u64, d: &DepthMsg) -> Result<bool, String> {
-    if d.last <= *last_u {
-        return Ok(false);
-    }
-    if d.first > *last_u + 1 {
-        return Err(format!("diff U={} after u={}: gap", d.first, last_u));
-    }
-    book.apply(Side::Bid, &d.b)
-        .and_then(|()| book.apply(Side::Ask, &d.a))
-        .map_err(|e| format!("depth diff: {e}"))?;
-    *last_u = d.last;
-    Ok(true)
-}
-
-/// Why a snapshot did not bring a book in step.
-enum Retry {
-    /// The snapshot is older than the buffered stream: fetch another.
-    Now,
-    /// The buffered diffs do not follow the snapshot.
-    Resync(String),
-    /// The snapshot could not be read.
-    Later(String),
-}
-
-/// Steps 4-7 of Binance's procedure: the snapshot plus the buffered diffs
-/// that follow it become the live book, published as a `book_snapshot`.
-fn sync_from_snapshot(
-    market: &mut Market,
-    snap: DepthSnapshot,
-    depth: usize,
-    hub: &Hub,
-) -> Result<(), Retry> {
-    let BookSync::Buffering { diffs, .. } = &mut market.sync else {
-        return Ok(()); // a late answer to a superseded request
-    };
-    let lid = snap.last_update_id;
-    if diffs.first().is_some_and(|d| lid < d.first) {
-        return Err(Retry::Now);
-    }
-    let mut book = LocalBook::from_levels(&snap.bids, &snap.asks)
-        .map_err(|e| Retry::Later(format!("depth snapshot: {e}")))?;
-    if let Some((p, s)) = market.decimals {
-        book.set_decimals(p, s);
-    }
-    let mut last_u = lid;
-    for d in diffs.drain(..) {
-        if let Err(why) = apply_diff(&mut book, &mut last_u, &d) {
-            return Err(Retry::Resync(format!(
-                "binance {}: buffered {why}, refetching",
-                market.inst.joined()
-            )));
-        }
-    }
-    let snapshot = book.snapshot(depth);
-    market.view = TopView::of(&snapshot);
-    publish(
-        hub,
-        &market.channels.book,
-        crate::protocol::now_ns(),
-        Payload::BookSnapshot(snapshot),
-    );
-    market.sync = BookSync::Live { book, last_u };
-    market.activity = Activity::new();
-    Ok(())
-}
-
-/// Reads `/api/v3/ticker/24hr?symbol=X`.
-fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, SourceError> {
-    let t: RestTicker = serde_json::from_slice(body).map_err(|e| SourceError::Decode {
-        what: "REST ticker",
-        detail: e.to_string(),
-    })?;
-    Ok(vec![(ms_to_ns(t.close_time), rest_ticker_payload(&t)?)])
 }

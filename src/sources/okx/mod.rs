@@ -2,7 +2,7 @@
 //! op, one request per instrument carrying an `id`, so that an error (e.g.
 //! 60018, unknown instrument) marks only that instrument failed and the
 //! session carries on. Books follow `seqId`/`prevSeqId` (see
-//! [`okx_book`](super::okx_book)); a book without a WebSocket snapshot
+//! [`sync`]); a book without a WebSocket snapshot
 //! `--snapshot-timeout` after subscribing, or one that broke, is rebuilt
 //! from the REST snapshot, and subscribers get it as a `book_snapshot` in
 //! the same channel sequence. Notice 64008 (service upgrade) and the
@@ -16,15 +16,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::legs::{Leg, Legs};
-use super::local_book::{LocalBook, TopView};
-use super::okx_book::{BookSync, OkxBook, Step};
+use super::local_book::TopView;
+mod books;
+mod msg;
+pub mod sync;
+
 use super::rest::{MarketBackoff, RestError};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
@@ -32,7 +34,9 @@ use super::{
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
-use crate::protocol::pb::{Side as TradeSide, Ticker, Trade, event::Payload};
+use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
+use msg::{Envelope, OkxTicker, OkxTrade, decode, op, parse_rest_ticker, ticker_payload, ts_ns};
+use sync::{BookSync, OkxBook, Step};
 
 const VENUE: &str = "okx";
 /// OKX closes connections silent for 30 s; a text `ping` keeps it open.
@@ -45,20 +49,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 const REST_DEPTH: u32 = 400;
 /// OKX notice code: the connection will soon be closed for a service upgrade.
 const SERVICE_UPGRADE: &str = "64008";
-
-fn ts_ns(ts: &str) -> i64 {
-    ts.parse::<i64>().unwrap_or(0).saturating_mul(1_000_000)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    v: serde_json::Value,
-    what: &'static str,
-) -> Result<T, SourceError> {
-    serde_json::from_value(v).map_err(|e| SourceError::Decode {
-        what,
-        detail: e.to_string(),
-    })
-}
 
 /// Streams OKX until shutdown: validates the instruments, then one
 /// connection per [`BOOKS_PER_CONNECTION`] instruments.
@@ -77,83 +67,6 @@ pub async fn run(
         move |cfg| Okx::new(hub.clone(), cfg),
     )
     .await
-}
-
-#[derive(Debug, Deserialize)]
-struct Arg {
-    channel: String,
-    #[serde(rename = "instId", default)]
-    inst_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    event: Option<String>,
-    code: Option<String>,
-    msg: Option<String>,
-    id: Option<String>,
-    arg: Option<Arg>,
-    action: Option<String>,
-    data: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OkxTicker {
-    last: String,
-    bid_px: String,
-    bid_sz: String,
-    ask_px: String,
-    ask_sz: String,
-    open24h: String,
-    high24h: String,
-    low24h: String,
-    vol24h: String,
-    vol_ccy24h: String,
-    ts: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OkxTrade {
-    trade_id: String,
-    px: String,
-    sz: String,
-    side: String,
-    ts: String,
-    #[serde(default)]
-    count: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RestReply<T> {
-    code: String,
-    #[serde(default)]
-    msg: String,
-    #[serde(default = "Vec::new")]
-    data: Vec<T>,
-}
-
-fn ticker_payload(t: &OkxTicker) -> Result<Ticker, SourceError> {
-    let last = num(&t.last, "ticker")?;
-    let open = num(&t.open24h, "ticker")?;
-    Ok(Ticker {
-        last,
-        bid: num(&t.bid_px, "ticker")?,
-        bid_size: num(&t.bid_sz, "ticker")?,
-        ask: num(&t.ask_px, "ticker")?,
-        ask_size: num(&t.ask_sz, "ticker")?,
-        open_24h: open,
-        high_24h: num(&t.high24h, "ticker")?,
-        low_24h: num(&t.low24h, "ticker")?,
-        change_pct_24h: if open > 0.0 {
-            (last - open) / open * 100.0
-        } else {
-            0.0
-        },
-        volume_24h: num(&t.vol24h, "ticker")?,
-        quote_volume_24h: num(&t.vol_ccy24h, "ticker")?,
-    })
 }
 
 #[derive(Debug)]
@@ -201,18 +114,6 @@ pub struct Okx {
     requests: HashMap<String, usize>,
     snap_tx: mpsc::Sender<SnapshotResult>,
     snap_rx: mpsc::Receiver<SnapshotResult>,
-}
-
-fn op(op: &str, id: Option<&str>, args: &[(&str, &str)]) -> Message {
-    let args: Vec<serde_json::Value> = args
-        .iter()
-        .map(|(channel, inst)| serde_json::json!({"channel": channel, "instId": inst}))
-        .collect();
-    let mut v = serde_json::json!({"op": op, "args": args});
-    if let Some(id) = id {
-        v["id"] = id.into();
-    }
-    Message::text(v.to_string())
 }
 
 impl Okx {
@@ -522,210 +423,6 @@ impl Okx {
             Handled::Data
         })
     }
-
-    /// A WebSocket snapshot: starts the book unless it is live and the
-    /// snapshot is not newer (the other connection's copy).
-    fn on_ws_snapshot(
-        &mut self,
-        idx: usize,
-        b: OkxBook,
-        status: &SourceStatus,
-    ) -> Result<Step, String> {
-        let m = &mut self.markets[idx];
-        let seq = b.seq_id.unwrap_or(0);
-        m.activity.message();
-        if let BookSync::Live { seq: last, .. } = &m.sync
-            && seq <= *last
-        {
-            return Ok(Step::Repeat);
-        }
-        self.start_book(idx, b, false, status)?;
-        Ok(Step::Applied)
-    }
-
-    fn start_book(
-        &mut self,
-        idx: usize,
-        b: OkxBook,
-        bridge: bool,
-        status: &SourceStatus,
-    ) -> Result<(), String> {
-        let depth = self.cfg.book_depth;
-        let m = &mut self.markets[idx];
-        let mut book = LocalBook::from_levels(&b.bids, &b.asks).map_err(|e| e.to_string())?;
-        if let Some((p, s)) = m.decimals {
-            book.set_decimals(p, s);
-        }
-        super::okx_book::check(&book, b.checksum)?;
-        let was_live = m.sync.is_live();
-        let mut sync = std::mem::replace(&mut m.sync, BookSync::awaiting(false));
-        let started = sync.start(book, b.seq_id.unwrap_or(0), bridge);
-        m.sync = sync;
-        started?;
-        let BookSync::Live { book, .. } = &m.sync else {
-            return Ok(());
-        };
-        let snap = book.snapshot(depth);
-        m.view = TopView::of(&snap);
-        m.activity = Activity::new();
-        m.backoff.reset();
-        publish(
-            &self.hub,
-            &m.channels.book,
-            ts_ns(&b.ts),
-            Payload::BookSnapshot(snap),
-        );
-        if !was_live {
-            status.book_live(&m.inst.dashed());
-        }
-        Ok(())
-    }
-
-    fn on_update(&mut self, idx: usize, b: &OkxBook) -> Result<Step, String> {
-        let depth = self.cfg.book_depth;
-        let m = &mut self.markets[idx];
-        m.activity.message();
-        let step = m.sync.update(b)?;
-        if step != Step::Applied {
-            return Ok(step);
-        }
-        let BookSync::Live { book, .. } = &m.sync else {
-            return Ok(step);
-        };
-        if let Some(update) = m.view.advance(book, depth) {
-            publish(
-                &self.hub,
-                &m.channels.book,
-                ts_ns(&b.ts),
-                Payload::BookUpdate(update),
-            );
-        }
-        Ok(step)
-    }
-
-    /// Rebuilds a book from the REST snapshot, keeping updates meanwhile.
-    fn resync(&mut self, idx: usize, why: &str, status: &SourceStatus) {
-        let inst = self.markets[idx].inst.dashed();
-        let why = format!("okx {inst}: {why}; fetching a REST snapshot");
-        tracing::warn!("{why}");
-        status.resyncing(&inst, &why);
-        self.markets[idx].sync = BookSync::awaiting(true);
-        self.fetch_snapshot(idx, Duration::ZERO);
-    }
-
-    /// `GET /api/v5/market/books?instId=..&sz=400&source=0` after `delay`.
-    fn fetch_snapshot(&mut self, idx: usize, delay: Duration) {
-        let m = &mut self.markets[idx];
-        m.generation += 1;
-        let generation = m.generation;
-        let path = format!(
-            "/api/v5/market/books?instId={}&sz={REST_DEPTH}&source=0",
-            m.inst.dashed()
-        );
-        let rest = self.cfg.rest.clone();
-        let tx = self.snap_tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let result = rest.get(&path, 1).await.and_then(|body| {
-                let reply: RestReply<OkxBook> =
-                    serde_json::from_slice(&body).map_err(|e| RestError::Decode {
-                        venue: VENUE,
-                        detail: e.to_string(),
-                    })?;
-                match reply.data.into_iter().next() {
-                    Some(b) if reply.code == "0" && b.seq_id.is_some() => Ok(b),
-                    _ => Err(RestError::Refused {
-                        venue: VENUE,
-                        status: 200,
-                        code: reply.code,
-                        msg: format!("no book snapshot with a seqId: {}", reply.msg),
-                    }),
-                }
-            });
-            let _ = tx.send((idx, generation, result)).await;
-        });
-    }
-
-    async fn on_rest_snapshot(
-        &mut self,
-        idx: usize,
-        generation: u64,
-        result: Result<OkxBook, RestError>,
-        legs: &mut Legs,
-        status: &SourceStatus,
-    ) -> Result<(), SourceError> {
-        let m = &mut self.markets[idx];
-        if generation != m.generation || m.sync.is_live() {
-            return Ok(()); // superseded (a WebSocket snapshot came first)
-        }
-        match result {
-            Ok(b) => {
-                if let Err(why) = self.start_book(idx, b, true, status) {
-                    self.resync(idx, &why, status);
-                }
-            }
-            Err(e) => match m.backoff.next(&e) {
-                Some(delay) => {
-                    tracing::warn!(source = "okx", error = %e, "REST book snapshot failed; retrying");
-                    status.set_error(&e.to_string());
-                    self.fetch_snapshot(idx, delay);
-                }
-                None => {
-                    // REST will not give it: ask the WebSocket for a snapshot
-                    let inst = m.inst.dashed();
-                    status.set_error(&format!("okx {inst}: {e}; resubscribing the book"));
-                    m.sync = BookSync::awaiting(false);
-                    let arg = [("books", inst.as_str())];
-                    legs.send(Leg::Current, op("unsubscribe", None, &arg))
-                        .await
-                        .map_err(net::NetError::from)?;
-                    self.next_id += 1;
-                    let id = self.next_id.to_string();
-                    self.requests.insert(id.clone(), idx);
-                    legs.send(Leg::Current, op("subscribe", Some(&id), &arg))
-                        .await
-                        .map_err(net::NetError::from)?;
-                }
-            },
-        }
-        Ok(())
-    }
-
-    /// Snapshot timeouts (fall back to REST) and per-book staleness (a
-    /// liquid book silent for `--stale-after` is rebuilt).
-    fn check_books(&mut self, status: &SourceStatus) {
-        let timeout = self.cfg.snapshot_timeout;
-        let stale = self.cfg.stale_after;
-        for idx in 0..self.markets.len() {
-            let m = &mut self.markets[idx];
-            if m.failed {
-                continue;
-            }
-            match &mut m.sync {
-                BookSync::Awaiting {
-                    since, fetching, ..
-                } => {
-                    if !*fetching && since.elapsed() >= timeout {
-                        *fetching = true;
-                        let inst = m.inst.dashed();
-                        let why = format!(
-                            "okx {inst}: no book snapshot {timeout:?} after subscribing; fetching it over REST"
-                        );
-                        status.resyncing(&inst, &why);
-                        self.fetch_snapshot(idx, Duration::ZERO);
-                    }
-                }
-                BookSync::Live { .. } => {
-                    if m.activity.stale(stale) {
-                        let inst = m.inst.dashed();
-                        let why = format!("okx {inst}: book silent for {stale:?}");
-                        status.stale(Some(&inst), &why);
-                        self.resync(idx, "book silent", status);
-                    }
-                }
-            }
-        }
-    }
 }
 
 impl Exchange for Okx {
@@ -752,24 +449,4 @@ impl Exchange for Okx {
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
         Box::pin(self.stream_session(status))
     }
-}
-
-/// Reads `/api/v5/market/ticker?instId=X`.
-fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, SourceError> {
-    let reply: RestReply<OkxTicker> =
-        serde_json::from_slice(body).map_err(|e| SourceError::Decode {
-            what: "REST ticker",
-            detail: e.to_string(),
-        })?;
-    if reply.code != "0" {
-        return Err(SourceError::Refused(format!(
-            "{} {}",
-            reply.code, reply.msg
-        )));
-    }
-    reply
-        .data
-        .iter()
-        .map(|t| Ok((ts_ns(&t.ts), ticker_payload(t)?)))
-        .collect()
 }
