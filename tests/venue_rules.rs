@@ -507,8 +507,9 @@ async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
     mock.wait_for("the stream", |m| m.connected() == 1).await;
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
-    c.subscribe(&["book.binance.BTC-USDT"]).await;
-    let (stop, task) = stream_trades(&mock, binance_trade);
+    c.subscribe(&["book.binance.BTC-USDT", "status.binance.all"])
+        .await;
+    let (stop, task) = stream_trades(&mock, |id| vec![binance_trade(id)]);
     mock.send(depth("BTCUSDT", 99, 101, serde_json::json!([])));
     let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
     // a busy book: 40 diffs over about 2 s
@@ -524,15 +525,31 @@ async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
     // then silence on the book while trades go on: a new snapshot
     mock.wait_for("a second snapshot", |m| m.rest_hits("/api/v3/depth") == 2)
         .await;
-    let mut seq = snap.seq;
+    let (mut seq, mut stale_event) = (snap.seq, None);
     loop {
-        let e = event_on(&mut c, "book.binance.BTC-USDT").await;
+        let e = c
+            .until(|k| match k {
+                server_message::Kind::Event(e) if e.channel != "trade.binance.BTC-USDT" => {
+                    Some(e.clone())
+                }
+                _ => None,
+            })
+            .await;
+        if e.channel == "status.binance.all" {
+            let v = status_json(&e);
+            if v["event"] == "stale" {
+                stale_event = Some(v);
+            }
+            continue;
+        }
         assert_eq!(e.seq, seq + 1);
         seq = e.seq;
         if matches!(e.payload, Some(Payload::BookSnapshot(_))) {
             break;
         }
     }
+    let stale_event = stale_event.expect("a stale event before the new snapshot");
+    assert_eq!(stale_event["instrument"], "BTC-USDT");
     let _ = stop.send(());
     task.await.unwrap();
     let src = source_until(&server, "resync counted", |s| s["resyncs"] == 1).await;
@@ -573,11 +590,12 @@ async fn okx_shards_books_under_30_per_connection() {
 
 // ---------------------------------------------------------------- rotation
 
-/// Streams trades with ids 1.. to every connection of `mock` until told to
-/// stop, a few per millisecond-ish, and returns the last id sent.
+/// Streams the messages `make` gives for ids 1.. (a trade with that id,
+/// and whatever goes with it) to every connection of `mock` until told to
+/// stop, one id every few milliseconds, and returns the last id sent.
 fn stream_trades(
     mock: &MockExchange,
-    make: fn(u64) -> String,
+    make: fn(u64) -> Vec<String>,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<u64>,
@@ -588,7 +606,9 @@ fn stream_trades(
         let mut id = 0;
         loop {
             id += 1;
-            mock.send(make(id));
+            for m in make(id) {
+                mock.send(m);
+            }
             tokio::select! {
                 _ = &mut stopped => return id,
                 _ = tokio::time::sleep(Duration::from_millis(3)) => {}
@@ -635,9 +655,24 @@ async fn binance_rotation_and_server_shutdown_are_seamless() {
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
     let sub = c
-        .subscribe(&["trade.binance.BTC-USDT", "status.binance.all"])
+        .subscribe(&[
+            "trade.binance.BTC-USDT",
+            "book.binance.BTC-USDT",
+            "status.binance.all",
+        ])
         .await;
-    let (stop, task) = stream_trades(&mock, binance_trade);
+    // each trade comes with a depth diff continuing the book (U = u = 100 + id)
+    let (stop, task) = stream_trades(&mock, |id| {
+        vec![
+            binance_trade(id),
+            depth(
+                "BTCUSDT",
+                100 + id,
+                100 + id,
+                serde_json::json!([["100.0", id.to_string()]]),
+            ),
+        ]
+    });
     // two scheduled rotations, then a serverShutdown on the newest connection
     mock.wait_for("two rotations", |m| m.connections() >= 3)
         .await;
@@ -660,6 +695,15 @@ async fn binance_rotation_and_server_shutdown_are_seamless() {
     })
     .await;
     assert_eq!(src["reconnects"], 0, "rotations are not reconnects: {src}");
+    assert_eq!(
+        src["resyncs"], 0,
+        "the book went on across the seams: {src}"
+    );
+    assert_eq!(
+        mock.rest_hits("/api/v3/depth"),
+        1,
+        "one snapshot for the whole run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,7 +729,7 @@ async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
     checker.subscribed(&sub);
     let snap = event_on(&mut c, "book.okx.BTC-USDT").await;
     checker.observe(&server_message::Kind::Event(snap));
-    let (stop, task) = stream_trades(&mock, |id| okx_trade("BTC-USDT", id));
+    let (stop, task) = stream_trades(&mock, |id| vec![okx_trade("BTC-USDT", id)]);
     // OKX API v5 docs, "Notification" (64008, service upgrade)
     mock.send_to(
         0,

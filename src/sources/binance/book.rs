@@ -74,7 +74,10 @@ pub(super) fn sync_from_snapshot(
         return Ok(()); // a late answer to a superseded request
     };
     let lid = snap.last_update_id;
-    if diffs.first().is_some_and(|d| lid < d.first) {
+    // older than the stream by a gap (the docs' step 4; a snapshot right
+    // before the first diff, `lastUpdateId + 1 == U`, is continuous under
+    // the update rule and is kept)
+    if diffs.first().is_some_and(|d| lid + 1 < d.first) {
         return Err(Retry::Now);
     }
     let mut book = LocalBook::from_levels(&snap.bids, &snap.asks)

@@ -269,6 +269,7 @@ impl Okx {
                     legs.send(Leg::Current, Message::text("ping")).await.map_err(net::NetError::from)?;
                 }
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
+                    status.stale(None, &format!("okx: no data for {stale:?}"));
                     return Err(SourceError::Stale(stale));
                 }
             }
