@@ -225,6 +225,42 @@ async fn okx_a_refused_instrument_leaves_the_others_streaming_on_one_connection(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okx_instruments_come_from_public_instruments() {
+    let mock = MockExchange::start().await;
+    mock.okx_auto(&[]);
+    // OKX API v5 docs, "GET / Instruments" (as of 2026-05)
+    mock.set_rest(
+        "/api/v5/public/instruments?instType=SPOT",
+        200,
+        serde_json::json!({"code": "0", "msg": "", "data": [
+            {"instId": "BTC-USDT", "state": "live", "tickSz": "0.1", "lotSz": "0.0001"},
+            {"instId": "OLD-USDT", "state": "suspend", "tickSz": "0.1", "lotSz": "1"}]})
+        .to_string(),
+    );
+    let server = server("okx", &mock, "BTC-USDT,OLD-USDT,NONE-USDT", &[]);
+    failed_with(&server, "OLD-USDT", "suspend").await;
+    failed_with(&server, "NONE-USDT", "not listed").await;
+    mock.wait_for("the subscribe", |m| !m.received().is_empty())
+        .await;
+    assert_eq!(mock.received().len(), 1, "only BTC-USDT is subscribed");
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&["book.okx.BTC-USDT"]).await;
+    mock.send(okx_book(
+        "snapshot",
+        &[("100.5", "1")],
+        &[("101", "2")],
+        -1,
+        1,
+    ));
+    let snap = event_on(&mut c, "book.okx.BTC-USDT").await;
+    let Some(Payload::BookSnapshot(b)) = &snap.payload else {
+        panic!("{snap:?}")
+    };
+    assert_eq!((b.price_decimals, b.size_decimals), (1, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okx_without_a_websocket_snapshot_falls_back_to_the_rest_snapshot() {
     let mock = MockExchange::start().await;
     mock.okx_auto(&[]);
@@ -392,6 +428,12 @@ async fn binance_instruments_come_from_exchange_info() {
             {"filterType":"PRICE_FILTER","tickSize":"0.01000000"},
             {"filterType":"LOT_SIZE","stepSize":"0.00001000"}]}]}"#,
     );
+    // one invalid symbol refuses the whole list (400 -1121): asked one by one
+    mock.set_rest(
+        "/api/v3/exchangeInfo?symbols=",
+        400,
+        r#"{"code":-1121,"msg":"Invalid symbol."}"#,
+    );
     mock.set_rest(
         "/api/v3/exchangeInfo?symbol=FOOUSDT",
         400,
@@ -407,6 +449,10 @@ async fn binance_instruments_come_from_exchange_info() {
     );
     let src = source_until(&server, "metadata", |s| s["metadata"].is_string()).await;
     assert!(src["failed_instruments"]["FOO-USDT"].is_string(), "{src}");
+    assert_eq!(
+        mock.rest_hits("/api/v3/exchangeInfo?symbols=%5B%22BTCUSDT%22,%22FOOUSDT%22%5D"),
+        1
+    );
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
     c.subscribe(&["book.binance.BTC-USDT"]).await;
