@@ -357,12 +357,19 @@ async fn binance_makes_one_snapshot_when_the_first_live_diff_straddles_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binance_waits_out_retry_after_and_reuses_its_rest_connection() {
     let mock = MockExchange::start().await;
-    // Spot API docs, "LIMITS" (2025-11-12): 429 with Retry-After in seconds
+    // Spot API docs, "LIMITS" (2025-11-12): 429 with Retry-After in
+    // seconds; going on gets 418, an IP ban, also with Retry-After
     mock.push_rest(
         "/api/v3/depth",
         429,
         &[("Retry-After", "2")],
         r#"{"code":-1003,"msg":"Too many requests; current limit of IP is 6000 requests per minute."}"#,
+    );
+    mock.push_rest(
+        "/api/v3/depth",
+        418,
+        &[("Retry-After", "1")],
+        r#"{"code":-1003,"msg":"Way too many requests; IP banned until 1700000000000."}"#,
     );
     mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
     let server = server("binance", &mock, "BTCUSDT", &[]);
@@ -374,13 +381,19 @@ async fn binance_waits_out_retry_after_and_reuses_its_rest_connection() {
     let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
     assert!(matches!(snap.payload, Some(Payload::BookSnapshot(_))));
     let times = mock.rest_times("/api/v3/depth");
-    assert_eq!(times.len(), 2, "one refused, one answered");
+    assert_eq!(times.len(), 3, "429, 418, then answered");
     assert!(
         times[1] - times[0] >= Duration::from_millis(1990),
-        "Retry-After: 2 was waited out: {:?}",
+        "Retry-After: 2 of the 429 was waited out: {:?}",
         times[1] - times[0]
     );
-    // metadata, the 429 and the snapshot over one kept-alive connection
+    assert!(
+        times[2] - times[1] >= Duration::from_millis(990),
+        "Retry-After: 1 of the 418 was waited out: {:?}",
+        times[2] - times[1]
+    );
+    // metadata, the 429, the 418 and the snapshot over one kept-alive
+    // connection, gzipped (the mock compresses when asked)
     assert_eq!(mock.rest_connections(), 1);
 }
 
