@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use tickwire::protocol::pb::{Event, Level, server_message};
+use tickwire::protocol::pb::{Event, Level, event::Payload, server_message};
 
-use crate::support::{Client, Server};
+use super::MockExchange;
+use crate::support::{Client, ContractChecker, Server};
 
 /// The next event on `channel` (other messages skipped).
 pub async fn event_on(c: &mut Client, channel: &str) -> Event {
@@ -75,4 +76,120 @@ pub async fn failed_with(server: &Server, instrument: &str, code: &str) -> serde
         .unwrap_or_default();
     assert!(why.contains(code), "{instrument}: {why}");
     src
+}
+
+/// A `tickwire serve` for one exchange source against `mock`.
+pub fn server(venue: &str, mock: &MockExchange, symbols: &str, extra: &[&str]) -> Server {
+    let ws = if venue == "okx" {
+        format!("{}/ws/v5/public", mock.ws_url())
+    } else {
+        mock.ws_url()
+    };
+    let rest = mock.rest_url();
+    let ws_flag = format!("--{venue}-ws-url");
+    let rest_flag = format!("--{venue}-rest-url");
+    let mut args = vec![
+        "--source",
+        venue,
+        &ws_flag,
+        &ws,
+        &rest_flag,
+        &rest,
+        "--symbols",
+        symbols,
+        "--book-depth",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Streams the messages `make` gives for ids 1.. (a trade with that id,
+/// and whatever goes with it) to every connection of `mock` until told to
+/// stop, one id every few milliseconds, and returns the last id sent.
+pub fn stream_trades(
+    mock: &MockExchange,
+    make: fn(u64) -> Vec<String>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<u64>,
+) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let mock = mock.clone();
+    let task = tokio::spawn(async move {
+        let mut id = 0;
+        loop {
+            id += 1;
+            for m in make(id) {
+                mock.send(m);
+            }
+            tokio::select! {
+                _ = &mut stopped => return id,
+                _ = tokio::time::sleep(Duration::from_millis(3)) => {}
+            }
+        }
+    });
+    (stop, task)
+}
+
+/// Reads trade events until `last` arrived, checking seq continuity and
+/// that the ids are exactly 1..=last.
+pub async fn all_trades_in_order(
+    c: &mut Client,
+    sub: &tickwire::protocol::pb::Subscribed,
+    channel: &str,
+    last: u64,
+) {
+    let mut checker = ContractChecker::default();
+    checker.subscribed(sub);
+    let mut want = 1u64;
+    while want <= last {
+        let kind = c.next_msg().await;
+        checker.observe(&kind);
+        if let server_message::Kind::Event(e) = &kind
+            && e.channel == channel
+            && let Some(Payload::Trade(t)) = &e.payload
+        {
+            assert_eq!(
+                t.trade_id,
+                want.to_string(),
+                "no duplicate, no missing trade id"
+            );
+            want += 1;
+        }
+    }
+}
+
+/// The `custom.json` of a `status.<venue>.all` event.
+pub fn status_json(e: &Event) -> serde_json::Value {
+    let Some(Payload::Custom(c)) = &e.payload else {
+        panic!("{e:?}")
+    };
+    let Some(tickwire::protocol::pb::custom::Body::Json(j)) = &c.body else {
+        panic!("{c:?}")
+    };
+    serde_json::from_str(j).unwrap()
+}
+
+/// Reads a status channel, checking its seqs.
+pub struct StatusWatch {
+    pub checker: ContractChecker,
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl StatusWatch {
+    /// The next status event whose `event` is `want`.
+    pub async fn next(&mut self, c: &mut Client, want: &str) -> serde_json::Value {
+        loop {
+            let kind = c.next_msg().await;
+            self.checker.observe(&kind);
+            if let server_message::Kind::Event(e) = &kind {
+                let v = status_json(e);
+                self.seen.push(v.clone());
+                if v["event"] == want {
+                    return v;
+                }
+            }
+        }
+    }
 }
