@@ -100,6 +100,18 @@ impl Legs {
         true
     }
 
+    /// A leg's stream ended: a lost next leg is dropped, a lost current one
+    /// is replaced by the next. True when a leg is left to go on with.
+    pub async fn lost(&mut self, leg: Leg) -> bool {
+        match leg {
+            Leg::Next => {
+                self.abandon_next();
+                true
+            }
+            Leg::Current => self.switch().await,
+        }
+    }
+
     /// Drops the next leg (it failed); the current one goes on.
     pub fn abandon_next(&mut self) {
         self.next = None;

@@ -206,12 +206,8 @@ impl Okx {
                     let text = match msg {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if leg == Leg::Next {
-                                legs.abandon_next();
-                                continue;
-                            }
-                            if legs.switch().await {
-                                continue; // the new leg carries on
+                            if legs.lost(leg).await {
+                                continue; // the other leg carries on
                             }
                             return Err(match msg {
                                 Some(Err(e)) => net::NetError::from(e).into(),
