@@ -477,21 +477,25 @@ impl Binance {
                     status.book_live(&market.inst.dashed());
                 }
             }
-            Err(Retry::Now) => {
-                let delay = market.backoff.next(&RestError::Server {
-                    venue: VENUE,
-                    status: 200,
-                });
-                self.fetch_snapshot(idx, tx, delay.unwrap_or_default());
-            }
-            Err(Retry::Resync(why)) => {
-                status.resyncing(&market.inst.dashed(), &why);
-                market.resyncing = true;
-                self.fetch_snapshot(idx, tx, Duration::ZERO);
-            }
-            Err(Retry::Later(why)) => {
-                status.set_error(&why);
-                self.fetch_snapshot(idx, tx, Duration::from_millis(500));
+            // every refetch waits its turn in the market's backoff: a venue
+            // that keeps answering the same way is not hammered
+            Err(retry) => {
+                let delay = market
+                    .backoff
+                    .next(&RestError::Server {
+                        venue: VENUE,
+                        status: 200,
+                    })
+                    .unwrap_or_default();
+                match retry {
+                    Retry::Now => {}
+                    Retry::Resync(why) => {
+                        status.resyncing(&market.inst.dashed(), &why);
+                        market.resyncing = true;
+                    }
+                    Retry::Later(why) => status.set_error(&why),
+                }
+                self.fetch_snapshot(idx, tx, delay);
             }
         }
     }
