@@ -292,7 +292,9 @@ async fn okx_shards_books_under_30_per_connection() {
 async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
     let mock = MockExchange::start().await;
     mock.okx_auto(&[]);
-    let server = server("okx", &mock, "BTC-USDT", &[]);
+    // a shortened rotation interval, so that a scheduled rotation follows
+    // the notice's
+    let server = server("okx", &mock, "BTC-USDT", &["--rotate-after", "3s"]);
     mock.wait_for("the subscribe", |m| !m.received().is_empty())
         .await;
     let mut c = Client::connect(&server, Fmt::Proto).await;
@@ -320,17 +322,22 @@ async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
             "connId": "mock-1"})
         .to_string(),
     );
-    mock.wait_for("a second connection", |m| m.connections() == 2)
+    mock.wait_for("a second connection", |m| m.connections() >= 2)
         .await;
     // book updates reach both connections; the book goes on in step
     mock.send(okx_book("update", &[("100.0", "2")], &[], 10, 11));
     mock.wait_for("the old connection closed", |m| !m.is_open(0))
         .await;
     mock.send(okx_book("update", &[("100.0", "3")], &[], 11, 12));
+    // the scheduled rotation
+    mock.wait_for("a third connection", |m| m.connections() >= 3)
+        .await;
+    mock.wait_for("the second closed", |m| !m.is_open(1)).await;
+    mock.send(okx_book("update", &[("100.0", "4")], &[], 12, 13));
     let _ = stop.send(());
     let last = task.await.unwrap();
     let (mut want, mut book_updates) = (1u64, Vec::new());
-    while want <= last || book_updates.len() < 2 {
+    while want <= last || book_updates.len() < 3 {
         let kind = c.next_msg().await;
         checker.observe(&kind);
         if let server_message::Kind::Event(e) = &kind {
@@ -348,8 +355,11 @@ async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
             }
         }
     }
-    assert_eq!(book_updates, vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)]]);
-    let src = source_until(&server, "rotation", |s| s["rotations"] == 1).await;
+    assert_eq!(
+        book_updates,
+        vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)], vec![(100.0, 4.0)]]
+    );
+    let src = source_until(&server, "rotations", |s| s["rotations"].as_u64() >= Some(2)).await;
     assert_eq!(
         (src["resyncs"].as_u64(), src["reconnects"].as_u64()),
         (Some(0), Some(0)),
