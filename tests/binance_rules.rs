@@ -123,6 +123,7 @@ async fn binance_waits_out_retry_after_and_reuses_its_rest_connection() {
     // metadata, the 429, the 418 and the snapshot over one kept-alive
     // connection, gzipped (the mock compresses when asked)
     assert_eq!(mock.rest_connections(), 1);
+    assert_eq!(mock.rest_gzipped(), 4, "every answer came gzipped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

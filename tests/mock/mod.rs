@@ -58,6 +58,8 @@ struct State {
     rest_times: Vec<(String, Instant)>,
     /// TCP connections the REST endpoint accepted.
     rest_connections: usize,
+    /// REST answers sent gzipped (the client asked for it).
+    rest_gzipped: usize,
     /// While set, REST requests are held (recorded, not answered).
     rest_paused: bool,
     /// `X-MBX-USED-WEIGHT-1M` sent with every REST answer, when set.
@@ -203,6 +205,11 @@ impl MockExchange {
             .filter(|(p, _)| p.starts_with(prefix))
             .map(|(_, t)| *t)
             .collect()
+    }
+
+    /// REST answers sent gzipped.
+    pub fn rest_gzipped(&self) -> usize {
+        self.state.lock().unwrap().rest_gzipped
     }
 
     /// TCP connections the REST endpoint accepted.
@@ -442,6 +449,7 @@ async fn serve_rest(mut tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             enc.write_all(body.as_bytes()).unwrap();
             extra.push_str("Content-Encoding: gzip\r\n");
+            state.lock().unwrap().rest_gzipped += 1;
             enc.finish().unwrap()
         } else {
             body.into_bytes()
