@@ -407,3 +407,26 @@ async fn binance_rotation_and_server_shutdown_are_seamless() {
         "one snapshot for the whole run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binance_shards_streams_within_1024_per_connection() {
+    let mock = MockExchange::start().await;
+    // 342 symbols take 1026 streams: one connection over Binance's 1024
+    let symbols: Vec<String> = (0..342).map(|i| format!("S{i}USDT")).collect();
+    let _server = server("binance", &mock, &symbols.join(","), &[]);
+    mock.wait_for("two connections", |m| m.connected() == 2)
+        .await;
+    let streams: Vec<usize> = mock
+        .ws_paths()
+        .iter()
+        .map(|p| {
+            p.split("streams=")
+                .nth(1)
+                .unwrap_or_default()
+                .split('/')
+                .count()
+        })
+        .collect();
+    assert_eq!(streams.iter().sum::<usize>(), 342 * 3);
+    assert!(streams.iter().all(|&n| n <= 1024), "{streams:?}");
+}
