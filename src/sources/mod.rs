@@ -55,8 +55,6 @@ pub enum SourceError {
     Replay(#[from] record::RecordError),
     #[error(transparent)]
     Rest(#[from] rest::RestError),
-    #[error("{0}: reconnecting early")]
-    Notice(String),
 }
 
 /// Why the sources could not start.
@@ -360,6 +358,9 @@ pub async fn run_exchange<E: Exchange>(
     tokio::join!(stream, fallback);
 }
 
+/// Time between the starts of a venue's connections.
+const SHARD_STAGGER: Duration = Duration::from_millis(400);
+
 /// Validates `cfg`'s instruments against the venue, then runs one
 /// connection per `per_connection` instruments (the venue's limit), each
 /// with its own sessions, all reporting to `status`.
@@ -379,9 +380,21 @@ pub async fn run_sharded<E, F>(
         () = instruments::validate(venue, &mut cfg, &status) => {}
     }
     let mut shards = Vec::new();
-    for chunk in cfg.instruments.chunks(per_connection.max(1)) {
+    for (i, chunk) in cfg.instruments.chunks(per_connection.max(1)).enumerate() {
         match make(cfg.shard(chunk)) {
-            Ok(e) => shards.push(run_exchange(e, status.clone(), shutdown.clone())),
+            Ok(e) => {
+                let (status, shutdown) = (status.clone(), shutdown.clone());
+                shards.push(async move {
+                    // new connections are spread out: OKX takes 3 per
+                    // second per IP, Binance 300 per 5 minutes
+                    let start = SHARD_STAGGER.saturating_mul(i as u32);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(start) => {}
+                    }
+                    run_exchange(e, status, shutdown).await
+                });
+            }
             Err(e) => tracing::error!(source = venue, error = %e, "cannot start a connection"),
         }
     }

@@ -4,7 +4,8 @@
 //! lock is held on the publishing path (the last error is the one exception,
 //! and it is only written when something failed).
 //!
-//! An exchange source also publishes each change of its state as an event
+//! An exchange source also publishes each change of its state (not each
+//! message: a lock or two per change is fine there) as an event
 //! on `status.<venue>.all` (a `custom` JSON payload, see [`SourceStatus::attach`]),
 //! so clients see a venue's state with the same seq and snapshot rules as
 //! market data.
