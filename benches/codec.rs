@@ -55,6 +55,7 @@ fn payloads() -> Vec<(&'static str, ServerMessage)> {
                 quantity: 0.012,
                 side: 1,
                 trade_id: "1234567".into(),
+                count: 0,
             })),
         ),
         (

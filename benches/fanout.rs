@@ -32,6 +32,7 @@ fn trade() -> Payload {
         quantity: 0.012,
         side: 1,
         trade_id: "1234567".into(),
+        count: 0,
     })
 }
 

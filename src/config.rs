@@ -228,6 +228,24 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_REST_FALLBACK_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub rest_fallback_interval: Duration,
 
+    /// Binance symbols (default: `--symbols`).
+    #[arg(long, env = "TICKWIRE_BINANCE_SYMBOLS", value_delimiter = ',')]
+    pub binance_symbols: Option<Vec<String>>,
+
+    /// OKX instruments (default: `--symbols`).
+    #[arg(long, env = "TICKWIRE_OKX_SYMBOLS", value_delimiter = ',')]
+    pub okx_symbols: Option<Vec<String>>,
+
+    /// Exchange connections are replaced (make-before-break) this often;
+    /// Binance closes a stream connection at 24 h.
+    #[arg(long, env = "TICKWIRE_ROTATE_AFTER", default_value = "23h", value_parser = parse_duration)]
+    pub rotate_after: Duration,
+
+    /// A book that got no snapshot this long after subscribing (OKX) is
+    /// fetched over REST instead.
+    #[arg(long, env = "TICKWIRE_SNAPSHOT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub snapshot_timeout: Duration,
+
     /// First reconnect delay ceiling (doubles per failure, full jitter).
     #[arg(long, env = "TICKWIRE_RECONNECT_MIN", default_value = "500ms", value_parser = parse_duration)]
     pub reconnect_min: Duration,

@@ -8,39 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mock::MockExchange;
+use mock::client::{event_on, levels, okx_book, source_until};
 use support::{Client, Fmt, Server};
-use tickwire::protocol::pb::{Event, Side, event::Payload, server_message};
-
-/// The next event on `channel` (other messages skipped).
-async fn event_on(c: &mut Client, channel: &str) -> Event {
-    c.until(|k| match k {
-        server_message::Kind::Event(e) if e.channel == channel => Some(e.clone()),
-        _ => None,
-    })
-    .await
-}
-
-/// Polls `/health` until the named source's JSON satisfies `cond`.
-async fn source_until(
-    server: &Server,
-    what: &str,
-    cond: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, health) = server.get_json("/health").await;
-        let src = health["sources"][0].clone();
-        if cond(&src) {
-            return src;
-        }
-        assert!(Instant::now() < deadline, "{what}: source is {src}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn levels(v: &[tickwire::protocol::pb::Level]) -> Vec<(f64, f64)> {
-    v.iter().map(|l| (l.price, l.quantity)).collect()
-}
+use tickwire::protocol::pb::{Side, event::Payload};
 
 fn binance(stream: &str, data: serde_json::Value) -> String {
     serde_json::json!({ "stream": stream, "data": data }).to_string()
@@ -83,8 +53,15 @@ async fn binance_messages_map_to_events_and_the_book_follows_binances_procedure(
     c.welcome().await;
     c.subscribe(&["*.binance.BTC-USDT"]).await;
 
-    // Diffs arrive before the REST snapshot exists: they must be buffered.
-    // The first ends before the snapshot (dropped), the second straddles it.
+    // Diffs arrive before the REST snapshot is answered: they must be
+    // buffered. The first ends before the snapshot (ignored), the second
+    // straddles it (applied).
+    mock.set_rest(
+        "/api/v3/depth",
+        200,
+        r#"{"lastUpdateId":100,"bids":[["100.0","1"],["99.5","2"],["99.0","3"]],"asks":[["100.5","1"],["101.0","2"]]}"#,
+    );
+    mock.pause_rest(true);
     mock.send(depth(
         95,
         99,
@@ -101,11 +78,7 @@ async fn binance_messages_map_to_events_and_the_book_follows_binances_procedure(
         s["messages_in"].as_u64() >= Some(2)
     })
     .await;
-    mock.set_rest(
-        "/api/v3/depth",
-        200,
-        r#"{"lastUpdateId":100,"bids":[["100.0","1"],["99.5","2"],["99.0","3"]],"asks":[["100.5","1"],["101.0","2"]]}"#,
-    );
+    mock.pause_rest(false);
     let snap = event_on(&mut c, "book.binance.BTC-USDT").await;
     let Some(Payload::BookSnapshot(book)) = &snap.payload else {
         panic!("expected a book snapshot, got {snap:?}");
@@ -319,30 +292,8 @@ fn okx_checksum(bids: &[(&str, &str)], asks: &[(&str, &str)]) -> i32 {
     crc32fast::hash(parts.join(":").as_bytes()) as i32
 }
 
-fn okx_book(
-    action: &str,
-    bids: &[(&str, &str)],
-    asks: &[(&str, &str)],
-    prev: i64,
-    seq: i64,
-    checksum: i32,
-) -> String {
-    fn lv(v: &[(&str, &str)]) -> Vec<[String; 4]> {
-        v.iter()
-            .map(|(p, s)| [p.to_string(), s.to_string(), "0".into(), "1".into()])
-            .collect()
-    }
-    serde_json::json!({
-        "arg": {"channel": "books", "instId": "BTC-USDT"},
-        "action": action,
-        "data": [{"asks": lv(asks), "bids": lv(bids), "ts": "1597026383085",
-                  "checksum": checksum, "prevSeqId": prev, "seqId": seq}]
-    })
-    .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
+async fn okx_maps_messages_verifies_nonzero_checksums_and_resubscribes_when_rest_cannot_help() {
     let mock = MockExchange::start().await;
     let server = okx_server(&mock, &["--book-depth", "5"]);
     mock.wait_for("the subscribe op", |m| {
@@ -399,7 +350,10 @@ async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     };
     assert_eq!(levels(&u.bids), vec![(8476.97, 300.0)]);
 
-    // a wrong checksum: the book is resubscribed for a fresh snapshot
+    // A wrong non-zero checksum (environments before the 2026-06-23
+    // deprecation still send one): the book is rebuilt from the REST
+    // snapshot; this mock has none (404, not retried), so the book is
+    // resubscribed for a WebSocket snapshot.
     mock.send(okx_book("update", &[], &[("8477", "9")], 124, 125, 12345));
     mock.wait_for("unsubscribe + subscribe of the book", |m| {
         let r = m.received();
@@ -410,8 +364,17 @@ async fn okx_maps_messages_verifies_checksums_and_resubscribes_on_a_mismatch() {
     .await;
     let src = source_until(&server, "resync counted", |s| s["resyncs"] == 1).await;
     assert!(
-        src["last_error"].as_str().unwrap().contains("checksum"),
+        src["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("resubscribing"),
         "{src}"
+    );
+    assert_eq!(mock.rest_hits("/api/v5/market/books"), 1);
+    assert!(
+        server.log().iter().any(|l| l.contains("checksum mismatch")),
+        "{:?}",
+        server.log()
     );
     let bids3 = [("8470", "1")];
     let asks3 = [("8480", "2")];

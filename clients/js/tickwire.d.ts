@@ -49,7 +49,8 @@ export type ErrorCode =
   | "ERROR_CODE_RESUME_UNAVAILABLE"
   | "ERROR_CODE_INTERNAL";
 
-export interface Trade { price?: number; quantity?: number; side?: Side; tradeId?: string }
+/** `count`: fills aggregated into this trade (OKX), absent when one trade is one fill. */
+export interface Trade { price?: number; quantity?: number; side?: Side; tradeId?: string; count?: number }
 export interface Ticker {
   last?: number; bid?: number; bidSize?: number; ask?: number; askSize?: number;
   open24h?: number; high24h?: number; low24h?: number; changePct24h?: number;

@@ -344,6 +344,7 @@ mod tests {
                     quantity: 2.0,
                     side: 1,
                     trade_id: "x".into(),
+                    count: 0,
                 })),
             })),
         };

@@ -329,6 +329,7 @@ mod tests {
             Payload::Trade(Trade {
                 price: id as f64,
                 trade_id: id.to_string(),
+                count: 0,
                 ..Default::default()
             })
         };

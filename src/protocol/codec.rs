@@ -382,6 +382,7 @@ mod tests {
             quantity: 2.0,
             side: 1,
             trade_id: "9".into(),
+            count: 0,
         });
         let cases = [
             ("book.sim.BTC-USDT", 7, 1, 2, book_event(3)),

@@ -93,6 +93,13 @@ impl LocalBook {
         Ok(book)
     }
 
+    /// Price and size decimals from the venue's tick and lot sizes, instead
+    /// of those read from the levels' strings.
+    pub fn set_decimals(&mut self, price: u32, size: u32) {
+        self.price_decimals = price;
+        self.size_decimals = size;
+    }
+
     /// Sets one level; size 0 removes it.
     pub fn set(&mut self, side: Side, px: &str, sz: &str) -> Result<(), BadNumber> {
         let k = key(px)?;

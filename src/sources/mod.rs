@@ -6,12 +6,16 @@
 //! thousands of connection tasks. Each has a [`SourceStatus`] that
 //! `/health` and `/stats` show.
 
+pub mod activity;
 pub mod backoff;
 pub mod binance;
+pub mod instruments;
+pub mod legs;
 pub mod local_book;
 pub mod net;
 pub mod okx;
 pub mod record;
+pub mod rest;
 pub mod sim;
 pub mod status;
 
@@ -49,6 +53,8 @@ pub enum SourceError {
     Channel(#[from] ChannelError),
     #[error("replay file: {0}")]
     Replay(#[from] record::RecordError),
+    #[error(transparent)]
+    Rest(#[from] rest::RestError),
 }
 
 /// Why the sources could not start.
@@ -141,15 +147,32 @@ pub struct ExchangeConfig {
     pub reconnect_max: Duration,
     /// Connect, handshake and REST timeout.
     pub io_timeout: Duration,
+    /// Connections are replaced make-before-break this often.
+    pub rotate_after: Duration,
+    /// A book without a snapshot this long after subscribing is fetched over REST.
+    pub snapshot_timeout: Duration,
+    /// The venue's REST client (budget, backoff, connection reuse), shared
+    /// by every task of the venue.
+    pub rest: Arc<rest::RestClient>,
+    /// Price and size decimals of instruments, from the venue's metadata
+    /// (by `BASE-QUOTE`); instruments not in it take them from the data.
+    pub decimals: std::collections::HashMap<String, (u32, u32)>,
 }
 
 impl ExchangeConfig {
-    fn from_config(config: &Config, ws_url: &str, rest_url: &str) -> Result<Self, StartError> {
-        let instruments = config
-            .symbols
+    fn from_config(
+        config: &Config,
+        venue: &'static str,
+        symbols: &[String],
+        ws_url: &str,
+        rest_url: &str,
+        budget: rest::BudgetRule,
+    ) -> Result<Self, StartError> {
+        let instruments = symbols
             .iter()
             .map(|s| Instrument::parse(s).ok_or_else(|| StartError::Symbol(s.clone())))
             .collect::<Result<_, _>>()?;
+        let io_timeout = Duration::from_secs(10);
         Ok(Self {
             ws_url: ws_url.trim_end_matches('/').to_string(),
             rest_url: rest_url.trim_end_matches('/').to_string(),
@@ -159,8 +182,20 @@ impl ExchangeConfig {
             rest_fallback_interval: config.rest_fallback_interval,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
-            io_timeout: Duration::from_secs(10),
+            io_timeout,
+            rotate_after: config.rotate_after,
+            snapshot_timeout: config.snapshot_timeout,
+            rest: Arc::new(rest::RestClient::new(venue, rest_url, io_timeout, budget)),
+            decimals: Default::default(),
         })
+    }
+
+    /// The same settings for a subset of the instruments (one connection's shard).
+    pub fn shard(&self, instruments: &[Instrument]) -> Self {
+        Self {
+            instruments: instruments.to_vec(),
+            ..self.clone()
+        }
     }
 }
 
@@ -226,9 +261,10 @@ pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Paylo
 /// Reads a REST ticker reply: (exchange time in ns, ticker) per entry.
 pub type TickerParser = fn(&[u8]) -> Result<Vec<(i64, Ticker)>, SourceError>;
 
-/// While the stream is down (`reconnecting`), polls each `(url, channel)`
-/// every `interval` and publishes the tickers `parse` reads from the reply,
-/// so ticker subscribers keep getting prices.
+/// While the stream is down (`reconnecting`), polls each `(path, channel)`
+/// every `interval` through the venue's [`rest::RestClient`] (so within its
+/// budget and its `Retry-After`) and publishes the tickers `parse` reads
+/// from the reply, so ticker subscribers keep getting prices.
 pub async fn rest_fallback(
     hub: Arc<Hub>,
     cfg: ExchangeConfig,
@@ -248,9 +284,9 @@ pub async fn rest_fallback(
             continue;
         }
         for (url, channel) in &polls {
-            let tickers = match net::get(url, cfg.io_timeout).await {
+            let tickers = match cfg.rest.get(url, 2).await {
                 Ok(body) => parse(&body),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(SourceError::Rest(e)),
             };
             match tickers {
                 Ok(list) => {
@@ -322,6 +358,55 @@ pub async fn run_exchange<E: Exchange>(
     tokio::join!(stream, fallback);
 }
 
+/// Time between the starts of a venue's connections.
+const SHARD_STAGGER: Duration = Duration::from_millis(400);
+
+/// Validates `cfg`'s instruments against the venue, then runs one
+/// connection per `per_connection` instruments (the venue's limit), each
+/// with its own sessions, all reporting to `status`.
+pub async fn run_sharded<E, F>(
+    venue: &'static str,
+    mut cfg: ExchangeConfig,
+    per_connection: usize,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+    make: F,
+) where
+    E: Exchange,
+    F: Fn(ExchangeConfig) -> Result<E, ChannelError>,
+{
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        () = instruments::validate(venue, &mut cfg, &status) => {}
+    }
+    let mut shards = Vec::new();
+    for (i, chunk) in cfg.instruments.chunks(per_connection.max(1)).enumerate() {
+        match make(cfg.shard(chunk)) {
+            Ok(e) => {
+                let (status, shutdown) = (status.clone(), shutdown.clone());
+                shards.push(async move {
+                    // new connections are spread out: OKX takes 3 per
+                    // second per IP, Binance 300 per 5 minutes
+                    let start = SHARD_STAGGER.saturating_mul(i as u32);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(start) => {}
+                    }
+                    run_exchange(e, status, shutdown).await
+                });
+            }
+            Err(e) => tracing::error!(source = venue, error = %e, "cannot start a connection"),
+        }
+    }
+    if shards.is_empty() {
+        status.set_error("no instrument to stream");
+        shutdown.cancelled().await;
+        status.ended(SourceState::Stopped);
+        return;
+    }
+    futures_util::future::join_all(shards).await;
+}
+
 /// The sources of a server run, started on their own thread.
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,
@@ -378,17 +463,38 @@ pub fn start(
                 Box::pin(sim.run(shutdown, st))
             }
             SourceSpec::Binance => {
+                let symbols = config.binance_symbols.as_ref().unwrap_or(&config.symbols);
                 let cfg = ExchangeConfig::from_config(
                     config,
+                    "binance",
+                    symbols,
                     &config.binance_ws_url,
                     &config.binance_rest_url,
+                    rest::BudgetRule::BINANCE,
                 )?;
-                Box::pin(binance::Binance::new(hub.clone(), cfg)?.run(st, shutdown))
+                status.attach(hub, "binance")?;
+                // channels exist from the start, before the venue answers
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "binance", inst)?;
+                }
+                Box::pin(binance::run(hub.clone(), cfg, st, shutdown))
             }
             SourceSpec::Okx => {
-                let cfg =
-                    ExchangeConfig::from_config(config, &config.okx_ws_url, &config.okx_rest_url)?;
-                Box::pin(okx::Okx::new(hub.clone(), cfg)?.run(st, shutdown))
+                let symbols = config.okx_symbols.as_ref().unwrap_or(&config.symbols);
+                let cfg = ExchangeConfig::from_config(
+                    config,
+                    "okx",
+                    symbols,
+                    &config.okx_ws_url,
+                    &config.okx_rest_url,
+                    rest::BudgetRule::OKX,
+                )?;
+                status.attach(hub, "okx")?;
+                // channels exist from the start, before the venue answers
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "okx", inst)?;
+                }
+                Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
             }
             SourceSpec::Replay(path) => {
                 let replay = record::Replay::open(

@@ -1,5 +1,6 @@
-//! Outbound connections for the exchange sources: WebSocket streams and
-//! REST GETs over plain TCP or TLS (rustls with the webpki root store).
+//! Outbound connections for the exchange sources: WebSocket streams, and
+//! the TCP/TLS connections REST uses (see `rest.rs`), over plain TCP or TLS
+//! (rustls with the webpki root store).
 //!
 //! `ws://` and `http://` are what the tests' mock exchanges speak on
 //! loopback; the public endpoints are `wss://` and `https://`.
@@ -8,18 +9,12 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Uri;
-use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-
-/// Largest REST body accepted (a 5000-level depth snapshot is ~300 KiB).
-const MAX_REST_BODY: usize = 16 << 20;
 
 /// Why a connection or request failed.
 #[derive(Debug, Error)]
@@ -71,7 +66,7 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
 }
 
 /// Opens a TCP (and, for `wss`/`https`, TLS) connection to `url`'s host.
-async fn open(url: &Uri, timeout: Duration) -> Result<Pin<Box<dyn Io>>, NetError> {
+pub(crate) async fn open(url: &Uri, timeout: Duration) -> Result<Pin<Box<dyn Io>>, NetError> {
     let bad = |reason: &str| NetError::Url {
         url: url.to_string(),
         reason: reason.into(),
@@ -123,44 +118,4 @@ pub async fn ws_connect(url: &str, timeout: Duration) -> Result<Ws, NetError> {
         .await
         .map_err(|_| NetError::Timeout("WebSocket handshake"))??;
     Ok(ws)
-}
-
-/// GETs `url` and returns its body; any status but 200 is an error.
-pub async fn get(url: &str, timeout: Duration) -> Result<Bytes, NetError> {
-    let uri = parse_url(url)?;
-    let work = async {
-        let io = open(&uri, timeout).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| NetError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let host = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, host)
-            .header(hyper::header::USER_AGENT, "tickwire")
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| NetError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| NetError::Http(e.to_string()))?;
-        if resp.status() != hyper::StatusCode::OK {
-            return Err(NetError::Status {
-                status: resp.status().as_u16(),
-                url: url.to_string(),
-            });
-        }
-        let body = Limited::new(resp.into_body(), MAX_REST_BODY)
-            .collect()
-            .await
-            .map_err(|e| NetError::Http(e.to_string()))?;
-        Ok(body.to_bytes())
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| NetError::Timeout("REST request"))?
 }

@@ -387,6 +387,7 @@ impl Instrument {
             quantity,
             side: side as i32,
             trade_id: trade_id.to_string(),
+            count: 0,
         }
     }
 

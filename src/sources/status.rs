@@ -3,11 +3,28 @@
 //! Sources write these atomics as they go; the HTTP handlers read them. No
 //! lock is held on the publishing path (the last error is the one exception,
 //! and it is only written when something failed).
+//!
+//! An exchange source also publishes each change of its state (not each
+//! message: a lock or two per change is fine there) as an event
+//! on `status.<venue>.all` (a `custom` JSON payload, see [`SourceStatus::attach`]),
+//! so clients see a venue's state with the same seq and snapshot rules as
+//! market data.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::feed::{Channel, Hub};
 use crate::protocol::now_ns;
+use crate::protocol::pb::{Custom, custom, event::Payload};
+
+/// Where a source's state changes are published.
+#[derive(Debug)]
+struct StatusFeed {
+    hub: Arc<Hub>,
+    channel: Arc<Channel>,
+    venue: String,
+}
 
 /// A source's connection state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +83,15 @@ pub struct SourceStatus {
     /// The wait before the next attempt, while reconnecting.
     backoff_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Instruments the venue refused or does not list, with the reason.
+    failed: Mutex<BTreeMap<String, String>>,
+    /// Where the instruments' metadata came from, or why it did not.
+    metadata: Mutex<Option<String>>,
+    /// Make-before-break connection replacements.
+    rotations: AtomicU64,
+    /// Trades of stream gaps recovered over REST.
+    backfilled: AtomicU64,
+    feed: OnceLock<StatusFeed>,
 }
 
 impl SourceStatus {
@@ -82,7 +108,126 @@ impl SourceStatus {
             rest_polls: AtomicU64::new(0),
             backoff_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            failed: Mutex::new(BTreeMap::new()),
+            metadata: Mutex::new(None),
+            rotations: AtomicU64::new(0),
+            backfilled: AtomicU64::new(0),
+            feed: OnceLock::new(),
         }
+    }
+
+    /// Publishes this source's state changes on `status.<venue>.all` from
+    /// now on, starting with its current state.
+    ///
+    /// Each event's payload is `custom.json`: `{"venue", "event", "state",
+    /// "instrument"?, "reason"?, "failed_instruments", "time_ns"}`, where
+    /// `event` is `connecting`, `live`, `reconnecting`, `resyncing`,
+    /// `book_live`, `stale`, `instrument_failed`, `rotating` or
+    /// `metadata`. Every event carries the whole state, so the channel's
+    /// snapshot (its last event) is complete on its own.
+    pub fn attach(&self, hub: &Arc<Hub>, venue: &str) -> Result<(), crate::protocol::ChannelError> {
+        let channel = hub.channel(&format!("status.{venue}.all"))?;
+        let _ = self.feed.set(StatusFeed {
+            hub: hub.clone(),
+            channel,
+            venue: venue.to_string(),
+        });
+        self.emit("connecting", None, None);
+        Ok(())
+    }
+
+    /// Publishes one state change (nothing when not attached).
+    fn emit(&self, event: &str, instrument: Option<&str>, reason: Option<&str>) {
+        let Some(feed) = self.feed.get() else { return };
+        let failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut v = serde_json::json!({
+            "venue": feed.venue,
+            "event": event,
+            "state": self.state_name(),
+            "failed_instruments": failed,
+            "time_ns": now_ns(),
+        });
+        if let Some(i) = instrument {
+            v["instrument"] = i.into();
+        }
+        if let Some(r) = reason {
+            v["reason"] = r.into();
+        }
+        let payload = Payload::Custom(Custom {
+            body: Some(custom::Body::Json(v.to_string())),
+        });
+        if let Err(e) = feed.hub.publish(&feed.channel, now_ns(), payload) {
+            tracing::error!(channel = %feed.channel.name, error = %e, "status event refused");
+        }
+    }
+
+    /// `live` rather than `connected` once streaming, as the status
+    /// channel names it.
+    fn state_name(&self) -> &'static str {
+        match self.state() {
+            SourceState::Connected => "live",
+            s => s.as_str(),
+        }
+    }
+
+    /// A book of `instrument` is being rebuilt because of `why`.
+    pub fn resyncing(&self, instrument: &str, why: &str) {
+        self.resynced(why);
+        self.emit("resyncing", Some(instrument), Some(why));
+    }
+
+    /// A book of `instrument` is in step again after a resync.
+    pub fn book_live(&self, instrument: &str) {
+        self.emit("book_live", Some(instrument), None);
+    }
+
+    /// `instrument` (or the connection, when `None`) went silent.
+    pub fn stale(&self, instrument: Option<&str>, why: &str) {
+        self.set_error(why);
+        self.emit("stale", instrument, Some(why));
+    }
+
+    /// The venue refused or does not list `instrument`: it is skipped.
+    pub fn instrument_failed(&self, instrument: &str, why: &str) {
+        let new = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(instrument.to_string(), why.to_string())
+            .is_none();
+        if new {
+            self.set_error(why);
+            self.emit("instrument_failed", Some(instrument), Some(why));
+        }
+    }
+
+    /// Instruments marked failed, with their reasons.
+    pub fn failed_instruments(&self) -> BTreeMap<String, String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A connection is being replaced make-before-break because of `why`.
+    pub fn rotating(&self, why: &str) {
+        self.rotations.fetch_add(1, Relaxed);
+        self.emit("rotating", None, Some(why));
+    }
+
+    /// `n` trades missing from the stream were recovered over REST.
+    pub fn backfilled(&self, n: u64) {
+        self.backfilled.fetch_add(n, Relaxed);
+    }
+
+    /// Where instrument metadata came from (or why it could not be had).
+    pub fn metadata(&self, note: &str) {
+        *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = Some(note.to_string());
+        self.emit("metadata", None, Some(note));
     }
 
     /// Current state.
@@ -92,8 +237,11 @@ impl SourceStatus {
 
     /// The stream is up.
     pub fn connected(&self) {
-        self.state.store(SourceState::Connected as u8, Relaxed);
+        let was = self.state.swap(SourceState::Connected as u8, Relaxed);
         self.backoff_ms.store(0, Relaxed);
+        if was != SourceState::Connected as u8 {
+            self.emit("live", None, None);
+        }
     }
 
     /// The stream was lost; attempt `attempt` comes after `backoff_ms`.
@@ -103,6 +251,7 @@ impl SourceStatus {
         self.backoff_ms.store(backoff_ms, Relaxed);
         self.reconnects.fetch_add(1, Relaxed);
         self.set_error(error);
+        self.emit("reconnecting", None, Some(error));
     }
 
     /// The stream has been stable long enough to forget past failures.
@@ -167,6 +316,10 @@ impl SourceStatus {
             "resyncs": self.resyncs.load(Relaxed),
             "rest_polls": self.rest_polls.load(Relaxed),
             "last_error": error,
+            "failed_instruments": self.failed_instruments(),
+            "metadata": self.metadata.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            "rotations": self.rotations.load(Relaxed),
+            "trades_backfilled": self.backfilled.load(Relaxed),
         })
     }
 }

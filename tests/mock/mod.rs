@@ -3,9 +3,25 @@
 //! and a REST endpoint answering from a table the test sets.
 //!
 //! It speaks whatever JSON the test hands it; the tests write the
-//! exchanges' documented message formats.
+//! exchanges' documented message formats. Venue behaviour it reproduces
+//! by itself, each from the venue's docs as of the date given:
+//!
+//! - REST keeps connections alive (HTTP/1.1) and gzips a body when asked
+//!   (`Accept-Encoding: gzip`), as both venues' CDNs do.
+//! - One-shot REST answers with headers ([`MockExchange::push_rest`]) model
+//!   Binance's 429 + `Retry-After` and 418 bans (Spot API docs, "LIMITS",
+//!   as of 2025-11-12) and 400 `{"code":-1121,"msg":"Invalid symbol."}`
+//!   (Spot API docs, "Error codes", as of 2025-11-12), and
+//!   `X-MBX-USED-WEIGHT-1M` on every answer ([`MockExchange::set_weight_header`]).
+//! - OKX subscribe answers ([`MockExchange::okx_auto`]): each `subscribe`
+//!   carrying an `id` is acknowledged per argument with that `id`, or
+//!   refused with `{"event":"error","code":"60018",...,"id":..}` for an
+//!   unknown instrument (OKX API v5 docs, "WebSocket: subscribe" and error
+//!   code 60018, as of 2026-05).
 
 #![allow(dead_code)]
+
+pub mod client;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,10 +41,29 @@ enum Out {
     Drop,
 }
 
+/// A canned REST answer: status, headers, body.
+type Canned = (u16, Vec<(String, String)>, String);
+
 #[derive(Default)]
 struct State {
-    /// Senders to the connected WebSocket clients.
+    /// Senders to the connected WebSocket clients, in connection order.
     clients: Vec<mpsc::UnboundedSender<Out>>,
+    /// Paths of the WebSocket connections, in connection order.
+    ws_paths: Vec<String>,
+    /// OKX auto-answer mode: instruments refused with 60018.
+    okx_refuse: Option<Vec<String>>,
+    /// One-shot REST answers by path prefix, used before `rest`.
+    rest_once: HashMap<String, Vec<Canned>>,
+    /// REST request times (path, when).
+    rest_times: Vec<(String, Instant)>,
+    /// TCP connections the REST endpoint accepted.
+    rest_connections: usize,
+    /// REST answers sent gzipped (the client asked for it).
+    rest_gzipped: usize,
+    /// While set, REST requests are held (recorded, not answered).
+    rest_paused: bool,
+    /// `X-MBX-USED-WEIGHT-1M` sent with every REST answer, when set.
+    weight_header: Option<u32>,
     /// Text messages received from clients, in order.
     received: Vec<String>,
     /// WebSocket connections accepted so far.
@@ -69,6 +104,7 @@ impl MockExchange {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = rest.accept().await {
                 let state = state.clone();
+                state.lock().unwrap().rest_connections += 1;
                 tokio::spawn(serve_rest(tcp, state));
             }
         });
@@ -90,6 +126,95 @@ impl MockExchange {
         for c in &st.clients {
             let _ = c.send(Out::Text(text.clone()));
         }
+    }
+
+    /// Sends `text` to the `n`th connection made (0-based), if still open.
+    pub fn send_to(&self, n: usize, text: impl Into<String>) {
+        let st = self.state.lock().unwrap();
+        if let Some(c) = st.clients.get(n) {
+            let _ = c.send(Out::Text(text.into()));
+        }
+    }
+
+    /// Closes the `n`th connection made (0-based).
+    pub fn drop_conn(&self, n: usize) {
+        let st = self.state.lock().unwrap();
+        if let Some(c) = st.clients.get(n) {
+            let _ = c.send(Out::Drop);
+        }
+    }
+
+    /// Whether the `n`th connection made is still open.
+    pub fn is_open(&self, n: usize) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .clients
+            .get(n)
+            .is_some_and(|c| !c.is_closed())
+    }
+
+    /// The request paths of the WebSocket connections, in order.
+    pub fn ws_paths(&self) -> Vec<String> {
+        self.state.lock().unwrap().ws_paths.clone()
+    }
+
+    /// OKX mode: answers each `subscribe` by itself, refusing `refused`
+    /// instruments with 60018.
+    pub fn okx_auto(&self, refused: &[&str]) {
+        self.state.lock().unwrap().okx_refuse =
+            Some(refused.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Queues a one-shot REST answer with headers for `path_prefix`;
+    /// queued answers go before the [`set_rest`](Self::set_rest) one.
+    pub fn push_rest(&self, path_prefix: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .rest_once
+            .entry(path_prefix.to_string())
+            .or_default()
+            .push((
+                status,
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body.to_string(),
+            ));
+    }
+
+    /// Holds REST answers while `on` (requests are still recorded).
+    pub fn pause_rest(&self, on: bool) {
+        self.state.lock().unwrap().rest_paused = on;
+    }
+
+    /// Sends `X-MBX-USED-WEIGHT-1M: used` with every REST answer.
+    pub fn set_weight_header(&self, used: u32) {
+        self.state.lock().unwrap().weight_header = Some(used);
+    }
+
+    /// When each REST request starting with `prefix` came.
+    pub fn rest_times(&self, prefix: &str) -> Vec<Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .rest_times
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
+    /// REST answers sent gzipped.
+    pub fn rest_gzipped(&self) -> usize {
+        self.state.lock().unwrap().rest_gzipped
+    }
+
+    /// TCP connections the REST endpoint accepted.
+    pub fn rest_connections(&self) -> usize {
+        self.state.lock().unwrap().rest_connections
     }
 
     /// Sends a WebSocket ping frame to every client; their pongs are
@@ -162,20 +287,30 @@ impl MockExchange {
     }
 }
 
+// the handshake callback's error type is tungstenite's, not ours
+#[allow(clippy::result_large_err)]
 async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     if state.lock().unwrap().refuse {
         return; // dropped: the client sees the connection fail
     }
-    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+    let path = Arc::new(Mutex::new(String::new()));
+    let seen = path.clone();
+    let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+        *seen.lock().unwrap() = req.uri().to_string();
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
         return;
     };
     let (mut tx, mut rx) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
-    {
+    let conn_id = {
         let mut st = state.lock().unwrap();
         st.connections += 1;
         st.clients.push(out_tx);
-    }
+        st.ws_paths.push(path.lock().unwrap().clone());
+        st.connections
+    };
     loop {
         tokio::select! {
             out = out_rx.recv() => match out {
@@ -197,7 +332,13 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                     if t == "ping" {
                         let _ = tx.send(Message::text("pong")).await;
                     } else {
+                        let answers = okx_answers(&state, &t, conn_id);
                         state.lock().unwrap().received.push(t);
+                        for a in answers {
+                            if tx.send(Message::text(a)).await.is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
                 Some(Ok(Message::Pong(p))) => {
@@ -211,31 +352,114 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
+/// OKX mode's answers to a client's op (none outside OKX mode).
+fn okx_answers(state: &Arc<Mutex<State>>, text: &str, conn_id: usize) -> Vec<String> {
+    let Some(refused) = state.lock().unwrap().okx_refuse.clone() else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    if v["op"] != "subscribe" {
+        return Vec::new();
+    }
+    let id = v["id"].clone();
+    let conn = format!("mock-{conn_id}");
+    let args = v["args"].as_array().cloned().unwrap_or_default();
+    if let Some(bad) = args
+        .iter()
+        .find(|a| refused.iter().any(|r| a["instId"] == r.as_str()))
+    {
+        // OKX answers a request naming an unknown instrument with one error
+        let msg = format!(
+            "Wrong URL or channel:{},instId:{} doesn't exist. Please use the correct URL, channel and parameters referring to API document.",
+            bad["channel"].as_str().unwrap_or_default(),
+            bad["instId"].as_str().unwrap_or_default()
+        );
+        return vec![serde_json::json!({"event": "error", "id": id, "code": "60018", "msg": msg, "connId": conn}).to_string()];
+    }
+    args.iter()
+        .map(|a| {
+            serde_json::json!({"event": "subscribe", "id": id, "arg": a, "connId": conn})
+                .to_string()
+        })
+        .collect()
+}
+
+/// One REST connection: answers requests until the client closes it
+/// (HTTP/1.1 keep-alive).
 async fn serve_rest(mut tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match tcp.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+    loop {
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let gzip = head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("accept-encoding:") && l.contains("gzip"));
+        {
+            let mut st = state.lock().unwrap();
+            st.rest_hits.push(path.clone());
+            st.rest_times.push((path.clone(), Instant::now()));
+        }
+        while state.lock().unwrap().rest_paused {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, headers, body, weight) = {
+            let mut st = state.lock().unwrap();
+            let once = st
+                .rest_once
+                .iter_mut()
+                .filter(|(prefix, q)| path.starts_with(prefix.as_str()) && !q.is_empty())
+                .max_by_key(|(prefix, _)| prefix.len())
+                .map(|(_, q)| q.remove(0));
+            let (status, headers, body) = once.unwrap_or_else(|| {
+                st.rest
+                    .iter()
+                    .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+                    .max_by_key(|(prefix, _)| prefix.len())
+                    .map(|(_, (s, b))| (*s, Vec::new(), b.clone()))
+                    .unwrap_or((
+                        404,
+                        Vec::new(),
+                        "{\"code\":-1,\"msg\":\"not mocked\"}".into(),
+                    ))
+            });
+            (status, headers, body, st.weight_header)
+        };
+        let mut extra = String::new();
+        for (k, v) in headers {
+            extra.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(w) = weight {
+            extra.push_str(&format!("X-MBX-USED-WEIGHT-1M: {w}\r\n"));
+        }
+        let body = if gzip {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(body.as_bytes()).unwrap();
+            extra.push_str("Content-Encoding: gzip\r\n");
+            state.lock().unwrap().rest_gzipped += 1;
+            enc.finish().unwrap()
+        } else {
+            body.into_bytes()
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        );
+        if tcp.write_all(resp.as_bytes()).await.is_err() || tcp.write_all(&body).await.is_err() {
+            return;
         }
     }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let (status, body) = {
-        let mut st = state.lock().unwrap();
-        st.rest_hits.push(path.clone());
-        st.rest
-            .iter()
-            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, v)| v.clone())
-            .unwrap_or((404, "{\"code\":-1,\"msg\":\"not mocked\"}".into()))
-    };
-    let resp = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tcp.write_all(resp.as_bytes()).await;
-    let _ = tcp.shutdown().await;
 }

@@ -33,6 +33,7 @@ fn trades(n: u64) -> Vec<Vec<u8>> {
                     quantity: 0.125,
                     side: pb::Side::Buy as i32,
                     trade_id: format!("{seq}"),
+                    count: 0,
                 }),
             )
         })
