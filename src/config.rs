@@ -471,6 +471,13 @@ pub enum Command {
     /// Print an example config file, or check one.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the events of channels or patterns as they arrive (a wscat for
+    /// this feed: columns on a terminal, JSON lines when piped).
+    Sub(crate::cli::SubArgs),
+    /// Show a live order-book ladder of a book channel, checksum verified.
+    Book(crate::cli::BookArgs),
+    /// List the server's channels with their kind and seq.
+    Channels(crate::cli::ChannelsArgs),
 }
 
 /// `tickwire config ...`.

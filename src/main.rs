@@ -19,8 +19,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(tickwire::config::Command::Config(cmd)) = &cli.command {
-        return config_command(cmd);
+    match &cli.command {
+        Some(tickwire::config::Command::Config(cmd)) => return config_command(cmd),
+        Some(tickwire::config::Command::Sub(args)) => {
+            return tickwire::cli::run(tickwire::cli::sub(args.clone()));
+        }
+        Some(tickwire::config::Command::Book(args)) => {
+            return tickwire::cli::run(tickwire::cli::book(args.clone()));
+        }
+        Some(tickwire::config::Command::Channels(args)) => {
+            return tickwire::cli::run(tickwire::cli::channels(args.clone()));
+        }
+        _ => {}
     }
     let record = match &cli.command {
         Some(tickwire::config::Command::Record(args)) => Some(args.clone()),

@@ -35,6 +35,20 @@ fn js_client_json_mode_gzip_gaps_heartbeat_and_proto_mode() {
 }
 
 #[test]
+fn js_client_pattern_covers_a_later_channel_and_verifies_every_book_checksum() {
+    node::prerequisites(
+        "js_client_pattern_covers_a_later_channel_and_verifies_every_book_checksum",
+        false,
+    );
+    let key = "js-client-conformance-publish-key";
+    let server = Server::start(&["--publish-key", key]);
+    let mut env = env_for(&server);
+    env.push(("TICKWIRE_PUBLISH_KEY", key.to_string()));
+    let status = node::run_plain("clients/js/test/conformance.test.mjs", &env, SCRIPT_TIMEOUT);
+    assert!(status.success(), "conformance.test.mjs failed: {status}");
+}
+
+#[test]
 fn js_client_reconnects_and_resumes_without_gap_after_server_side_closes() {
     node::prerequisites(
         "js_client_reconnects_and_resumes_without_gap_after_server_side_closes",

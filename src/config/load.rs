@@ -12,10 +12,12 @@ use super::{Cli, Command, Config, ConfigError};
 /// Finds `--config FILE` (or `--config=FILE`, or `TICKWIRE_CONFIG`) of a
 /// serve command line; `record` and `config` do not read the file.
 fn config_path(args: &[String]) -> Option<PathBuf> {
-    if args
-        .get(1)
-        .is_some_and(|a| matches!(a.as_str(), "record" | "config" | "help"))
-    {
+    if args.get(1).is_some_and(|a| {
+        matches!(
+            a.as_str(),
+            "record" | "config" | "help" | "sub" | "book" | "channels"
+        )
+    }) {
         return None;
     }
     let mut it = args.iter();
@@ -176,11 +178,19 @@ impl Cli {
     }
 
     /// The serve settings, whichever form the command line took (the
-    /// defaults under `record` and `config`, which have their own).
+    /// defaults under `record`, `config` and the client commands, which have
+    /// their own).
     pub fn into_config(self) -> Config {
         match self.command {
             Some(Command::Serve(c)) => *c,
-            Some(Command::Record(_) | Command::Config(_)) | None => self.serve,
+            Some(
+                Command::Record(_)
+                | Command::Config(_)
+                | Command::Sub(_)
+                | Command::Book(_)
+                | Command::Channels(_),
+            )
+            | None => self.serve,
         }
     }
 }

@@ -91,6 +91,16 @@ impl OrderBook {
         self.valid
     }
 
+    /// Decimals of prices (from the snapshot).
+    pub fn price_decimals(&self) -> u32 {
+        self.price_decimals
+    }
+
+    /// Decimals of sizes (from the snapshot).
+    pub fn size_decimals(&self) -> u32 {
+        self.size_decimals
+    }
+
     /// The seq of the last event applied.
     pub fn seq(&self) -> u64 {
         self.seq
