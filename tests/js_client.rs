@@ -101,6 +101,14 @@ fn js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_serv
         SCRIPT_TIMEOUT,
         |command| match command {
             "stop" => node::stop(&mut server),
+            // kill -9: dropping the server kills it with SIGKILL
+            "kill" => match server.take() {
+                Some(s) => {
+                    drop(s);
+                    "killed".into()
+                }
+                None => "error: not running".into(),
+            },
             "start" => {
                 server = Some(Server::start_on(addr, &[]));
                 "started".into()

@@ -124,3 +124,39 @@ test("a frozen server (SIGSTOP): the ping heartbeat drops the dead link; resume 
   assert.deepEqual(check.problems, [], "no gap and no duplicate");
   assert.equal(c.stats.gaps, 0);
 });
+
+test("kill -9 and restart: a new epoch resyncs every channel, never a false recovery", { timeout: 90000 }, async () => {
+  const reconnect = { initialDelayMs: 100, maxDelayMs: 800, factor: 2, jitter: 0.5 };
+  const c = new TickwireClient(wsUrl(), { WebSocket, reconnect });
+  clients.push(c);
+  const check = new SeqChecker();
+  const answers = [];
+  const resyncs = [];
+  c.on("subscribed", (s) => answers.push(s));
+  c.on("resync", (r) => {
+    resyncs.push(r);
+    check.forget(r.channel); // a new history: seqs start over
+  });
+  let afterRestart = 0;
+  c.subscribe(["book.sim.BTC-USDT", "ticker.sim.*"], (ev, meta) => {
+    check.observe(meta);
+    if (answers.length > 1) afterRestart++;
+  });
+  c.connect();
+  await waitFor("live events", () => check.events > 30);
+  const epoch = c.welcome.epoch;
+
+  assert.equal(await control("kill"), "killed");
+  await waitFor("state reconnecting", () => c.state === State.RECONNECTING, 15000);
+  assert.equal(await control("start"), "started");
+  await waitFor("reconnected", () => c.state === State.CONNECTED && answers.length >= 2, 30000);
+  await waitFor("live events after the restart", () => afterRestart > 30, 20000);
+  c.close();
+
+  assert.notEqual(c.welcome.epoch, epoch, "a new server run");
+  const after = answers[answers.length - 1];
+  assert.equal(after.recovered, 0, "nothing is claimed recovered across a kill -9");
+  assert.ok(after.resynced >= 2 && resyncs.length === after.resynced, `resynced ${after.resynced}`);
+  assert.deepEqual(check.problems, []);
+  assert.equal(c.stats.gaps, 0);
+});
