@@ -1,0 +1,459 @@
+//! Coinbase Advanced Trade public market data
+//! (`wss://advanced-trade-ws.coinbase.com`): `heartbeats`, `level2`,
+//! `market_trades` and `ticker`, one channel per subscribe message (as
+//! Coinbase requires), all sent right after connecting (Coinbase closes a
+//! connection that has not subscribed within 5 s), 125 ms apart so that
+//! the connections together stay under 8 messages per second per IP.
+//!
+//! `heartbeats` keeps every subscription open (other channels close after
+//! 60-90 s without updates) and proves the connection alive when markets
+//! are quiet. `sequence_num` counts the connection's messages: a jump
+//! resubscribes `level2` for every book of the connection (see [`book`]),
+//! and each book's fresh snapshot reaches subscribers as a `book_snapshot`
+//! in the same channel sequence. Connections carry few books
+//! ([`BOOKS_PER_CONNECTION`]) so that a gap costs few snapshots.
+//!
+//! Symbols: Coinbase's public channels answer a `-USDC` product with the
+//! `-USD` product's data (one book for both since Coinbase unified them),
+//! so `X-USDC` is streamed as `X-USD` and published on `*.coinbase.X-USD`
+//! ([`map_products`]); `USDT-USDC` and `EURC-USDC`, which have books of
+//! their own, stay as they are.
+//!
+//! Trades: `side` in `market_trades` is the maker order's side, as on
+//! Coinbase's Exchange feed; tickwire publishes the taker's (the opposite).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+pub mod book;
+pub mod msg;
+
+use super::activity::Activity;
+use super::dedup::RecentIds;
+use super::local_book::TopView;
+use super::{
+    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net, num, publish,
+};
+use crate::feed::{Channel, Hub};
+use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
+use book::{BookState, Sequence};
+use msg::{Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker, subscription};
+
+const VENUE: &str = "coinbase";
+/// Books per connection: a `sequence_num` gap resubscribes them all.
+pub const BOOKS_PER_CONNECTION: usize = 8;
+/// Between two subscribe messages of a connection.
+const SUBSCRIBE_PACE: Duration = Duration::from_millis(125);
+/// How often snapshot timeouts and per-book staleness are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Products whose `-USDC` book is their own on public channels.
+const OWN_USDC_BOOKS: &[&str] = &["USDT", "EURC"];
+
+/// Coinbase's public channels give `X-USDC` the data of `X-USD`: maps the
+/// configured instruments to the products that carry their data, keeping
+/// the first of any duplicates, and logs each mapping.
+pub fn map_products(instruments: &mut Vec<Instrument>) {
+    let mut out: Vec<Instrument> = Vec::new();
+    for mut inst in std::mem::take(instruments) {
+        if inst.quote == "USDC" && !OWN_USDC_BOOKS.contains(&inst.base.as_str()) {
+            tracing::info!(
+                source = VENUE,
+                "{}-USDC is streamed as {}-USD: Coinbase's public channels answer -USDC products with -USD data",
+                inst.base,
+                inst.base
+            );
+            inst.quote = "USD".into();
+        }
+        if !out.contains(&inst) {
+            out.push(inst);
+        }
+    }
+    *instruments = out;
+}
+
+/// Streams Coinbase until shutdown: validates the products, then one
+/// connection per [`BOOKS_PER_CONNECTION`] products.
+pub async fn run(
+    hub: Arc<Hub>,
+    cfg: ExchangeConfig,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+) {
+    super::run_sharded(
+        VENUE,
+        cfg,
+        BOOKS_PER_CONNECTION,
+        status,
+        shutdown,
+        move |cfg| Coinbase::new(hub.clone(), cfg),
+    )
+    .await
+}
+
+#[derive(Debug)]
+struct Market {
+    inst: Instrument,
+    channels: MarketChannels,
+    state: BookState,
+    view: TopView,
+    trades: RecentIds,
+    /// The highest trade id published (Coinbase's ids count up per product).
+    last_trade: Option<u64>,
+    decimals: Option<(u32, u32)>,
+    activity: Activity,
+}
+
+/// The Coinbase source (one connection's products).
+#[derive(Debug)]
+pub struct Coinbase {
+    hub: Arc<Hub>,
+    cfg: ExchangeConfig,
+    markets: Vec<Market>,
+    by_product: HashMap<String, usize>,
+}
+
+impl Coinbase {
+    /// Resolves the channels of every configured product.
+    pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
+        let mut markets = Vec::new();
+        let mut by_product = HashMap::new();
+        for inst in &cfg.instruments {
+            by_product.insert(inst.dashed(), markets.len());
+            markets.push(Market {
+                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
+                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+                inst: inst.clone(),
+                state: BookState::awaiting(),
+                view: TopView::default(),
+                trades: RecentIds::default(),
+                last_trade: None,
+                activity: Activity::new(),
+            });
+        }
+        Ok(Self {
+            hub,
+            cfg,
+            markets,
+            by_product,
+        })
+    }
+
+    fn products(&self) -> Vec<String> {
+        self.markets.iter().map(|m| m.inst.dashed()).collect()
+    }
+
+    async fn send_paced(ws: &mut net::Ws, msgs: Vec<Message>) -> Result<(), SourceError> {
+        for (i, m) in msgs.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(SUBSCRIBE_PACE).await;
+            }
+            ws.send(m).await.map_err(net::NetError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
+        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
+        for m in &mut self.markets {
+            m.state = BookState::awaiting();
+        }
+        let products = self.products();
+        let subscribes = vec![
+            subscription("subscribe", "heartbeats", &[]),
+            subscription("subscribe", "level2", &products),
+            subscription("subscribe", "market_trades", &products),
+            subscription("subscribe", "ticker", &products),
+        ];
+        Self::send_paced(&mut ws, subscribes).await?;
+        status.connected();
+        tracing::info!(source = VENUE, "stream connected");
+        let stale = self.cfg.stale_after;
+        let mut sequence = Sequence::default();
+        let mut last_alive = Instant::now();
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        loop {
+            tokio::select! {
+                msg = ws.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Close(_))) | None => return Err(SourceError::Closed),
+                        Some(Err(e)) => return Err(net::NetError::from(e).into()),
+                        Some(Ok(_)) => continue,
+                    };
+                    match self.on_text(text.as_str(), &mut sequence, &mut ws, status).await {
+                        Ok(data) => {
+                            // heartbeats count: the venue is there, markets are quiet
+                            last_alive = Instant::now();
+                            if data {
+                                status.messages(1);
+                            }
+                        }
+                        Err(SourceError::Net(e)) => return Err(e.into()),
+                        Err(e) => {
+                            tracing::warn!(source = VENUE, error = %e, "message skipped");
+                            status.set_error(&e.to_string());
+                        }
+                    }
+                }
+                _ = check.tick() => self.check_books(&mut ws, status).await?,
+                _ = tokio::time::sleep_until((last_alive + stale).into()) => {
+                    status.stale(None, &format!("coinbase: no message for {stale:?}"));
+                    return Err(SourceError::Stale(stale));
+                }
+            }
+        }
+    }
+
+    /// Handles one text message; true for market data.
+    async fn on_text(
+        &mut self,
+        text: &str,
+        sequence: &mut Sequence,
+        ws: &mut net::Ws,
+        status: &SourceStatus,
+    ) -> Result<bool, SourceError> {
+        let env: Envelope = serde_json::from_str(text).map_err(|e| SourceError::Decode {
+            what: "Coinbase message",
+            detail: e.to_string(),
+        })?;
+        if env.kind.as_deref() == Some("error") {
+            let why = format!(
+                "coinbase error: {} {}",
+                env.message.unwrap_or_default(),
+                env.reason.unwrap_or_default()
+            );
+            tracing::warn!(source = VENUE, "{why}");
+            status.set_error(&why);
+            return Ok(false);
+        }
+        if let Some(seq) = env.sequence_num
+            && let Err(why) = sequence.next(seq)
+        {
+            self.resubscribe_books(&why, ws, status).await?;
+        }
+        let time = msg::time_ns(&env.timestamp);
+        match env.channel.as_str() {
+            "l2_data" => {
+                for ev in env.events {
+                    let ev: L2Event = decode(ev, "level2 event")?;
+                    if let Some(&idx) = self.by_product.get(&ev.product_id)
+                        && let Err(why) = self.on_book(idx, &ev, time, status)
+                    {
+                        self.resubscribe_books(&why, ws, status).await?;
+                    }
+                }
+            }
+            "market_trades" => {
+                for ev in env.events {
+                    let ev: TradesEvent = decode(ev, "market_trades event")?;
+                    self.on_trades(ev)?;
+                }
+            }
+            "ticker" => {
+                for ev in env.events {
+                    let ev: TickerEvent = decode(ev, "ticker event")?;
+                    for t in &ev.tickers {
+                        if let Some(&idx) = self.by_product.get(&t.product_id) {
+                            let ticker = msg::ticker_payload(t)?;
+                            let ch = &self.markets[idx].channels.ticker;
+                            publish(&self.hub, ch, time, Payload::Ticker(ticker));
+                        }
+                    }
+                }
+            }
+            _ => return Ok(false), // heartbeats, subscriptions
+        }
+        Ok(true)
+    }
+
+    fn on_book(
+        &mut self,
+        idx: usize,
+        ev: &L2Event,
+        time_ns: i64,
+        status: &SourceStatus,
+    ) -> Result<(), String> {
+        let depth = self.cfg.book_depth;
+        let m = &mut self.markets[idx];
+        m.activity.message();
+        if ev.kind == "snapshot" {
+            let snap = m.state.start(&ev.updates, m.decimals)?.snapshot(depth);
+            m.view = TopView::of(&snap);
+            m.activity = Activity::new();
+            publish(
+                &self.hub,
+                &m.channels.book,
+                time_ns,
+                Payload::BookSnapshot(snap),
+            );
+            status.book_live(&m.inst.dashed());
+            return Ok(());
+        }
+        if let Some(book) = m.state.update(&ev.updates)?
+            && let Some(update) = m.view.advance(book, depth)
+        {
+            publish(
+                &self.hub,
+                &m.channels.book,
+                time_ns,
+                Payload::BookUpdate(update),
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes new trades in id order. A `snapshot` event (sent on each
+    /// subscribe) fills what a reconnect missed; on the first connection
+    /// it is history and is not published.
+    fn on_trades(&mut self, ev: TradesEvent) -> Result<(), SourceError> {
+        let mut trades = ev.trades;
+        trades.sort_by_key(|t| t.trade_id.parse::<u64>().unwrap_or(0));
+        for t in trades {
+            let Some(&idx) = self.by_product.get(&t.product_id) else {
+                continue;
+            };
+            let m = &mut self.markets[idx];
+            let id = t.trade_id.parse::<u64>().ok();
+            if ev.kind == "snapshot" {
+                match (m.last_trade, id) {
+                    (Some(last), Some(id)) if id > last => {}
+                    _ => continue,
+                }
+            }
+            if !m.trades.first(&t.trade_id) {
+                continue;
+            }
+            m.last_trade = m.last_trade.max(id);
+            // the maker's side: the taker took the other one
+            let side = match t.side.as_str() {
+                "BUY" => TradeSide::Sell,
+                "SELL" => TradeSide::Buy,
+                _ => TradeSide::Unspecified,
+            };
+            let trade = Trade {
+                price: num(&t.price, "trade")?,
+                quantity: num(&t.size, "trade")?,
+                side: side as i32,
+                trade_id: t.trade_id,
+                count: 0,
+            };
+            let time = msg::time_ns(&t.time);
+            publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
+        }
+        Ok(())
+    }
+
+    /// A `sequence_num` gap (or a book that cannot be read): every book of
+    /// the connection waits for a fresh snapshot from a new `level2`
+    /// subscription.
+    async fn resubscribe_books(
+        &mut self,
+        why: &str,
+        ws: &mut net::Ws,
+        status: &SourceStatus,
+    ) -> Result<(), SourceError> {
+        tracing::warn!(source = VENUE, "{why}; resubscribing level2");
+        for m in &mut self.markets {
+            let inst = m.inst.dashed();
+            status.resyncing(
+                &inst,
+                &format!("coinbase {inst}: {why}; resubscribing level2"),
+            );
+            m.state = BookState::awaiting();
+        }
+        let products = self.products();
+        Self::send_paced(
+            ws,
+            vec![
+                subscription("unsubscribe", "level2", &products),
+                subscription("subscribe", "level2", &products),
+            ],
+        )
+        .await
+    }
+
+    /// A book without a snapshot `--snapshot-timeout` after subscribing,
+    /// or a busy book gone silent, resubscribes the connection's books.
+    async fn check_books(
+        &mut self,
+        ws: &mut net::Ws,
+        status: &SourceStatus,
+    ) -> Result<(), SourceError> {
+        let (timeout, stale) = (self.cfg.snapshot_timeout, self.cfg.stale_after);
+        let mut why = None;
+        for m in &self.markets {
+            match &m.state {
+                BookState::Awaiting { since } if since.elapsed() >= timeout => {
+                    why = Some(format!(
+                        "{}: no snapshot {timeout:?} after subscribing",
+                        m.inst.dashed()
+                    ));
+                }
+                BookState::Live(_) if m.activity.stale(stale) => {
+                    let inst = m.inst.dashed();
+                    status.stale(
+                        Some(&inst),
+                        &format!("coinbase {inst}: book silent for {stale:?}"),
+                    );
+                    why = Some(format!("{inst}: book silent"));
+                }
+                _ => {}
+            }
+        }
+        match why {
+            Some(why) => self.resubscribe_books(&why, ws, status).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Exchange for Coinbase {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn config(&self) -> &ExchangeConfig {
+        &self.cfg
+    }
+
+    fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
+        let polls = self
+            .markets
+            .iter()
+            .map(|m| {
+                let path = format!(
+                    "/api/v3/brokerage/market/products/{}/ticker?limit=1",
+                    m.inst.dashed()
+                );
+                (path, m.channels.ticker.clone())
+            })
+            .collect();
+        (polls, parse_rest_ticker)
+    }
+
+    fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
+        Box::pin(self.stream_session(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usdc_products_map_to_usd_except_those_with_their_own_book() {
+        let mut v: Vec<Instrument> = ["BTC-USDC", "BTC-USD", "USDT-USDC", "ETH-USDC"]
+            .iter()
+            .map(|s| Instrument::parse(s).unwrap())
+            .collect();
+        map_products(&mut v);
+        let names: Vec<String> = v.iter().map(Instrument::dashed).collect();
+        assert_eq!(names, ["BTC-USD", "USDT-USDC", "ETH-USD"]);
+    }
+}
