@@ -18,10 +18,15 @@
 //!   refused with `{"event":"error","code":"60018",...,"id":..}` for an
 //!   unknown instrument (OKX API v5 docs, "WebSocket: subscribe" and error
 //!   code 60018, as of 2026-05).
+//! - Coinbase Advanced Trade ([`MockExchange::coinbase_auto`], see
+//!   `coinbase.rs`): per-connection `sequence_num`, `subscriptions`
+//!   answers, heartbeats, idle channels closed.
 
 #![allow(dead_code)]
 
 pub mod client;
+pub mod coinbase;
+pub mod refbook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +44,8 @@ enum Out {
     Text(String),
     Ping(Vec<u8>),
     Drop,
+    /// Coinbase mode: leave this many `sequence_num`s out.
+    Skip(u64),
 }
 
 /// A canned REST answer: status, headers, body.
@@ -74,6 +81,10 @@ struct State {
     rest: HashMap<String, (u16, String)>,
     /// REST requests seen (path and query).
     rest_hits: Vec<String>,
+    /// Coinbase mode, when on.
+    coinbase: Option<coinbase::Mode>,
+    /// Coinbase mode: heartbeats sent, all connections.
+    heartbeats_sent: u64,
 }
 
 /// The mock exchange.
@@ -164,6 +175,30 @@ impl MockExchange {
     pub fn okx_auto(&self, refused: &[&str]) {
         self.state.lock().unwrap().okx_refuse =
             Some(refused.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Coinbase mode: stamps `sequence_num`, answers subscribes, sends
+    /// heartbeats every `heartbeat_every` once subscribed to them, and
+    /// closes a connection idle for `idle_close` without them.
+    pub fn coinbase_auto(&self, heartbeat_every: Duration, idle_close: Duration) {
+        self.state.lock().unwrap().coinbase = Some(coinbase::Mode {
+            heartbeat_every,
+            idle_close,
+        });
+    }
+
+    /// Coinbase mode: the `n`th connection's next message skips `by`
+    /// sequence numbers (a lost message).
+    pub fn coinbase_skip(&self, n: usize, by: u64) {
+        let st = self.state.lock().unwrap();
+        if let Some(c) = st.clients.get(n) {
+            let _ = c.send(Out::Skip(by));
+        }
+    }
+
+    /// Coinbase mode: heartbeats sent so far, all connections.
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.state.lock().unwrap().heartbeats_sent
     }
 
     /// Queues a one-shot REST answer with headers for `path_prefix`;
@@ -304,19 +339,44 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     };
     let (mut tx, mut rx) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
-    let conn_id = {
+    let (conn_id, cb_mode) = {
         let mut st = state.lock().unwrap();
         st.connections += 1;
         st.clients.push(out_tx);
         st.ws_paths.push(path.lock().unwrap().clone());
-        st.connections
+        (st.connections, st.coinbase)
     };
+    let mut cb = cb_mode.map(coinbase::Conn::new);
+    let mut cb_tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
+            _ = cb_tick.tick(), if cb.is_some() => {
+                let Some(conn) = cb.as_mut() else { continue };
+                match conn.tick() {
+                    Ok(Some(hb)) => {
+                        let hb = conn.stamp(&hb);
+                        state.lock().unwrap().heartbeats_sent += 1;
+                        if tx.send(Message::text(hb)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(()) => break, // Coinbase closes it
+                }
+            }
             out = out_rx.recv() => match out {
                 Some(Out::Text(text)) => {
+                    let text = match cb.as_mut() {
+                        Some(conn) => conn.stamp(&text),
+                        None => text,
+                    };
                     if tx.send(Message::text(text)).await.is_err() {
                         break;
+                    }
+                }
+                Some(Out::Skip(by)) => {
+                    if let Some(conn) = cb.as_mut() {
+                        conn.skip(by);
                     }
                 }
                 Some(Out::Ping(p)) => {
@@ -332,7 +392,14 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                     if t == "ping" {
                         let _ = tx.send(Message::text("pong")).await;
                     } else {
-                        let answers = okx_answers(&state, &t, conn_id);
+                        let mut answers = okx_answers(&state, &t, conn_id);
+                        if let Some(conn) = cb.as_mut() {
+                            answers = conn
+                                .on_client(&t)
+                                .iter()
+                                .map(|a| conn.stamp(a))
+                                .collect();
+                        }
                         state.lock().unwrap().received.push(t);
                         for a in answers {
                             if tx.send(Message::text(a)).await.is_err() {
