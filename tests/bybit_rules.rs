@@ -364,7 +364,7 @@ async fn bybit_reconnects_after_a_drop_and_serves_rest_tickers_meanwhile() {
         if let server_message::Kind::Event(e) = &kind
             && let Some(Payload::Ticker(tk)) = &e.payload
         {
-            break tk.clone();
+            break *tk;
         }
     };
     assert_eq!((tk.last, tk.bid, tk.ask), (500.5, 500.4, 500.6));

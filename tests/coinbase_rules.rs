@@ -340,7 +340,7 @@ async fn coinbase_reconnects_after_a_drop_fills_missed_trades_and_serves_rest_ti
         if let server_message::Kind::Event(e) = &kind
             && let Some(Payload::Ticker(tk)) = &e.payload
         {
-            break tk.clone();
+            break *tk;
         }
     };
     assert_eq!((tk.last, tk.bid, tk.ask), (500.5, 500.4, 500.6));

@@ -15,6 +15,9 @@ pub enum Side {
     Ask,
 }
 
+/// Both sides of a book as (price, size), best first.
+pub type Sides = (Vec<(f64, f64)>, Vec<(f64, f64)>);
+
 /// One level change: side, price, new size ("0" removes), as strings the
 /// venue would send.
 pub type Change = (Side, String, String);
@@ -82,7 +85,7 @@ impl RefBook {
                     Side::Bid => 9999 - offset,
                     Side::Ask => 10000 + offset,
                 };
-                let size = if (r >> 20) % 4 == 0 {
+                let size = if (r >> 20).is_multiple_of(4) {
                     "0".to_string()
                 } else {
                     format!("{}.{}", (r >> 24) % 50 + 1, (r >> 32) % 10)
@@ -93,7 +96,7 @@ impl RefBook {
     }
 
     /// The best `n` levels per side as (price, size), best first.
-    pub fn top(&self, n: usize) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    pub fn top(&self, n: usize) -> Sides {
         let lv = |(c, s): (&u32, &String)| (*c as f64 / 100.0, s.parse::<f64>().unwrap());
         (
             self.bids.iter().rev().take(n).map(lv).collect(),
@@ -118,7 +121,7 @@ impl ClientBook {
     }
 
     /// Both sides as (price, size), best first.
-    pub fn sides(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    pub fn sides(&self) -> Sides {
         let b = self.book.as_ref().expect("a book");
         (
             b.bids().map(|l| (l.price, l.quantity)).collect(),
