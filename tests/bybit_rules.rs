@@ -444,3 +444,91 @@ async fn bybit_instruments_come_from_instruments_info_and_a_refused_topic_spares
     failed_with(&server, "BTC-USDT", "Invalid symbol").await;
     assert_eq!(mock.connections(), 1, "the session carried on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
+    let mock = MockExchange::start().await;
+    mock.bybit_auto();
+    // a shortened rotation interval: two rotations within the test
+    let server = bybit_server(&mock, "BTCUSDT", &["--rotate-after", "1500ms"]);
+    subscribed(&mock).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let s = c.subscribe(&[TRADE, BOOK]).await;
+    let mut checker = ContractChecker::default();
+    checker.subscribed(&s);
+    mock.send(book(
+        "snapshot",
+        &[lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")],
+        10,
+    ));
+    let snap = event_on(&mut c, BOOK).await;
+    checker.observe(&server_message::Kind::Event(snap));
+    let (stop, task) = mock::client::stream_trades(&mock, |id| vec![trade(&id.to_string(), "Buy")]);
+    // the venue's side runs beside the reader: a subscriber that stopped
+    // reading for seconds would be lagged by the server
+    let venue = mock.clone();
+    let mut scenario = tokio::spawn(async move {
+        let mock = venue;
+        mock.wait_for("a second connection", |m| m.connections() >= 2)
+            .await;
+        // the new connection's snapshot (the same book); a delta reaches both
+        mock.send_to(
+            1,
+            book(
+                "snapshot",
+                &[lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")],
+                10,
+            ),
+        );
+        mock.send(book("delta", &[lv(Side::Bid, "100.00", "2")], 11));
+        mock.wait_for("the old connection closed", |m| !m.is_open(0))
+            .await;
+        mock.send(book("delta", &[lv(Side::Bid, "100.00", "3")], 12));
+        mock.wait_for("a third connection", |m| m.connections() >= 3)
+            .await;
+        mock.send_to(
+            2,
+            book(
+                "snapshot",
+                &[lv(Side::Bid, "100.00", "3"), lv(Side::Ask, "101.00", "1")],
+                12,
+            ),
+        );
+        mock.wait_for("the second closed", |m| !m.is_open(1)).await;
+        mock.send(book("delta", &[lv(Side::Bid, "100.00", "4")], 13));
+        let _ = stop.send(());
+        task.await.unwrap()
+    });
+    let (mut want, mut updates, mut last) = (1u64, Vec::new(), None);
+    while last.is_none_or(|l| want <= l) || updates.len() < 3 {
+        let kind = tokio::select! {
+            k = c.next_msg() => k,
+            l = &mut scenario, if last.is_none() => {
+                last = Some(l.unwrap());
+                continue;
+            }
+        };
+        checker.observe(&kind); // no seq gap
+        if let server_message::Kind::Event(e) = &kind {
+            match &e.payload {
+                Some(Payload::Trade(t)) => {
+                    assert_eq!(t.trade_id, want.to_string(), "no duplicate, no missing id");
+                    want += 1;
+                }
+                Some(Payload::BookUpdate(u)) => updates.push(mock::client::levels(&u.bids)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        updates,
+        vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)], vec![(100.0, 4.0)]]
+    );
+    let src = source_until(&server, "rotations", |s| s["rotations"].as_u64() >= Some(2)).await;
+    assert_eq!(
+        (src["resyncs"].as_u64(), src["reconnects"].as_u64()),
+        (Some(0), Some(0)),
+        "{src}"
+    );
+}

@@ -18,6 +18,10 @@
 //!   refused with `{"event":"error","code":"60018",...,"id":..}` for an
 //!   unknown instrument (OKX API v5 docs, "WebSocket: subscribe" and error
 //!   code 60018, as of 2026-05).
+//! - Bybit acknowledgements ([`MockExchange::bybit_auto`]): each
+//!   `subscribe` is answered `{"success":true,"ret_msg":"subscribe",
+//!   "req_id":..,"op":"subscribe"}` and each `{"op":"ping"}` with a pong
+//!   (Bybit V5 docs, "WebSocket Stream: Connect", as of 2026-05).
 //! - Coinbase Advanced Trade ([`MockExchange::coinbase_auto`], see
 //!   `coinbase.rs`): per-connection `sequence_num`, `subscriptions`
 //!   answers, heartbeats, idle channels closed.
@@ -81,6 +85,8 @@ struct State {
     rest: HashMap<String, (u16, String)>,
     /// REST requests seen (path and query).
     rest_hits: Vec<String>,
+    /// Bybit mode: subscribes and pings are answered.
+    bybit: bool,
     /// Coinbase mode, when on.
     coinbase: Option<coinbase::Mode>,
     /// Coinbase mode: heartbeats sent, all connections.
@@ -175,6 +181,11 @@ impl MockExchange {
     pub fn okx_auto(&self, refused: &[&str]) {
         self.state.lock().unwrap().okx_refuse =
             Some(refused.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Bybit mode: answers each `subscribe` and `ping` op as Bybit does.
+    pub fn bybit_auto(&self) {
+        self.state.lock().unwrap().bybit = true;
     }
 
     /// Coinbase mode: stamps `sequence_num`, answers subscribes, sends
@@ -393,6 +404,9 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                         let _ = tx.send(Message::text("pong")).await;
                     } else {
                         let mut answers = okx_answers(&state, &t, conn_id);
+                        if state.lock().unwrap().bybit {
+                            answers = bybit_answers(&t, conn_id);
+                        }
                         if let Some(conn) = cb.as_mut() {
                             answers = conn
                                 .on_client(&t)
@@ -416,6 +430,27 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                 _ => break,
             },
         }
+    }
+}
+
+/// Bybit mode's answer to a client's op.
+fn bybit_answers(text: &str, conn_id: usize) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let conn = format!("mock-{conn_id}");
+    match v["op"].as_str() {
+        Some(op @ ("subscribe" | "unsubscribe")) => vec![
+            serde_json::json!({"success": true,
+            "ret_msg": "", "conn_id": conn, "req_id": v["req_id"], "op": op})
+            .to_string(),
+        ],
+        Some("ping") => vec![
+            serde_json::json!({"success": true, "ret_msg": "pong",
+            "conn_id": conn, "req_id": v["req_id"], "op": "ping"})
+            .to_string(),
+        ],
+        _ => Vec::new(),
     }
 }
 

@@ -5,16 +5,18 @@
 //! session carries on. Books follow `u` (see [`book`]); a gap resubscribes
 //! the book's topic for a fresh in-band snapshot, which subscribers get as
 //! a `book_snapshot` in the same channel sequence. `{"op":"ping"}` goes out
-//! every 20 s, as Bybit asks.
+//! every 20 s, as Bybit asks. Connections are replaced make-before-break
+//! every `--rotate-after` (see `legs.rs`): both connections feed the same
+//! handler, idempotent by `u` per book, trade id and ticker time.
 //!
 //! Bybit's spot `tickers` push has no best bid and ask: tickwire fills them
 //! from the top of its book of the symbol (0 until the book is live).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +25,7 @@ pub mod msg;
 
 use super::activity::Activity;
 use super::dedup::RecentIds;
+use super::legs::{Leg, Legs};
 use super::local_book::{Side, TopView};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
@@ -73,8 +76,20 @@ struct Market {
     /// The venue refused it: not subscribed again.
     failed: bool,
     trades: RecentIds,
+    last_ticker_ns: i64,
     decimals: Option<(u32, u32)>,
     activity: Activity,
+}
+
+/// What a text message was.
+enum Handled {
+    /// New market data.
+    Data,
+    /// Market data already had (from the other connection).
+    Repeat,
+    /// The answer to subscribe request `req_id`.
+    Ack(String),
+    Other,
 }
 
 /// The Bybit source (one connection's symbols).
@@ -104,6 +119,7 @@ impl Bybit {
                 view: TopView::default(),
                 failed: false,
                 trades: RecentIds::default(),
+                last_ticker_ns: 0,
                 activity: Activity::new(),
             });
         }
@@ -128,11 +144,12 @@ impl Bybit {
         format!("orderbook.{DEPTH}.{}", self.markets[idx].inst.joined())
     }
 
-    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
-        self.requests.clear();
+    /// Opens a connection and subscribes every symbol not refused, one
+    /// request per symbol; returns the request ids.
+    async fn open_leg(&mut self) -> Result<(net::Ws, HashSet<String>), SourceError> {
         let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
+        let mut ids = HashSet::new();
         for idx in 0..self.markets.len() {
-            self.markets[idx].state = BookState::awaiting();
             if self.markets[idx].failed {
                 continue;
             }
@@ -146,29 +163,66 @@ impl Bybit {
             ws.send(op("subscribe", &id, &args))
                 .await
                 .map_err(net::NetError::from)?;
+            ids.insert(id);
+        }
+        Ok((ws, ids))
+    }
+
+    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
+        self.requests.clear();
+        let (ws, _) = self.open_leg().await?;
+        for m in &mut self.markets {
+            m.state = BookState::awaiting();
         }
         status.connected();
         tracing::info!(source = VENUE, "stream connected");
+        let mut legs = Legs::new(ws, self.cfg.rotate_after);
+        // the next leg's unanswered subscribe ids, and whether it sent data
+        let mut pending: HashSet<String> = HashSet::new();
+        let (mut next_data, mut caught_up) = (false, false);
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
+            let switch_at = legs.switch_deadline();
+            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let mut rotate = false;
             tokio::select! {
-                msg = ws.next() => {
+                (leg, msg) = legs.recv() => {
                     let text = match msg {
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None => return Err(SourceError::Closed),
-                        Some(Err(e)) => return Err(net::NetError::from(e).into()),
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                            if legs.lost(leg).await {
+                                continue; // the other leg carries on
+                            }
+                            return Err(match msg {
+                                Some(Err(e)) => net::NetError::from(e).into(),
+                                _ => SourceError::Closed,
+                            });
+                        }
                         Some(Ok(_)) => continue,
                     };
-                    match self.on_text(text.as_str(), &mut ws, status).await {
-                        Ok(true) => {
+                    match self.on_text(text.as_str(), &mut legs, status).await {
+                        Ok(Handled::Data) => {
                             last_data = Instant::now();
                             status.messages(1);
+                            next_data |= leg == Leg::Next;
                         }
-                        Ok(false) => {}
+                        // the old leg repeats what the new one sent: it
+                        // caught up, nothing can be missed by closing it
+                        Ok(Handled::Repeat) => {
+                            last_data = Instant::now();
+                            status.messages(1);
+                            caught_up |= leg == Leg::Current && next_data;
+                        }
+                        Ok(Handled::Ack(id)) => {
+                            if leg == Leg::Next {
+                                pending.remove(&id);
+                            }
+                        }
+                        Ok(Handled::Other) => {}
                         Err(SourceError::Net(e)) => return Err(e.into()),
                         Err(e) => {
                             tracing::warn!(source = VENUE, error = %e, "message skipped");
@@ -176,27 +230,54 @@ impl Bybit {
                         }
                     }
                 }
-                _ = ping.tick() => {
-                    ws.send(Message::text(r#"{"req_id":"ping","op":"ping"}"#))
-                        .await
-                        .map_err(net::NetError::from)?;
+                _ = tokio::time::sleep_until(rotate_at), if !rotating => rotate = true,
+                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                    tracing::warn!(source = VENUE, "new connection not ready in time; switching anyway");
+                    legs.switch().await;
                 }
-                _ = check.tick() => self.check_books(&mut ws, status).await?,
+                _ = ping.tick() => {
+                    for leg in [Leg::Current, Leg::Next] {
+                        legs.send(leg, Message::text(r#"{"req_id":"ping","op":"ping"}"#))
+                            .await
+                            .map_err(net::NetError::from)?;
+                    }
+                }
+                _ = check.tick() => self.check_books(&mut legs, status).await?,
                 _ = tokio::time::sleep_until((last_data + stale).into()) => {
                     status.stale(None, &format!("bybit: no data for {stale:?}"));
                     return Err(SourceError::Stale(stale));
                 }
             }
+            if rotate && !legs.rotating() {
+                let why = format!("connection is {:?} old", self.cfg.rotate_after);
+                status.rotating(&why);
+                tracing::info!(source = VENUE, reason = %why, "opening a new connection (make-before-break)");
+                match self.open_leg().await {
+                    Ok((ws, ids)) => {
+                        legs.start(ws);
+                        pending = ids;
+                        (next_data, caught_up) = (false, false);
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = VENUE, error = %e, "new connection failed; keeping the current one");
+                        legs.abandon_next();
+                    }
+                }
+            }
+            if legs.rotating() && next_data && caught_up && pending.is_empty() {
+                legs.switch().await;
+                tracing::info!(source = VENUE, "switched to the new connection");
+            }
         }
     }
 
-    /// Handles one text message; true for market data.
+    /// Handles one text message.
     async fn on_text(
         &mut self,
         text: &str,
-        ws: &mut net::Ws,
+        legs: &mut Legs,
         status: &SourceStatus,
-    ) -> Result<bool, SourceError> {
+    ) -> Result<Handled, SourceError> {
         let env: Envelope = serde_json::from_str(text).map_err(|e| SourceError::Decode {
             what: "Bybit message",
             detail: e.to_string(),
@@ -217,27 +298,39 @@ impl Bybit {
                     }
                 }
             }
-            return Ok(false); // acks and pongs
+            // a refusal answers its request too, for the rotation's bookkeeping
+            return Ok(match (op, env.req_id) {
+                ("subscribe", Some(id)) => Handled::Ack(id),
+                _ => Handled::Other, // pongs
+            });
         }
         let (Some(topic), Some(data)) = (env.topic.as_deref(), env.data) else {
-            return Ok(false);
+            return Ok(Handled::Other);
         };
         let Some((stream, symbol)) = topic.rsplit_once('.') else {
-            return Ok(false);
+            return Ok(Handled::Other);
         };
         let Some(&idx) = self.by_symbol.get(symbol) else {
-            return Ok(false);
+            return Ok(Handled::Other);
         };
-        match stream {
+        let fresh = match stream {
             "publicTrade" => {
+                let mut fresh = false;
                 for t in decode::<Vec<BybitTrade>>(data, "trade")? {
-                    self.on_trade(idx, t)?;
+                    fresh |= self.on_trade(idx, t)?;
                 }
+                fresh
             }
             "tickers" => {
+                let time = env.ts.saturating_mul(1_000_000);
+                let m = &mut self.markets[idx];
+                // two connections overlap: the same ticker comes twice
+                if legs.rotating() && time <= m.last_ticker_ns {
+                    return Ok(Handled::Repeat);
+                }
+                m.last_ticker_ns = time;
                 let t: BybitTicker = decode(data, "ticker")?;
                 let mut ticker = msg::ticker_payload(&t)?;
-                let m = &self.markets[idx];
                 if let Some(book) = m.state.book() {
                     let (bid, ask) = (book.top(Side::Bid, 1), book.top(Side::Ask, 1));
                     if let (Some(b), Some(a)) = (bid.first(), ask.first()) {
@@ -245,24 +338,29 @@ impl Bybit {
                         (ticker.ask, ticker.ask_size) = (a.price, a.quantity);
                     }
                 }
-                let time = env.ts.saturating_mul(1_000_000);
                 publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
+                true
             }
             s if s == format!("orderbook.{DEPTH}") => {
                 let b: BybitBook = decode(data, "book")?;
                 let snapshot = env.kind.as_deref() == Some("snapshot");
                 let time = env.ts.saturating_mul(1_000_000);
-                self.on_book(idx, snapshot, &b, time, ws, status).await?;
+                self.on_book(idx, snapshot, &b, time, legs, status).await?
             }
-            _ => return Ok(false),
-        }
-        Ok(true)
+            _ => return Ok(Handled::Other),
+        };
+        Ok(if fresh {
+            Handled::Data
+        } else {
+            Handled::Repeat
+        })
     }
 
-    fn on_trade(&mut self, idx: usize, t: BybitTrade) -> Result<(), SourceError> {
+    /// Publishes a trade not published yet; false for a repeat.
+    fn on_trade(&mut self, idx: usize, t: BybitTrade) -> Result<bool, SourceError> {
         let m = &mut self.markets[idx];
         if !m.trades.first(&t.i) {
-            return Ok(()); // already published
+            return Ok(false); // already published
         }
         let side = match t.side.as_str() {
             "Buy" => TradeSide::Buy,
@@ -278,7 +376,7 @@ impl Bybit {
         };
         let time = t.time_ms.saturating_mul(1_000_000);
         publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
-        Ok(())
+        Ok(true)
     }
 
     async fn on_book(
@@ -287,16 +385,16 @@ impl Bybit {
         snapshot: bool,
         b: &BybitBook,
         time_ns: i64,
-        ws: &mut net::Ws,
+        legs: &mut Legs,
         status: &SourceStatus,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
         let depth = self.cfg.book_depth;
         let m = &mut self.markets[idx];
         m.activity.message();
         match m.state.on_message(snapshot, b, m.decimals) {
             Ok(Step::Started) => {
                 let Some(book) = m.state.book() else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 let snap = book.snapshot(depth);
                 m.view = TopView::of(&snap);
@@ -311,7 +409,7 @@ impl Bybit {
             }
             Ok(Step::Replaced | Step::Applied) => {
                 let Some(book) = m.state.book() else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 if let Some(update) = m.view.advance(book, depth) {
                     publish(
@@ -322,10 +420,12 @@ impl Bybit {
                     );
                 }
             }
-            Ok(Step::Skipped) => {}
-            Err(why) => self.resync(idx, &why, ws, status).await?,
+            // a repeat only when live: while awaiting it is the old
+            // subscription's tail
+            Ok(Step::Skipped) => return Ok(!m.state.is_live()),
+            Err(why) => self.resync(idx, &why, legs, status).await?,
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Resubscribes a book's topic for a fresh snapshot.
@@ -333,7 +433,7 @@ impl Bybit {
         &mut self,
         idx: usize,
         why: &str,
-        ws: &mut net::Ws,
+        legs: &mut Legs,
         status: &SourceStatus,
     ) -> Result<(), SourceError> {
         let inst = self.markets[idx].inst.dashed();
@@ -344,11 +444,11 @@ impl Bybit {
         let topic = [self.book_topic(idx)];
         let id = format!("u{}", self.next_id + 1);
         self.next_id += 1;
-        ws.send(op("unsubscribe", &id, &topic))
+        legs.send(Leg::Current, op("unsubscribe", &id, &topic))
             .await
             .map_err(net::NetError::from)?;
         let id = self.request_id(idx);
-        ws.send(op("subscribe", &id, &topic))
+        legs.send(Leg::Current, op("subscribe", &id, &topic))
             .await
             .map_err(net::NetError::from)?;
         Ok(())
@@ -357,7 +457,7 @@ impl Bybit {
     /// Snapshot timeouts and per-book staleness both resubscribe the book.
     async fn check_books(
         &mut self,
-        ws: &mut net::Ws,
+        legs: &mut Legs,
         status: &SourceStatus,
     ) -> Result<(), SourceError> {
         let (timeout, stale) = (self.cfg.snapshot_timeout, self.cfg.stale_after);
@@ -379,7 +479,7 @@ impl Bybit {
                 }
                 _ => continue,
             };
-            self.resync(idx, &why, ws, status).await?;
+            self.resync(idx, &why, legs, status).await?;
         }
         Ok(())
     }
