@@ -145,8 +145,8 @@ async fn coinbase_trades_map_by_id_and_the_book_equals_the_venues_top_20_after_a
         .collect();
     assert_eq!(
         order,
-        ["heartbeats", "level2", "market_trades", "ticker"],
-        "heartbeats first"
+        ["heartbeats", "market_trades", "ticker", "level2"],
+        "heartbeats first, level2 last"
     );
     assert_eq!(
         subscribes(&mock, "level2")[0]["product_ids"],
@@ -400,4 +400,83 @@ async fn coinbase_products_come_from_the_public_products_endpoint() {
         panic!("{snap:?}")
     };
     assert_eq!((b.price_decimals, b.size_decimals), (2, 8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
+    let mock = coinbase_mock().await;
+    let server = coinbase_server(&mock, "BTC-USD", &["--rotate-after", "1500ms"]);
+    subscribed(&mock).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let s = c.subscribe(&[TRADE, BOOK]).await;
+    let mut checker = ContractChecker::default();
+    checker.subscribed(&s);
+    mock.send(l2(
+        "snapshot",
+        "BTC-USD",
+        &[lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")],
+    ));
+    let snap = event_on(&mut c, BOOK).await;
+    checker.observe(&server_message::Kind::Event(snap));
+    let (stop, task) = mock::client::stream_trades(&mock, |id| {
+        vec![trades("update", &[(&id.to_string(), "SELL")])]
+    });
+    // the venue's side runs beside the reader (a subscriber that stops
+    // reading for seconds is lagged by the server)
+    let venue = mock.clone();
+    let mut scenario = tokio::spawn(async move {
+        let mock = venue;
+        mock.wait_for("the new connection's level2", |m| {
+            subscribes(m, "level2").len() == 2
+        })
+        .await;
+        // both connections get it; the new one has no book yet
+        mock.send(l2("update", "BTC-USD", &[lv(Side::Bid, "100.00", "2")]));
+        // the new connection's own snapshot: its book, built privately
+        mock.send_to(
+            1,
+            l2(
+                "snapshot",
+                "BTC-USD",
+                &[lv(Side::Bid, "100.00", "2"), lv(Side::Ask, "101.00", "1")],
+            ),
+        );
+        mock.wait_for("the old connection closed", |m| !m.is_open(0))
+            .await;
+        mock.send(l2("update", "BTC-USD", &[lv(Side::Bid, "100.00", "3")]));
+        let _ = stop.send(());
+        task.await.unwrap()
+    });
+    let (mut want, mut updates, mut last) = (1u64, Vec::new(), None);
+    while last.is_none_or(|l| want <= l) || updates.len() < 2 {
+        let kind = tokio::select! {
+            k = c.next_msg() => k,
+            l = &mut scenario, if last.is_none() => {
+                last = Some(l.unwrap());
+                continue;
+            }
+        };
+        checker.observe(&kind); // no seq gap
+        if let server_message::Kind::Event(e) = &kind {
+            match &e.payload {
+                Some(Payload::Trade(t)) => {
+                    assert_eq!(t.trade_id, want.to_string(), "no duplicate, no missing id");
+                    want += 1;
+                }
+                Some(Payload::BookUpdate(u)) => updates.push(mock::client::levels(&u.bids)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(updates, vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)]]);
+    let src = source_until(&server, "a rotation", |s| {
+        s["rotations"].as_u64() >= Some(1)
+    })
+    .await;
+    assert_eq!(
+        (src["resyncs"].as_u64(), src["reconnects"].as_u64()),
+        (Some(0), Some(0)),
+        "{src}"
+    );
 }

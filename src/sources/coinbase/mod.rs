@@ -1,9 +1,11 @@
 //! Coinbase Advanced Trade public market data
-//! (`wss://advanced-trade-ws.coinbase.com`): `heartbeats`, `level2`,
-//! `market_trades` and `ticker`, one channel per subscribe message (as
-//! Coinbase requires), all sent right after connecting (Coinbase closes a
-//! connection that has not subscribed within 5 s), 125 ms apart so that
-//! the connections together stay under 8 messages per second per IP.
+//! (`wss://advanced-trade-ws.coinbase.com`): `heartbeats`,
+//! `market_trades`, `ticker` and `level2`, one channel per subscribe
+//! message (as Coinbase requires), all sent right after connecting
+//! (Coinbase closes a connection that has not subscribed within 5 s),
+//! 125 ms apart so that the connections together stay under 8 messages per
+//! second per IP. Connections are rotated make-before-break (see
+//! `session.rs`).
 //!
 //! `heartbeats` keeps every subscription open (other channels close after
 //! 60-90 s without updates) and proves the connection alive when markets
@@ -24,26 +26,26 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 pub mod book;
 pub mod msg;
+mod session;
 
 use super::activity::Activity;
 use super::dedup::RecentIds;
+use super::legs::{Leg, Legs};
 use super::local_book::TopView;
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish,
+    TickerParser, num, publish,
 };
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
 use book::{BookState, Sequence};
-use msg::{Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker, subscription};
+use msg::{Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker};
 
 const VENUE: &str = "coinbase";
 /// Books per connection: a `sequence_num` gap resubscribes them all.
@@ -105,8 +107,12 @@ struct Market {
     trades: RecentIds,
     /// The highest trade id published (Coinbase's ids count up per product).
     last_trade: Option<u64>,
+    last_ticker_ns: i64,
     decimals: Option<(u32, u32)>,
     activity: Activity,
+    /// The book as the next connection builds it during a rotation: not
+    /// published until that connection is switched to.
+    next: BookState,
 }
 
 /// The Coinbase source (one connection's products).
@@ -116,6 +122,14 @@ pub struct Coinbase {
     cfg: ExchangeConfig,
     markets: Vec<Market>,
     by_product: HashMap<String, usize>,
+}
+
+/// A connection's message check: per leg, since `sequence_num` counts
+/// per connection.
+#[derive(Debug, Default)]
+pub(super) struct Sequences {
+    pub(super) current: Sequence,
+    pub(super) next: Sequence,
 }
 
 impl Coinbase {
@@ -133,7 +147,9 @@ impl Coinbase {
                 view: TopView::default(),
                 trades: RecentIds::default(),
                 last_trade: None,
+                last_ticker_ns: 0,
                 activity: Activity::new(),
+                next: BookState::awaiting(),
             });
         }
         Ok(Self {
@@ -148,74 +164,13 @@ impl Coinbase {
         self.markets.iter().map(|m| m.inst.dashed()).collect()
     }
 
-    async fn send_paced(ws: &mut net::Ws, msgs: Vec<Message>) -> Result<(), SourceError> {
-        for (i, m) in msgs.into_iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(SUBSCRIBE_PACE).await;
-            }
-            ws.send(m).await.map_err(net::NetError::from)?;
-        }
-        Ok(())
-    }
-
-    async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
-        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
-        for m in &mut self.markets {
-            m.state = BookState::awaiting();
-        }
-        let products = self.products();
-        let subscribes = vec![
-            subscription("subscribe", "heartbeats", &[]),
-            subscription("subscribe", "level2", &products),
-            subscription("subscribe", "market_trades", &products),
-            subscription("subscribe", "ticker", &products),
-        ];
-        Self::send_paced(&mut ws, subscribes).await?;
-        status.connected();
-        tracing::info!(source = VENUE, "stream connected");
-        let stale = self.cfg.stale_after;
-        let mut sequence = Sequence::default();
-        let mut last_alive = Instant::now();
-        let mut check = tokio::time::interval(CHECK_EVERY);
-        loop {
-            tokio::select! {
-                msg = ws.next() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None => return Err(SourceError::Closed),
-                        Some(Err(e)) => return Err(net::NetError::from(e).into()),
-                        Some(Ok(_)) => continue,
-                    };
-                    match self.on_text(text.as_str(), &mut sequence, &mut ws, status).await {
-                        Ok(data) => {
-                            // heartbeats count: the venue is there, markets are quiet
-                            last_alive = Instant::now();
-                            if data {
-                                status.messages(1);
-                            }
-                        }
-                        Err(SourceError::Net(e)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
-                    }
-                }
-                _ = check.tick() => self.check_books(&mut ws, status).await?,
-                _ = tokio::time::sleep_until((last_alive + stale).into()) => {
-                    status.stale(None, &format!("coinbase: no message for {stale:?}"));
-                    return Err(SourceError::Stale(stale));
-                }
-            }
-        }
-    }
-
-    /// Handles one text message; true for market data.
+    /// Handles one text message of `leg`; true for market data.
     async fn on_text(
         &mut self,
         text: &str,
-        sequence: &mut Sequence,
-        ws: &mut net::Ws,
+        leg: Leg,
+        seqs: &mut Sequences,
+        legs: &mut Legs,
         status: &SourceStatus,
     ) -> Result<bool, SourceError> {
         let env: Envelope = serde_json::from_str(text).map_err(|e| SourceError::Decode {
@@ -232,20 +187,29 @@ impl Coinbase {
             status.set_error(&why);
             return Ok(false);
         }
+        let sequence = match leg {
+            Leg::Current => &mut seqs.current,
+            Leg::Next => &mut seqs.next,
+        };
         if let Some(seq) = env.sequence_num
             && let Err(why) = sequence.next(seq)
         {
-            self.resubscribe_books(&why, ws, status).await?;
+            self.resubscribe_books(&why, leg, legs, status).await?;
         }
         let time = msg::time_ns(&env.timestamp);
         match env.channel.as_str() {
             "l2_data" => {
                 for ev in env.events {
                     let ev: L2Event = decode(ev, "level2 event")?;
-                    if let Some(&idx) = self.by_product.get(&ev.product_id)
-                        && let Err(why) = self.on_book(idx, &ev, time, status)
-                    {
-                        self.resubscribe_books(&why, ws, status).await?;
+                    let Some(&idx) = self.by_product.get(&ev.product_id) else {
+                        continue;
+                    };
+                    let applied = match leg {
+                        Leg::Current => self.on_book(idx, &ev, time, status),
+                        Leg::Next => self.on_next_book(idx, &ev),
+                    };
+                    if let Err(why) = applied {
+                        self.resubscribe_books(&why, leg, legs, status).await?;
                     }
                 }
             }
@@ -259,11 +223,17 @@ impl Coinbase {
                 for ev in env.events {
                     let ev: TickerEvent = decode(ev, "ticker event")?;
                     for t in &ev.tickers {
-                        if let Some(&idx) = self.by_product.get(&t.product_id) {
-                            let ticker = msg::ticker_payload(t)?;
-                            let ch = &self.markets[idx].channels.ticker;
-                            publish(&self.hub, ch, time, Payload::Ticker(ticker));
+                        let Some(&idx) = self.by_product.get(&t.product_id) else {
+                            continue;
+                        };
+                        let m = &mut self.markets[idx];
+                        // two connections overlap: the same ticker comes twice
+                        if legs.rotating() && time <= m.last_ticker_ns {
+                            continue;
                         }
+                        m.last_ticker_ns = time;
+                        let ticker = msg::ticker_payload(t)?;
+                        publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
                     }
                 }
             }
@@ -308,6 +278,17 @@ impl Coinbase {
         Ok(())
     }
 
+    /// A book message of the next connection: builds its private book.
+    fn on_next_book(&mut self, idx: usize, ev: &L2Event) -> Result<(), String> {
+        let m = &mut self.markets[idx];
+        if ev.kind == "snapshot" {
+            m.next.start(&ev.updates, m.decimals)?;
+        } else {
+            m.next.update(&ev.updates)?;
+        }
+        Ok(())
+    }
+
     /// Publishes new trades in id order. A `snapshot` event (sent on each
     /// subscribe) fills what a reconnect missed; on the first connection
     /// it is history and is not published.
@@ -347,69 +328,6 @@ impl Coinbase {
             publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
         }
         Ok(())
-    }
-
-    /// A `sequence_num` gap (or a book that cannot be read): every book of
-    /// the connection waits for a fresh snapshot from a new `level2`
-    /// subscription.
-    async fn resubscribe_books(
-        &mut self,
-        why: &str,
-        ws: &mut net::Ws,
-        status: &SourceStatus,
-    ) -> Result<(), SourceError> {
-        tracing::warn!(source = VENUE, "{why}; resubscribing level2");
-        for m in &mut self.markets {
-            let inst = m.inst.dashed();
-            status.resyncing(
-                &inst,
-                &format!("coinbase {inst}: {why}; resubscribing level2"),
-            );
-            m.state = BookState::awaiting();
-        }
-        let products = self.products();
-        Self::send_paced(
-            ws,
-            vec![
-                subscription("unsubscribe", "level2", &products),
-                subscription("subscribe", "level2", &products),
-            ],
-        )
-        .await
-    }
-
-    /// A book without a snapshot `--snapshot-timeout` after subscribing,
-    /// or a busy book gone silent, resubscribes the connection's books.
-    async fn check_books(
-        &mut self,
-        ws: &mut net::Ws,
-        status: &SourceStatus,
-    ) -> Result<(), SourceError> {
-        let (timeout, stale) = (self.cfg.snapshot_timeout, self.cfg.stale_after);
-        let mut why = None;
-        for m in &self.markets {
-            match &m.state {
-                BookState::Awaiting { since } if since.elapsed() >= timeout => {
-                    why = Some(format!(
-                        "{}: no snapshot {timeout:?} after subscribing",
-                        m.inst.dashed()
-                    ));
-                }
-                BookState::Live(_) if m.activity.stale(stale) => {
-                    let inst = m.inst.dashed();
-                    status.stale(
-                        Some(&inst),
-                        &format!("coinbase {inst}: book silent for {stale:?}"),
-                    );
-                    why = Some(format!("{inst}: book silent"));
-                }
-                _ => {}
-            }
-        }
-        match why {
-            Some(why) => self.resubscribe_books(&why, ws, status).await,
-            None => Ok(()),
-        }
     }
 }
 
