@@ -100,7 +100,7 @@ pub struct Bybit {
     markets: Vec<Market>,
     by_symbol: HashMap<String, usize>,
     next_id: u64,
-    /// Subscribe `req_id` -> market.
+    /// Unanswered subscribe `req_id` -> market.
     requests: HashMap<String, usize>,
 }
 
@@ -283,10 +283,16 @@ impl Bybit {
             detail: e.to_string(),
         })?;
         if let Some(op) = env.op.as_deref() {
+            // an answered request is forgotten: the map holds only those
+            // still unanswered
+            let market = match (op, env.req_id.as_ref()) {
+                ("subscribe", Some(id)) => self.requests.remove(id),
+                _ => None,
+            };
             if op == "subscribe" && env.success == Some(false) {
                 let why = format!("bybit refused the subscription: {}", env.ret_msg);
-                match env.req_id.as_ref().and_then(|id| self.requests.get(id)) {
-                    Some(&idx) => {
+                match market {
+                    Some(idx) => {
                         let m = &mut self.markets[idx];
                         m.failed = true;
                         tracing::error!(source = VENUE, instrument = %m.inst.dashed(), "{why}; instrument skipped");
