@@ -468,7 +468,7 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
     // the venue's side runs beside the reader: a subscriber that stopped
     // reading for seconds would be lagged by the server
     let venue = mock.clone();
-    let mut scenario = tokio::spawn(async move {
+    let scenario = tokio::spawn(async move {
         let mock = venue;
         mock.wait_for("a second connection", |m| m.connections() >= 2)
             .await;
@@ -500,27 +500,7 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
         let _ = stop.send(());
         task.await.unwrap()
     });
-    let (mut want, mut updates, mut last) = (1u64, Vec::new(), None);
-    while last.is_none_or(|l| want <= l) || updates.len() < 3 {
-        let kind = tokio::select! {
-            k = c.next_msg() => k,
-            l = &mut scenario, if last.is_none() => {
-                last = Some(l.unwrap());
-                continue;
-            }
-        };
-        checker.observe(&kind); // no seq gap
-        if let server_message::Kind::Event(e) = &kind {
-            match &e.payload {
-                Some(Payload::Trade(t)) => {
-                    assert_eq!(t.trade_id, want.to_string(), "no duplicate, no missing id");
-                    want += 1;
-                }
-                Some(Payload::BookUpdate(u)) => updates.push(mock::client::levels(&u.bids)),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
+    let updates = mock::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 3).await;
     assert_eq!(
         updates,
         vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)], vec![(100.0, 4.0)]]

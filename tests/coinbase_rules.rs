@@ -425,7 +425,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
     // the venue's side runs beside the reader (a subscriber that stops
     // reading for seconds is lagged by the server)
     let venue = mock.clone();
-    let mut scenario = tokio::spawn(async move {
+    let scenario = tokio::spawn(async move {
         let mock = venue;
         mock.wait_for("the new connection's level2", |m| {
             subscribes(m, "level2").len() == 2
@@ -448,27 +448,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
         let _ = stop.send(());
         task.await.unwrap()
     });
-    let (mut want, mut updates, mut last) = (1u64, Vec::new(), None);
-    while last.is_none_or(|l| want <= l) || updates.len() < 2 {
-        let kind = tokio::select! {
-            k = c.next_msg() => k,
-            l = &mut scenario, if last.is_none() => {
-                last = Some(l.unwrap());
-                continue;
-            }
-        };
-        checker.observe(&kind); // no seq gap
-        if let server_message::Kind::Event(e) = &kind {
-            match &e.payload {
-                Some(Payload::Trade(t)) => {
-                    assert_eq!(t.trade_id, want.to_string(), "no duplicate, no missing id");
-                    want += 1;
-                }
-                Some(Payload::BookUpdate(u)) => updates.push(mock::client::levels(&u.bids)),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
+    let updates = mock::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 2).await;
     assert_eq!(updates, vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)]]);
     let src = source_until(&server, "a rotation", |s| {
         s["rotations"].as_u64() >= Some(1)

@@ -31,6 +31,7 @@
 pub mod client;
 pub mod coinbase;
 pub mod refbook;
+pub mod seam;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
