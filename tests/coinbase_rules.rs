@@ -460,3 +460,59 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
         "{src}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bybit_and_coinbase_run_side_by_side_each_with_its_symbols_and_state() {
+    let coinbase = coinbase_mock().await;
+    let bybit = MockExchange::start().await;
+    let (cb_ws, cb_rest) = (coinbase.ws_url(), coinbase.rest_url());
+    let (by_ws, by_rest) = (bybit.ws_url(), bybit.rest_url());
+    let server = Server::start(&[
+        "--source",
+        "bybit,coinbase",
+        "--bybit-ws-url",
+        &by_ws,
+        "--bybit-rest-url",
+        &by_rest,
+        "--coinbase-ws-url",
+        &cb_ws,
+        "--coinbase-rest-url",
+        &cb_rest,
+        "--symbols",
+        "BTC/USDT",
+        "--coinbase-symbols",
+        "BTC-USD",
+    ]);
+    subscribed(&coinbase).await;
+    bybit
+        .wait_for("the Bybit subscribe", |m| !m.received().is_empty())
+        .await;
+    // the shared --symbols in the venue's own spelling
+    assert!(bybit.received()[0].contains("publicTrade.BTCUSDT"));
+    let mut c = Client::connect(&server, Fmt::Json).await;
+    c.welcome().await;
+    c.subscribe(&[TRADE, "trade.bybit.BTC-USDT"]).await;
+    coinbase.send(trades("update", &[("1", "BUY")]));
+    bybit.send(
+        serde_json::json!({"topic": "publicTrade.BTCUSDT", "type": "snapshot", "ts": 1,
+            "data": [{"T": 1, "s": "BTCUSDT", "S": "Buy", "v": "1", "p": "2", "i": "7"}]})
+        .to_string(),
+    );
+    let mut venues = Vec::new();
+    while venues.len() < 2 {
+        let kind = c.next_msg().await;
+        if let server_message::Kind::Event(e) = kind {
+            venues.push(e.channel);
+        }
+    }
+    venues.sort();
+    assert_eq!(venues, ["trade.bybit.BTC-USDT", "trade.coinbase.BTC-USD"]);
+    let (_, health) = server.get_json("/health").await;
+    let names: Vec<&str> = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bybit", "coinbase"], "{health}");
+}
