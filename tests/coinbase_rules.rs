@@ -516,3 +516,42 @@ async fn bybit_and_coinbase_run_side_by_side_each_with_its_symbols_and_state() {
         .collect();
     assert_eq!(names, ["bybit", "coinbase"], "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_a_refused_product_is_dropped_and_the_others_subscribed_again() {
+    let mock = coinbase_mock().await;
+    // no products endpoint: the configured list streams as given
+    let server = coinbase_server(&mock, "FOO-USD,BTC-USD", &[]);
+    subscribed(&mock).await;
+    // Coinbase ignores a subscribe naming an unknown product, and says so
+    // (as its Exchange feed does: "Failed to subscribe", "<id> is not a
+    // valid product")
+    mock.send(
+        serde_json::json!({"type": "error", "message": "Failed to subscribe",
+            "reason": "FOO-USD is not a valid product"})
+        .to_string(),
+    );
+    mock::client::failed_with(&server, "FOO-USD", "not a valid product").await;
+    mock.wait_for("level2 again without FOO-USD", |m| {
+        subscribes(m, "level2").len() == 2
+    })
+    .await;
+    for channel in ["market_trades", "ticker", "level2"] {
+        assert_eq!(
+            subscribes(&mock, channel)[1]["product_ids"],
+            serde_json::json!(["BTC-USD"]),
+            "{channel}"
+        );
+    }
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    c.subscribe(&[BOOK]).await;
+    mock.send(l2(
+        "snapshot",
+        "BTC-USD",
+        &[lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")],
+    ));
+    let snap = event_on(&mut c, BOOK).await;
+    assert!(matches!(snap.payload, Some(Payload::BookSnapshot(_))));
+    assert_eq!(mock.connections(), 1, "the session carried on");
+}

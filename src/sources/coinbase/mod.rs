@@ -108,6 +108,8 @@ struct Market {
     /// The highest trade id published (Coinbase's ids count up per product).
     last_trade: Option<u64>,
     last_ticker_ns: i64,
+    /// Coinbase refused it ("is not a valid product"): not subscribed again.
+    failed: bool,
     decimals: Option<(u32, u32)>,
     activity: Activity,
     /// The book as the next connection builds it during a rotation: not
@@ -148,6 +150,7 @@ impl Coinbase {
                 trades: RecentIds::default(),
                 last_trade: None,
                 last_ticker_ns: 0,
+                failed: false,
                 activity: Activity::new(),
                 next: BookState::awaiting(),
             });
@@ -160,8 +163,13 @@ impl Coinbase {
         })
     }
 
+    /// The products to subscribe: all but those Coinbase refused.
     fn products(&self) -> Vec<String> {
-        self.markets.iter().map(|m| m.inst.dashed()).collect()
+        self.markets
+            .iter()
+            .filter(|m| !m.failed)
+            .map(|m| m.inst.dashed())
+            .collect()
     }
 
     /// Handles one text message of `leg`; true for market data.
@@ -185,6 +193,7 @@ impl Coinbase {
             );
             tracing::warn!(source = VENUE, "{why}");
             status.set_error(&why);
+            self.on_refusal(&why, leg, legs, status).await?;
             return Ok(false);
         }
         let sequence = match leg {

@@ -38,15 +38,55 @@ impl Coinbase {
     /// channel per message.
     async fn open_leg(&self) -> Result<net::Ws, SourceError> {
         let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
-        let products = self.products();
-        let subscribes = vec![
-            subscription("subscribe", "heartbeats", &[]),
-            subscription("subscribe", "market_trades", &products),
-            subscription("subscribe", "ticker", &products),
-            subscription("subscribe", "level2", &products),
-        ];
+        let mut subscribes = vec![subscription("subscribe", "heartbeats", &[])];
+        subscribes.extend(self.product_subscriptions());
         Self::send_paced(&mut ws, subscribes).await?;
         Ok(ws)
+    }
+
+    /// `market_trades`, `ticker` and `level2` for the products not
+    /// refused (none when all were).
+    fn product_subscriptions(&self) -> Vec<Message> {
+        let products = self.products();
+        if products.is_empty() {
+            return Vec::new();
+        }
+        ["market_trades", "ticker", "level2"]
+            .iter()
+            .map(|channel| subscription("subscribe", channel, &products))
+            .collect()
+    }
+
+    /// An error naming one of the connection's products ("Failed to
+    /// subscribe", reason "X is not a valid product"; Coinbase then ignores
+    /// the whole subscribe): that product is marked failed and the others
+    /// are subscribed again without it. Other errors are only reported.
+    pub(super) async fn on_refusal(
+        &mut self,
+        why: &str,
+        leg: Leg,
+        legs: &mut Legs,
+        status: &SourceStatus,
+    ) -> Result<(), SourceError> {
+        let words: Vec<&str> = why
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .collect();
+        let named = self
+            .markets
+            .iter_mut()
+            .filter(|m| !m.failed && words.contains(&m.inst.dashed().as_str()));
+        let mut any = false;
+        for m in named {
+            m.failed = true;
+            any = true;
+            tracing::error!(source = VENUE, instrument = %m.inst.dashed(), "{why}; product skipped");
+            status.instrument_failed(&m.inst.dashed(), why);
+        }
+        let msgs = self.product_subscriptions();
+        match legs.ws(leg) {
+            Some(ws) if any => Self::send_paced(ws, msgs).await,
+            _ => Ok(()),
+        }
     }
 
     pub(super) async fn stream_session(
@@ -129,7 +169,7 @@ impl Coinbase {
                     }
                 }
             }
-            if legs.rotating() && self.markets.iter().all(|m| m.next.is_live()) {
+            if legs.rotating() && self.markets.iter().all(|m| m.failed || m.next.is_live()) {
                 self.adopt_next(&mut seqs, status);
                 legs.switch().await;
                 tracing::info!(source = VENUE, "switched to the new connection");
@@ -141,7 +181,7 @@ impl Coinbase {
     /// subscriber gets the difference of the top as one `book_update`.
     fn adopt_next(&mut self, seqs: &mut Sequences, status: &SourceStatus) {
         let depth = self.cfg.book_depth;
-        for m in &mut self.markets {
+        for m in self.markets.iter_mut().filter(|m| !m.failed) {
             let was_live = m.state.is_live();
             m.state = std::mem::replace(&mut m.next, BookState::awaiting());
             let BookState::Live(book) = &m.state else {
@@ -175,7 +215,7 @@ impl Coinbase {
         status: &SourceStatus,
     ) -> Result<(), SourceError> {
         tracing::warn!(source = VENUE, ?leg, "{why}; resubscribing level2");
-        for m in &mut self.markets {
+        for m in self.markets.iter_mut().filter(|m| !m.failed) {
             if leg == Leg::Next {
                 m.next = BookState::awaiting();
                 continue;
@@ -188,7 +228,7 @@ impl Coinbase {
             m.state = BookState::awaiting();
         }
         let products = self.products();
-        let Some(ws) = legs.ws(leg) else {
+        let Some(ws) = legs.ws(leg).filter(|_| !products.is_empty()) else {
             return Ok(());
         };
         Self::send_paced(
@@ -210,7 +250,7 @@ impl Coinbase {
     ) -> Result<(), SourceError> {
         let (timeout, stale) = (self.cfg.snapshot_timeout, self.cfg.stale_after);
         let mut why = None;
-        for m in &self.markets {
+        for m in self.markets.iter().filter(|m| !m.failed) {
             match &m.state {
                 BookState::Awaiting { since } if since.elapsed() >= timeout => {
                     why = Some(format!(
