@@ -512,3 +512,17 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
         "{src}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bybit_gets_its_app_level_ping() {
+    let mock = MockExchange::start().await;
+    mock.bybit_auto();
+    // --stale-after 1s: pings every 500 ms instead of 20 s
+    let _server = bybit_server(&mock, "BTCUSDT", &["--stale-after", "1s"]);
+    mock.wait_for("a ping op", |m| {
+        m.received()
+            .iter()
+            .any(|r| serde_json::from_str::<serde_json::Value>(r).is_ok_and(|v| v["op"] == "ping"))
+    })
+    .await;
+}

@@ -182,7 +182,8 @@ impl Bybit {
         let (mut next_data, mut caught_up) = (false, false);
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
-        let mut ping = tokio::time::interval(PING_EVERY);
+        // every 20 s as Bybit asks, sooner when silence is judged sooner
+        let mut ping = tokio::time::interval(PING_EVERY.min(stale / 2).max(CHECK_EVERY));
         ping.tick().await;
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
