@@ -443,7 +443,7 @@ fn bybit_answers(text: &str, conn_id: usize) -> Vec<String> {
     match v["op"].as_str() {
         Some(op @ ("subscribe" | "unsubscribe")) => vec![
             serde_json::json!({"success": true,
-            "ret_msg": "", "conn_id": conn, "req_id": v["req_id"], "op": op})
+            "ret_msg": op, "conn_id": conn, "req_id": v["req_id"], "op": op})
             .to_string(),
         ],
         Some("ping") => vec![
