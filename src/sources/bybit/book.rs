@@ -43,12 +43,14 @@ pub enum Step {
 }
 
 impl BookState {
+    /// Waiting for a snapshot from now (for the snapshot timeout).
     pub fn awaiting() -> Self {
         Self::Awaiting {
             since: Instant::now(),
         }
     }
 
+    /// Whether the book is in step with the venue.
     pub fn is_live(&self) -> bool {
         matches!(self, Self::Live { .. })
     }
