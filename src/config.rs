@@ -70,6 +70,10 @@ pub enum SourceSpec {
     Binance,
     /// OKX public streams.
     Okx,
+    /// Bybit v5 spot public streams.
+    Bybit,
+    /// Coinbase Advanced Trade public market data.
+    Coinbase,
     /// Events recorded by `tickwire record`.
     Replay(PathBuf),
 }
@@ -79,10 +83,12 @@ fn parse_source(s: &str) -> Result<SourceSpec, String> {
         "sim" => Ok(SourceSpec::Sim),
         "binance" => Ok(SourceSpec::Binance),
         "okx" => Ok(SourceSpec::Okx),
+        "bybit" => Ok(SourceSpec::Bybit),
+        "coinbase" => Ok(SourceSpec::Coinbase),
         _ => match s.strip_prefix("replay:") {
             Some(path) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
             _ => Err(format!(
-                "`{s}` is not a source: use sim, binance, okx or replay:FILE"
+                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase or replay:FILE"
             )),
         },
     }
@@ -173,7 +179,8 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Where events come from: `sim`, `binance`, `okx`, `replay:FILE`
+    /// Where events come from: `sim`, `binance`, `okx`, `bybit`,
+    /// `coinbase`, `replay:FILE`
     /// (repeat or comma-separate to run several at once). Default: `sim`.
     #[arg(long = "source", env = "TICKWIRE_SOURCE", value_delimiter = ',', value_parser = parse_source)]
     pub sources: Vec<SourceSpec>,
@@ -235,6 +242,46 @@ pub struct Config {
     /// OKX instruments (default: `--symbols`).
     #[arg(long, env = "TICKWIRE_OKX_SYMBOLS", value_delimiter = ',')]
     pub okx_symbols: Option<Vec<String>>,
+
+    /// Bybit v5 spot public WebSocket URL.
+    #[arg(
+        long,
+        env = "TICKWIRE_BYBIT_WS_URL",
+        default_value = "wss://stream.bybit.com/v5/public/spot"
+    )]
+    pub bybit_ws_url: String,
+
+    /// Bybit REST base URL (instruments, ticker fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_BYBIT_REST_URL",
+        default_value = "https://api.bybit.com"
+    )]
+    pub bybit_rest_url: String,
+
+    /// Bybit symbols (default: `--symbols`).
+    #[arg(long, env = "TICKWIRE_BYBIT_SYMBOLS", value_delimiter = ',')]
+    pub bybit_symbols: Option<Vec<String>>,
+
+    /// Coinbase Advanced Trade market data WebSocket URL.
+    #[arg(
+        long,
+        env = "TICKWIRE_COINBASE_WS_URL",
+        default_value = "wss://advanced-trade-ws.coinbase.com"
+    )]
+    pub coinbase_ws_url: String,
+
+    /// Coinbase REST base URL (public products, ticker fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_COINBASE_REST_URL",
+        default_value = "https://api.coinbase.com"
+    )]
+    pub coinbase_rest_url: String,
+
+    /// Coinbase products (default: `--symbols`).
+    #[arg(long, env = "TICKWIRE_COINBASE_SYMBOLS", value_delimiter = ',')]
+    pub coinbase_symbols: Option<Vec<String>>,
 
     /// Exchange connections are replaced (make-before-break) this often;
     /// Binance closes a stream connection at 24 h.

@@ -3,6 +3,8 @@
 //! `GET /api/v3/exchangeInfo?symbols=[..]` in one call of weight 20, and
 //! symbol by symbol only when one of them is invalid (400 -1121 refuses the
 //! whole list); OKX `GET /api/v5/public/instruments?instType=SPOT`, one
+//! call; Bybit `GET /v5/market/instruments-info?category=spot`, one call;
+//! Coinbase `GET /api/v3/brokerage/market/products?product_type=SPOT`, one
 //! call). Unknown or
 //! non-trading symbols are reported once and skipped; the others take
 //! their price and size decimals from the tick and lot sizes. When the
@@ -116,6 +118,113 @@ fn okx_table(body: &[u8]) -> Result<Table, String> {
         .collect())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BybitInstrument {
+    symbol: String,
+    status: String,
+    price_filter: BybitPriceFilter,
+    lot_size_filter: BybitLotFilter,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BybitPriceFilter {
+    tick_size: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BybitLotFilter {
+    base_precision: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BybitReply {
+    #[serde(rename = "retCode")]
+    ret_code: i64,
+    #[serde(rename = "retMsg", default)]
+    ret_msg: String,
+    result: Option<BybitList>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BybitList {
+    #[serde(default)]
+    list: Vec<BybitInstrument>,
+}
+
+/// Bybit V5 "Get Instruments Info" (spot): `status` `Trading`, decimals
+/// from `priceFilter.tickSize` and `lotSizeFilter.basePrecision`.
+fn bybit_table(body: &[u8]) -> Result<Table, String> {
+    let reply: BybitReply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if reply.ret_code != 0 {
+        return Err(format!("{} {}", reply.ret_code, reply.ret_msg));
+    }
+    Ok(reply
+        .result
+        .map(|r| r.list)
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            let lookup = if i.status != "Trading" {
+                Lookup::Refused(format!("status {}", i.status))
+            } else {
+                Lookup::Trading(
+                    decimals_of(&i.price_filter.tick_size),
+                    decimals_of(&i.lot_size_filter.base_precision),
+                )
+            };
+            (i.symbol.clone(), lookup)
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+struct CoinbaseProduct {
+    product_id: String,
+    status: String,
+    #[serde(default)]
+    trading_disabled: bool,
+    price_increment: String,
+    base_increment: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CoinbaseProducts {
+    products: Vec<CoinbaseProduct>,
+}
+
+/// Coinbase Advanced Trade "List Public Products": `status` `online` and
+/// not `trading_disabled`, decimals from `price_increment` and
+/// `base_increment`.
+fn coinbase_table(body: &[u8]) -> Result<Table, String> {
+    let reply: CoinbaseProducts = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(reply
+        .products
+        .iter()
+        .map(|p| {
+            let lookup = if p.status != "online" || p.trading_disabled {
+                Lookup::Refused(format!(
+                    "status {}{}",
+                    p.status,
+                    if p.trading_disabled {
+                        ", trading disabled"
+                    } else {
+                        ""
+                    }
+                ))
+            } else {
+                Lookup::Trading(
+                    decimals_of(&p.price_increment),
+                    decimals_of(&p.base_increment),
+                )
+            };
+            (p.product_id.clone(), lookup)
+        })
+        .collect())
+}
+
 /// Binance's table for `symbols`: one call for all, or one per symbol
 /// when the list holds an invalid one.
 async fn binance_lookups(cfg: &ExchangeConfig, symbols: &[String]) -> Result<Table, String> {
@@ -161,29 +270,32 @@ async fn binance_lookups(cfg: &ExchangeConfig, symbols: &[String]) -> Result<Tab
 /// Checks `cfg`'s instruments against the venue and keeps those it trades.
 pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStatus) {
     let total = cfg.instruments.len();
-    let binance = venue == "binance";
-    let table = if binance {
-        let symbols: Vec<String> = cfg.instruments.iter().map(Instrument::joined).collect();
-        binance_lookups(cfg, &symbols).await
-    } else {
-        match cfg
-            .rest
-            .get("/api/v5/public/instruments?instType=SPOT", 1)
-            .await
-        {
-            Ok(body) => okx_table(&body),
+    // venues keyed by the joined symbol (BTCUSDT); the others by BASE-QUOTE
+    let joined = matches!(venue, "binance" | "bybit");
+    let rest = cfg.rest.clone();
+    let one_call = |path: &'static str, read: fn(&[u8]) -> Result<Table, String>| async move {
+        match rest.get(path, 1).await {
+            Ok(body) => read(&body),
             Err(e) => Err(e.to_string()),
         }
+    };
+    let table = match venue {
+        "binance" => {
+            let symbols: Vec<String> = cfg.instruments.iter().map(Instrument::joined).collect();
+            binance_lookups(cfg, &symbols).await
+        }
+        "bybit" => one_call("/v5/market/instruments-info?category=spot", bybit_table).await,
+        "coinbase" => {
+            let path = "/api/v3/brokerage/market/products?product_type=SPOT";
+            one_call(path, coinbase_table).await
+        }
+        _ => one_call("/api/v5/public/instruments?instType=SPOT", okx_table).await,
     };
     let note = match table {
         Ok(table) => {
             let mut kept = Vec::new();
             for inst in std::mem::take(&mut cfg.instruments) {
-                let key = if binance {
-                    inst.joined()
-                } else {
-                    inst.dashed()
-                };
+                let key = if joined { inst.joined() } else { inst.dashed() };
                 match table.get(&key) {
                     Some(Lookup::Trading(p, s)) => {
                         cfg.decimals.insert(inst.dashed(), (*p, *s));
@@ -240,5 +352,21 @@ mod tests {
         assert_eq!(t["BTC-USDT"], Lookup::Trading(1, 8));
         assert!(matches!(t["X-USDT"], Lookup::Refused(_)));
         assert!(okx_table(br#"{"code":"50011","msg":"Too Many Requests","data":[]}"#).is_err());
+        let body = br#"{"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[
+            {"symbol":"BTCUSDT","status":"Trading","priceFilter":{"tickSize":"0.01"},
+             "lotSizeFilter":{"basePrecision":"0.000001"}},
+            {"symbol":"XUSDT","status":"Closed","priceFilter":{"tickSize":"1"},
+             "lotSizeFilter":{"basePrecision":"1"}}]}}"#;
+        let t = bybit_table(body).unwrap();
+        assert_eq!(t["BTCUSDT"], Lookup::Trading(2, 6));
+        assert!(matches!(t["XUSDT"], Lookup::Refused(_)));
+        let body =
+            br#"{"products":[{"product_id":"BTC-USD","status":"online","trading_disabled":false,
+            "price_increment":"0.01","base_increment":"0.00000001"},
+            {"product_id":"X-USD","status":"delisted","trading_disabled":true,
+            "price_increment":"1","base_increment":"1"}],"num_products":2}"#;
+        let t = coinbase_table(body).unwrap();
+        assert_eq!(t["BTC-USD"], Lookup::Trading(2, 8));
+        assert!(matches!(t["X-USD"], Lookup::Refused(_)));
     }
 }

@@ -9,6 +9,9 @@
 pub mod activity;
 pub mod backoff;
 pub mod binance;
+pub mod bybit;
+pub mod coinbase;
+pub mod dedup;
 pub mod instruments;
 pub mod legs;
 pub mod local_book;
@@ -62,7 +65,7 @@ pub enum SourceError {
 pub enum StartError {
     #[error("{0}")]
     Channel(#[from] ChannelError),
-    #[error("bad --symbols entry `{0}`: use BTCUSDT or BTC-USDT")]
+    #[error("bad --symbols entry `{0}`: use BTCUSDT, BTC-USDT or BTC/USDT")]
     Symbol(String),
     #[error("{0}")]
     Replay(#[from] record::RecordError),
@@ -73,7 +76,7 @@ pub enum StartError {
 /// Quote currencies recognised at the end of a Binance-style symbol.
 const QUOTES: &[&str] = &[
     "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "JPY", "GBP", "BTC",
-    "ETH", "BNB",
+    "ETH", "BNB", "USD",
 ];
 
 /// An instrument as tickwire names it: `BASE-QUOTE`.
@@ -84,11 +87,13 @@ pub struct Instrument {
 }
 
 impl Instrument {
-    /// Reads `BTCUSDT` or `BTC-USDT` (any case).
+    /// Reads `BTCUSDT`, `BTC-USDT` or `BTC/USDT` (any case). A joined
+    /// symbol ends in one of the known quote currencies (longest first, so
+    /// `BTCUSDT` is USDT and `BTCUSD` is USD).
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_uppercase();
         let ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric());
-        if let Some((base, quote)) = s.split_once('-') {
+        if let Some((base, quote)) = s.split_once(['-', '/']) {
             return (ok(base) && ok(quote)).then(|| Self {
                 base: base.into(),
                 quote: quote.into(),
@@ -441,6 +446,8 @@ pub fn start(
             SourceSpec::Sim => "sim".to_string(),
             SourceSpec::Binance => "binance".to_string(),
             SourceSpec::Okx => "okx".to_string(),
+            SourceSpec::Bybit => "bybit".to_string(),
+            SourceSpec::Coinbase => "coinbase".to_string(),
             SourceSpec::Replay(path) => format!("replay:{}", path.display()),
         };
         let status = Arc::new(SourceStatus::new(name));
@@ -495,6 +502,40 @@ pub fn start(
                     MarketChannels::resolve(hub, "okx", inst)?;
                 }
                 Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
+            }
+            SourceSpec::Bybit | SourceSpec::Coinbase => {
+                let bybit = spec == SourceSpec::Bybit;
+                let (venue, symbols, ws, rest, budget) = if bybit {
+                    let symbols = config.bybit_symbols.as_ref();
+                    let urls = (&config.bybit_ws_url, &config.bybit_rest_url);
+                    ("bybit", symbols, urls.0, urls.1, rest::BudgetRule::BYBIT)
+                } else {
+                    let symbols = config.coinbase_symbols.as_ref();
+                    let urls = (&config.coinbase_ws_url, &config.coinbase_rest_url);
+                    (
+                        "coinbase",
+                        symbols,
+                        urls.0,
+                        urls.1,
+                        rest::BudgetRule::COINBASE,
+                    )
+                };
+                let symbols = symbols.unwrap_or(&config.symbols);
+                let mut cfg =
+                    ExchangeConfig::from_config(config, venue, symbols, ws, rest, budget)?;
+                if !bybit {
+                    coinbase::map_products(&mut cfg.instruments);
+                }
+                status.attach(hub, venue)?;
+                // channels exist from the start, before the venue answers
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, venue, inst)?;
+                }
+                if bybit {
+                    Box::pin(bybit::run(hub.clone(), cfg, st, shutdown))
+                } else {
+                    Box::pin(coinbase::run(hub.clone(), cfg, st, shutdown))
+                }
             }
             SourceSpec::Replay(path) => {
                 let replay = record::Replay::open(
@@ -563,7 +604,12 @@ mod tests {
         );
         assert_eq!(Instrument::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
         assert_eq!(Instrument::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
-        for bad in ["USDT", "BTC-", "BTC.USDT", "XYZ"] {
+        // the shared --symbols spellings of issue 13: BTC-USD, BTCUSD, BTC/USD
+        for spelling in ["BTC-USD", "btcusd", "BTC/USD"] {
+            assert_eq!(Instrument::parse(spelling).unwrap().dashed(), "BTC-USD");
+        }
+        assert_eq!(Instrument::parse("BTCUSDC").unwrap().dashed(), "BTC-USDC");
+        for bad in ["USDT", "BTC-", "BTC.USDT", "XYZ", "BTC/"] {
             assert!(Instrument::parse(bad).is_none(), "{bad}");
         }
     }

@@ -13,6 +13,10 @@
 //! - OKX (API v5 docs, "Rate limit", as of 2026-05): public market data
 //!   endpoints allow 40 requests per 2 s per IP; over it, HTTP 429 / code
 //!   50011.
+//! - Bybit (V5 docs, "Rate Limit", as of 2026-05): 600 HTTP requests per
+//!   5 s per IP.
+//! - Coinbase (Advanced Trade docs, "Rate Limits", as of 2026-05): public
+//!   endpoints 10 requests per second per IP; over it, HTTP 429.
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -57,6 +61,18 @@ impl BudgetRule {
     pub const OKX: Self = Self {
         limit: 40,
         window: Duration::from_secs(2),
+        used_header: None,
+    };
+    /// Bybit v5 HTTP: 600 requests per 5 s per IP.
+    pub const BYBIT: Self = Self {
+        limit: 600,
+        window: Duration::from_secs(5),
+        used_header: None,
+    };
+    /// Coinbase Advanced Trade public endpoints: 10 requests per second per IP.
+    pub const COINBASE: Self = Self {
+        limit: 10,
+        window: Duration::from_secs(1),
         used_header: None,
     };
 }

@@ -18,10 +18,20 @@
 //!   refused with `{"event":"error","code":"60018",...,"id":..}` for an
 //!   unknown instrument (OKX API v5 docs, "WebSocket: subscribe" and error
 //!   code 60018, as of 2026-05).
+//! - Bybit acknowledgements ([`MockExchange::bybit_auto`]): each
+//!   `subscribe` is answered `{"success":true,"ret_msg":"subscribe",
+//!   "req_id":..,"op":"subscribe"}` and each `{"op":"ping"}` with a pong
+//!   (Bybit V5 docs, "WebSocket Stream: Connect", as of 2026-05).
+//! - Coinbase Advanced Trade ([`MockExchange::coinbase_auto`], see
+//!   `coinbase.rs`): per-connection `sequence_num`, `subscriptions`
+//!   answers, heartbeats, idle channels closed.
 
 #![allow(dead_code)]
 
 pub mod client;
+pub mod coinbase;
+pub mod refbook;
+pub mod seam;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +49,8 @@ enum Out {
     Text(String),
     Ping(Vec<u8>),
     Drop,
+    /// Coinbase mode: leave this many `sequence_num`s out.
+    Skip(u64),
 }
 
 /// A canned REST answer: status, headers, body.
@@ -74,6 +86,12 @@ struct State {
     rest: HashMap<String, (u16, String)>,
     /// REST requests seen (path and query).
     rest_hits: Vec<String>,
+    /// Bybit mode: subscribes and pings are answered.
+    bybit: bool,
+    /// Coinbase mode, when on.
+    coinbase: Option<coinbase::Mode>,
+    /// Coinbase mode: heartbeats sent, all connections.
+    heartbeats_sent: u64,
 }
 
 /// The mock exchange.
@@ -164,6 +182,35 @@ impl MockExchange {
     pub fn okx_auto(&self, refused: &[&str]) {
         self.state.lock().unwrap().okx_refuse =
             Some(refused.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Bybit mode: answers each `subscribe` and `ping` op as Bybit does.
+    pub fn bybit_auto(&self) {
+        self.state.lock().unwrap().bybit = true;
+    }
+
+    /// Coinbase mode: stamps `sequence_num`, answers subscribes, sends
+    /// heartbeats every `heartbeat_every` once subscribed to them, and
+    /// closes a connection idle for `idle_close` without them.
+    pub fn coinbase_auto(&self, heartbeat_every: Duration, idle_close: Duration) {
+        self.state.lock().unwrap().coinbase = Some(coinbase::Mode {
+            heartbeat_every,
+            idle_close,
+        });
+    }
+
+    /// Coinbase mode: the `n`th connection's next message skips `by`
+    /// sequence numbers (a lost message).
+    pub fn coinbase_skip(&self, n: usize, by: u64) {
+        let st = self.state.lock().unwrap();
+        if let Some(c) = st.clients.get(n) {
+            let _ = c.send(Out::Skip(by));
+        }
+    }
+
+    /// Coinbase mode: heartbeats sent so far, all connections.
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.state.lock().unwrap().heartbeats_sent
     }
 
     /// Queues a one-shot REST answer with headers for `path_prefix`;
@@ -304,19 +351,44 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
     };
     let (mut tx, mut rx) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
-    let conn_id = {
+    let (conn_id, cb_mode) = {
         let mut st = state.lock().unwrap();
         st.connections += 1;
         st.clients.push(out_tx);
         st.ws_paths.push(path.lock().unwrap().clone());
-        st.connections
+        (st.connections, st.coinbase)
     };
+    let mut cb = cb_mode.map(coinbase::Conn::new);
+    let mut cb_tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
+            _ = cb_tick.tick(), if cb.is_some() => {
+                let Some(conn) = cb.as_mut() else { continue };
+                match conn.tick() {
+                    Ok(Some(hb)) => {
+                        let hb = conn.stamp(&hb);
+                        state.lock().unwrap().heartbeats_sent += 1;
+                        if tx.send(Message::text(hb)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(()) => break, // Coinbase closes it
+                }
+            }
             out = out_rx.recv() => match out {
                 Some(Out::Text(text)) => {
+                    let text = match cb.as_mut() {
+                        Some(conn) => conn.stamp(&text),
+                        None => text,
+                    };
                     if tx.send(Message::text(text)).await.is_err() {
                         break;
+                    }
+                }
+                Some(Out::Skip(by)) => {
+                    if let Some(conn) = cb.as_mut() {
+                        conn.skip(by);
                     }
                 }
                 Some(Out::Ping(p)) => {
@@ -332,7 +404,17 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                     if t == "ping" {
                         let _ = tx.send(Message::text("pong")).await;
                     } else {
-                        let answers = okx_answers(&state, &t, conn_id);
+                        let mut answers = okx_answers(&state, &t, conn_id);
+                        if state.lock().unwrap().bybit {
+                            answers = bybit_answers(&t, conn_id);
+                        }
+                        if let Some(conn) = cb.as_mut() {
+                            answers = conn
+                                .on_client(&t)
+                                .iter()
+                                .map(|a| conn.stamp(a))
+                                .collect();
+                        }
                         state.lock().unwrap().received.push(t);
                         for a in answers {
                             if tx.send(Message::text(a)).await.is_err() {
@@ -349,6 +431,27 @@ async fn serve_ws(tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                 _ => break,
             },
         }
+    }
+}
+
+/// Bybit mode's answer to a client's op.
+fn bybit_answers(text: &str, conn_id: usize) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Vec::new();
+    };
+    let conn = format!("mock-{conn_id}");
+    match v["op"].as_str() {
+        Some(op @ ("subscribe" | "unsubscribe")) => vec![
+            serde_json::json!({"success": true,
+            "ret_msg": op, "conn_id": conn, "req_id": v["req_id"], "op": op})
+            .to_string(),
+        ],
+        Some("ping") => vec![
+            serde_json::json!({"success": true, "ret_msg": "pong",
+            "conn_id": conn, "req_id": v["req_id"], "op": "ping"})
+            .to_string(),
+        ],
+        _ => Vec::new(),
     }
 }
 
