@@ -14,6 +14,7 @@ use super::book::OrderBook;
 use super::encoded::Encoded;
 use super::log::{ChannelLog, LogLimits};
 use crate::protocol::ChannelKind;
+use crate::protocol::pb::Level;
 
 /// Dense index of a channel in the registry; hot paths use it, not names.
 pub type ChannelId = u32;
@@ -110,6 +111,9 @@ pub(crate) struct ChannelState {
     /// The book snapshot event encoded for the current seq, shared by every
     /// subscriber that arrives before the next event.
     pub cached_snapshot: Option<Arc<Encoded>>,
+    /// A book's best bid and ask as last handed to the consolidated book
+    /// (kept only while `bbo.all.*` runs).
+    pub top: (Option<Level>, Option<Level>),
 }
 
 /// One channel of the feed.
@@ -157,6 +161,7 @@ impl Channel {
                 cum_bytes: 0,
                 snapshot,
                 cached_snapshot: None,
+                top: (None, None),
             }),
             subscribers: Mutex::new(Vec::new()),
             subscriber_count: AtomicU64::new(0),

@@ -3,7 +3,7 @@
 //! `GET /api/v3/exchangeInfo?symbols=[..]` in one call of weight 20, and
 //! symbol by symbol only when one of them is invalid (400 -1121 refuses the
 //! whole list); OKX `GET /api/v5/public/instruments?instType=SPOT`, one
-//! call). Unknown or
+//! call; Kraken `GET /0/public/AssetPairs`, one call). Unknown or
 //! non-trading symbols are reported once and skipped; the others take
 //! their price and size decimals from the tick and lot sizes. When the
 //! metadata cannot be had (REST down, rate limited), every configured
@@ -116,6 +116,53 @@ fn okx_table(body: &[u8]) -> Result<Table, String> {
         .collect())
 }
 
+#[derive(Debug, Deserialize)]
+struct KrakenPair {
+    wsname: Option<String>,
+    pair_decimals: u32,
+    lot_decimals: u32,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KrakenReply {
+    #[serde(default)]
+    error: Vec<String>,
+    #[serde(default)]
+    result: HashMap<String, KrakenPair>,
+}
+
+/// Kraken `GET /0/public/AssetPairs` (REST "Get Tradable Asset Pairs", as
+/// read 2026-12-07): keyed by the WebSocket v2 name as tickwire spells it
+/// (`wsname` `XBT/USD` is `BTC-USD`: v2 says BTC and DOGE where v1 and
+/// REST say XBT and XDG); decimals from `pair_decimals` / `lot_decimals`,
+/// which are also the precision Kraken writes its book numbers with.
+fn kraken_table(body: &[u8]) -> Result<Table, String> {
+    let reply: KrakenReply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !reply.error.is_empty() {
+        return Err(reply.error.join("; "));
+    }
+    let v2 = |a: &str| match a {
+        "XBT" => "BTC".to_string(),
+        "XDG" => "DOGE".to_string(),
+        a => a.to_string(),
+    };
+    Ok(reply
+        .result
+        .values()
+        .filter_map(|p| {
+            let (base, quote) = p.wsname.as_deref()?.split_once('/')?;
+            let key = format!("{}-{}", v2(base), v2(quote));
+            let lookup = match p.status.as_deref() {
+                None | Some("online") => Lookup::Trading(p.pair_decimals, p.lot_decimals),
+                Some(s) => Lookup::Refused(format!("status {s}")),
+            };
+            Some((key, lookup))
+        })
+        .collect())
+}
+
 /// Binance's table for `symbols`: one call for all, or one per symbol
 /// when the list holds an invalid one.
 async fn binance_lookups(cfg: &ExchangeConfig, symbols: &[String]) -> Result<Table, String> {
@@ -165,6 +212,11 @@ pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStat
     let table = if binance {
         let symbols: Vec<String> = cfg.instruments.iter().map(Instrument::joined).collect();
         binance_lookups(cfg, &symbols).await
+    } else if venue == "kraken" {
+        match cfg.rest.get("/0/public/AssetPairs", 1).await {
+            Ok(body) => kraken_table(&body),
+            Err(e) => Err(e.to_string()),
+        }
     } else {
         match cfg
             .rest
@@ -240,5 +292,11 @@ mod tests {
         assert_eq!(t["BTC-USDT"], Lookup::Trading(1, 8));
         assert!(matches!(t["X-USDT"], Lookup::Refused(_)));
         assert!(okx_table(br#"{"code":"50011","msg":"Too Many Requests","data":[]}"#).is_err());
+        let body = br#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD",
+            "pair_decimals":1,"lot_decimals":8,"status":"online"},
+            "ETHUSD":{"wsname":"ETH/USD","pair_decimals":2,"lot_decimals":8,"status":"cancel_only"}}}"#;
+        let t = kraken_table(body).unwrap();
+        assert_eq!(t["BTC-USD"], Lookup::Trading(1, 8));
+        assert!(matches!(t["ETH-USD"], Lookup::Refused(_)));
     }
 }

@@ -10,6 +10,7 @@ pub mod activity;
 pub mod backoff;
 pub mod binance;
 pub mod instruments;
+pub mod kraken;
 pub mod legs;
 pub mod local_book;
 pub mod net;
@@ -18,6 +19,7 @@ pub mod record;
 pub mod rest;
 pub mod sim;
 pub mod status;
+pub mod twelvedata;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,18 +64,20 @@ pub enum SourceError {
 pub enum StartError {
     #[error("{0}")]
     Channel(#[from] ChannelError),
-    #[error("bad --symbols entry `{0}`: use BTCUSDT or BTC-USDT")]
+    #[error("bad --symbols entry `{0}`: use BTCUSDT, BTC-USDT or BTC/USDT")]
     Symbol(String),
     #[error("{0}")]
     Replay(#[from] record::RecordError),
     #[error("cannot start the sources' thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Quote currencies recognised at the end of a Binance-style symbol.
 const QUOTES: &[&str] = &[
     "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BRL", "JPY", "GBP", "BTC",
-    "ETH", "BNB",
+    "ETH", "BNB", "USD",
 ];
 
 /// An instrument as tickwire names it: `BASE-QUOTE`.
@@ -84,11 +88,11 @@ pub struct Instrument {
 }
 
 impl Instrument {
-    /// Reads `BTCUSDT` or `BTC-USDT` (any case).
+    /// Reads `BTCUSDT`, `BTC-USDT` or `BTC/USDT` (any case).
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_uppercase();
         let ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric());
-        if let Some((base, quote)) = s.split_once('-') {
+        if let Some((base, quote)) = s.split_once('-').or_else(|| s.split_once('/')) {
             return (ok(base) && ok(quote)).then(|| Self {
                 base: base.into(),
                 quote: quote.into(),
@@ -407,6 +411,16 @@ pub async fn run_sharded<E, F>(
     futures_util::future::join_all(shards).await;
 }
 
+/// Whether any exchange venue (with books) is among the sources.
+fn specs_have_venues(specs: &[SourceSpec]) -> bool {
+    specs.iter().any(|s| {
+        !matches!(
+            s,
+            SourceSpec::Sim | SourceSpec::Replay(_) | SourceSpec::TwelveData
+        )
+    })
+}
+
 /// The sources of a server run, started on their own thread.
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,
@@ -441,6 +455,8 @@ pub fn start(
             SourceSpec::Sim => "sim".to_string(),
             SourceSpec::Binance => "binance".to_string(),
             SourceSpec::Okx => "okx".to_string(),
+            SourceSpec::Kraken => "kraken".to_string(),
+            SourceSpec::TwelveData => "twelvedata".to_string(),
             SourceSpec::Replay(path) => format!("replay:{}", path.display()),
         };
         let status = Arc::new(SourceStatus::new(name));
@@ -496,6 +512,54 @@ pub fn start(
                 }
                 Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
             }
+            SourceSpec::Kraken => {
+                let symbols = config.kraken_symbols.as_ref().unwrap_or(&config.symbols);
+                let cfg = ExchangeConfig::from_config(
+                    config,
+                    "kraken",
+                    symbols,
+                    &config.kraken_ws_url,
+                    &config.kraken_rest_url,
+                    rest::BudgetRule::KRAKEN,
+                )?;
+                status.attach(hub, "kraken")?;
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "kraken", inst)?;
+                }
+                Box::pin(kraken::run(hub.clone(), cfg, st, shutdown))
+            }
+            SourceSpec::TwelveData => {
+                let symbols = config
+                    .twelvedata_symbols
+                    .as_ref()
+                    .unwrap_or(&config.symbols);
+                let key = config.twelvedata_api_key.clone().unwrap_or_default();
+                if key.is_empty() {
+                    return Err(StartError::Config(
+                        "the twelvedata source needs an API key: --twelvedata-api-key or TICKWIRE_TWELVEDATA_API_KEY".into(),
+                    ));
+                }
+                let mut cfg = ExchangeConfig::from_config(
+                    config,
+                    "twelvedata",
+                    &[],
+                    &config.twelvedata_ws_url,
+                    &config.twelvedata_rest_url,
+                    rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                )?;
+                cfg.rest = Arc::new(
+                    rest::RestClient::new(
+                        "twelvedata",
+                        &cfg.rest_url,
+                        cfg.io_timeout,
+                        rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                    )
+                    .with_auth(&format!("apikey {key}")),
+                );
+                status.attach(hub, "twelvedata")?;
+                let td = twelvedata::TwelveData::new(hub.clone(), cfg, key, symbols)?;
+                Box::pin(run_exchange(td, st, shutdown))
+            }
             SourceSpec::Replay(path) => {
                 let replay = record::Replay::open(
                     hub.clone(),
@@ -509,6 +573,12 @@ pub fn start(
         };
         statuses.push(status);
         tasks.push(task);
+    }
+    // the consolidated book (bbo.all.*) runs beside exchange sources
+    if specs_have_venues(&config.sources) {
+        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
+        hub.set_bbo_tap(tap);
+        tasks.push(Box::pin(engine.run(shutdown.clone())));
     }
     let analytics = if config.analytics_on() {
         let (tap, engine, board) =
@@ -563,6 +633,9 @@ mod tests {
         );
         assert_eq!(Instrument::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
         assert_eq!(Instrument::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
+        assert_eq!(Instrument::parse("BTC/USD").unwrap().dashed(), "BTC-USD");
+        assert_eq!(Instrument::parse("BTCUSD").unwrap().dashed(), "BTC-USD");
+        assert_eq!(Instrument::parse("BTCUSDT").unwrap().dashed(), "BTC-USDT");
         for bad in ["USDT", "BTC-", "BTC.USDT", "XYZ"] {
             assert!(Instrument::parse(bad).is_none(), "{bad}");
         }

@@ -22,6 +22,8 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod kraken;
+pub mod twelvedata;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
