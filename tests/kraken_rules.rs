@@ -120,6 +120,17 @@ async fn kraken_book_equals_the_venues_top_20_with_kraken_checksum_and_trades_by
         vec![(false, 500_005, 0.0), (false, 500_006, 3.0)],
         vec![(true, 499_990, 0.12345678)],
         vec![(false, 500_004, 0.0)],
+        // 26 bids: the worst falls out at the venue...
+        vec![(true, 500_003, 1.0), (true, 500_004, 1.0)],
+        // ...and must not come back when the top empties (19 left)
+        vec![
+            (true, 500_004, 0.0),
+            (true, 500_003, 0.0),
+            (true, 500_002, 0.0),
+            (true, 499_995, 0.0),
+            (true, 499_990, 0.0),
+            (true, 499_985, 0.0),
+        ],
     ];
     let mut last_sum = 0;
     for s in &steps {
