@@ -58,9 +58,27 @@ pub enum BboInput {
 pub struct BboTap {
     tx: mpsc::Sender<BboInput>,
     dropped: AtomicU64,
+    quote_map: HashMap<String, String>,
 }
 
 impl BboTap {
+    /// `bbo.all.<BASE-QUOTE>` of an instrument, its quote mapped.
+    pub fn channel_name(&self, base: &str, quote: &str) -> String {
+        let quote = self.quote_map.get(quote).map_or(quote, String::as_str);
+        format!("bbo.all.{base}-{quote}")
+    }
+
+    /// Creates the consolidated channel of an instrument a venue streams,
+    /// so that clients can subscribe before the first book arrives.
+    pub fn declare(
+        &self,
+        hub: &Hub,
+        base: &str,
+        quote: &str,
+    ) -> Result<(), crate::protocol::ChannelError> {
+        hub.channel(&self.channel_name(base, quote)).map(|_| ())
+    }
+
     /// Offers without waiting; a full queue drops it and counts it.
     pub fn offer(&self, input: BboInput) {
         if self.tx.try_send(input).is_err() {
@@ -108,6 +126,7 @@ pub fn new(hub: Arc<Hub>, quote_map: &[(String, String)]) -> (Arc<BboTap>, Conso
     let tap = Arc::new(BboTap {
         tx,
         dropped: AtomicU64::new(0),
+        quote_map: quote_map.iter().cloned().collect(),
     });
     let engine = Consolidated {
         hub,

@@ -130,6 +130,9 @@ impl MarketChannels {
     /// Resolves `trade|ticker|book.<venue>.<BASE-QUOTE>`.
     pub fn resolve(hub: &Hub, venue: &str, inst: &Instrument) -> Result<Self, ChannelError> {
         let ch = |stream: &str| hub.channel(&format!("{stream}.{venue}.{}", inst.dashed()));
+        if let Some(bbo) = hub.bbo_tap() {
+            bbo.declare(hub, &inst.base, &inst.quote)?;
+        }
         Ok(Self {
             trade: ch("trade")?,
             ticker: ch("ticker")?,
@@ -450,6 +453,12 @@ pub fn start(
     };
     let mut statuses = Vec::new();
     let mut tasks: Vec<Task> = Vec::new();
+    // the consolidated book (bbo.all.*) runs beside exchange sources
+    if specs_have_venues(&config.sources) {
+        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
+        hub.set_bbo_tap(tap);
+        tasks.push(Box::pin(engine.run(shutdown.clone())));
+    }
     for spec in specs {
         let name = match &spec {
             SourceSpec::Sim => "sim".to_string(),
@@ -573,12 +582,6 @@ pub fn start(
         };
         statuses.push(status);
         tasks.push(task);
-    }
-    // the consolidated book (bbo.all.*) runs beside exchange sources
-    if specs_have_venues(&config.sources) {
-        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
-        hub.set_bbo_tap(tap);
-        tasks.push(Box::pin(engine.run(shutdown.clone())));
     }
     let analytics = if config.analytics_on() {
         let (tap, engine, board) =
