@@ -312,6 +312,11 @@ pub struct Config {
     #[arg(long, env = "TICKWIRE_CONSOLIDATE", value_delimiter = ',', value_parser = parse_consolidate)]
     pub consolidate: Vec<(String, String)>,
 
+    /// The consolidated book `bbo.all.*`: `auto` (when an exchange source
+    /// runs), `on` (also over the simulator and replays) or `off`.
+    #[arg(long, env = "TICKWIRE_CONSOLIDATED_BOOK", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub consolidated_book: String,
+
     /// Exchange connections are replaced (make-before-break) this often;
     /// Binance closes a stream connection at 24 h.
     #[arg(long, env = "TICKWIRE_ROTATE_AFTER", default_value = "23h", value_parser = parse_duration)]

@@ -454,7 +454,12 @@ pub fn start(
     let mut statuses = Vec::new();
     let mut tasks: Vec<Task> = Vec::new();
     // the consolidated book (bbo.all.*) runs beside exchange sources
-    if specs_have_venues(&config.sources) {
+    let consolidate = match config.consolidated_book.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => specs_have_venues(&config.sources),
+    };
+    if consolidate {
         let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
         hub.set_bbo_tap(tap);
         tasks.push(Box::pin(engine.run(shutdown.clone())));
