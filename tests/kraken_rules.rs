@@ -63,7 +63,7 @@ impl ClientBook {
         }
     }
 
-    fn top(&self) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    fn top(&self) -> (mock::kraken::NumSide, mock::kraken::NumSide) {
         let b = self.0.as_ref().expect("a book");
         (
             b.bids().map(|l| (l.price, l.quantity)).collect(),

@@ -16,6 +16,11 @@
 
 use std::collections::BTreeMap;
 
+/// Levels as text (price, qty), best first.
+pub type TextSide = Vec<(String, String)>;
+/// Levels as numbers (price, qty), best first.
+pub type NumSide = Vec<(f64, f64)>;
+
 /// Kraken's checksum done literally from the doc's wording (the oracle).
 pub fn checksum(asks: &[(String, String)], bids: &[(String, String)]) -> u32 {
     let mut text = String::new();
@@ -77,7 +82,7 @@ impl VenueBook {
     }
 
     /// Best first, as text.
-    pub fn sides(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub fn sides(&self) -> (TextSide, TextSide) {
         let bids = self
             .bids
             .iter()
@@ -89,8 +94,8 @@ impl VenueBook {
     }
 
     /// The top `n` a side as numbers, best first.
-    pub fn top(&self, n: usize) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
-        let f = |v: &[(String, String)]| -> Vec<(f64, f64)> {
+    pub fn top(&self, n: usize) -> (NumSide, NumSide) {
+        let f = |v: &[(String, String)]| -> NumSide {
             v.iter()
                 .take(n)
                 .map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap()))
