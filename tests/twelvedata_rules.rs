@@ -113,6 +113,8 @@ async fn twelvedata_prices_come_from_rest_while_the_stream_is_down() {
         ],
     );
     mock.wait_for("connected", |m| m.connections() == 1).await;
+    mock.send(subscribe_status(&["AAPL", "EUR/USD"], &["NOPE"]));
+    failed_with(&server, "NOPE", "twelvedata").await;
     let mut c = Client::connect(&server, Fmt::Json).await;
     c.welcome().await;
     c.subscribe(&["ticker.twelvedata.AAPL", "ticker.twelvedata.EUR-USD"])
@@ -127,6 +129,19 @@ async fn twelvedata_prices_come_from_rest_while_the_stream_is_down() {
     assert_eq!(src["state"], "reconnecting", "{src}");
     let (_, stats) = server.get_json("/stats").await;
     assert!(!stats.to_string().contains(KEY), "no key in /stats");
+    assert_eq!(
+        mock.rest_hits("/price?symbol=NOPE"),
+        0,
+        "a refused symbol costs no credit"
+    );
+    // prices only: no trades, so analytics builds nothing for this venue
+    let (_, channels) = server.get_json("/channels").await;
+    let names = channels.to_string();
+    assert!(names.contains("ticker.twelvedata.AAPL"), "{names}");
+    assert!(
+        !names.contains("candle1m.twelvedata"),
+        "no candles from prices: {names}"
+    );
     // the stream back: prices from it again
     mock.refuse(false);
     mock.wait_for("reconnected", |m| m.connected() == 1).await;

@@ -269,7 +269,7 @@ pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Paylo
 pub type TickerParser = fn(&[u8]) -> Result<Vec<(i64, Ticker)>, SourceError>;
 
 /// While the stream is down (`reconnecting`), polls each `(path, channel)`
-/// every `interval` through the venue's [`rest::RestClient`] (so within its
+/// (but those of instruments the venue refused) every `interval` through the venue's [`rest::RestClient`] (so within its
 /// budget and its `Retry-After`) and publishes the tickers `parse` reads
 /// from the reply, so ticker subscribers keep getting prices.
 pub async fn rest_fallback(
@@ -290,7 +290,17 @@ pub async fn rest_fallback(
         if status.state() != SourceState::Reconnecting {
             continue;
         }
+        let failed = status.failed_instruments();
         for (url, channel) in &polls {
+            // an instrument the venue refused costs no call (nor credit)
+            if channel
+                .name
+                .rsplit('.')
+                .next()
+                .is_some_and(|i| failed.contains_key(i))
+            {
+                continue;
+            }
             let tickers = match cfg.rest.get(url, 2).await {
                 Ok(body) => parse(&body),
                 Err(e) => Err(SourceError::Rest(e)),
