@@ -166,4 +166,27 @@ async fn bbo_all_follows_both_venues_flags_a_cross_and_drops_a_venue_until_it_is
         (Some(100.9), Some("kraken"))
     );
     assert_eq!(v["crossed"], true);
+
+    // a resyncing book (Kraken checksum mismatch) is out until its snapshot
+    kraken.send(kr.update(&[(true, 1008, 1.0)], true));
+    let v = bbo_until(&mut c, "kraken resyncing", |v| {
+        v["out"] == serde_json::json!(["kraken"])
+    })
+    .await;
+    assert_eq!(v["bid_venue"], "okx", "{v}");
+    kraken
+        .wait_for("the book resubscribed", |m| {
+            m.received().iter().any(|r| r.contains("\"unsubscribe\""))
+        })
+        .await;
+    kr.set(true, 1007, 2.0);
+    kraken.send(kr.snapshot());
+    let v = bbo_until(&mut c, "kraken in again", |v| {
+        v["venues"] == serde_json::json!(["kraken", "okx"])
+    })
+    .await;
+    assert_eq!(
+        (v["bid"].as_f64(), v["bid_venue"].as_str()),
+        (Some(100.9), Some("kraken"))
+    );
 }

@@ -326,6 +326,68 @@ mod tests {
         Some(Level { price, quantity })
     }
 
+    fn engine() -> Consolidated {
+        use crate::feed::{LogLimits, Registry};
+        let registry = Arc::new(Registry::new(LogLimits {
+            max_messages: 100,
+            max_age_ns: 0,
+        }));
+        let hub = Arc::new(Hub::new(
+            registry,
+            "e1".into(),
+            1024,
+            Arc::new(crate::metrics::Metrics::default()),
+        ));
+        new(hub, &[("USDT".into(), "USD".into())]).1
+    }
+
+    fn top(e: &mut Consolidated, channel: &str, bid: f64, ask: f64, snapshot: bool) {
+        e.on_input(BboInput::Top {
+            channel: channel.into(),
+            bid: lv(bid, 1.0),
+            ask: lv(ask, 1.0),
+            snapshot,
+            time_ns: 1,
+        });
+    }
+
+    fn last(e: &Consolidated) -> serde_json::Value {
+        serde_json::from_str(e.books["BTC-USD"].last.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn stale_and_reconnecting_venues_leave_and_a_snapshot_brings_them_back() {
+        let mut e = engine();
+        top(&mut e, "book.okx.BTC-USDT", 100.0, 101.0, true);
+        top(&mut e, "book.kraken.BTC-USD", 100.5, 102.0, true);
+        assert_eq!(last(&e)["venues"], serde_json::json!(["kraken", "okx"]));
+        let status = |venue: &str, event: &str, inst: Option<&str>| {
+            let mut v = serde_json::json!({"venue": venue, "event": event});
+            if let Some(i) = inst {
+                v["instrument"] = i.into();
+            }
+            BboInput::Status(v.to_string())
+        };
+        // another instrument of the venue going stale changes nothing
+        e.on_input(status("kraken", "stale", Some("ETH-USD")));
+        assert_eq!(last(&e)["out"], serde_json::json!([]));
+        e.on_input(status("kraken", "stale", Some("BTC-USD")));
+        assert_eq!(last(&e)["out"], serde_json::json!(["kraken"]));
+        assert_eq!(last(&e)["bid_venue"], "okx");
+        // an update while out does not bring it back; a snapshot does
+        top(&mut e, "book.kraken.BTC-USD", 100.6, 102.0, false);
+        assert_eq!(last(&e)["out"], serde_json::json!(["kraken"]));
+        top(&mut e, "book.kraken.BTC-USD", 100.6, 102.0, true);
+        assert_eq!(last(&e)["bid_venue"], "kraken");
+        // the whole connection stale: every book of the venue leaves
+        e.on_input(status("okx", "stale", None));
+        assert_eq!(last(&e)["out"], serde_json::json!(["okx"]));
+        e.on_input(status("kraken", "reconnecting", None));
+        let v = last(&e);
+        assert!(v["bid"].is_null(), "{v}");
+        assert_eq!(v["venues"], serde_json::json!([]));
+    }
+
     #[test]
     fn best_sides_come_from_live_venues_and_a_cross_is_flagged() {
         let mut venues = BTreeMap::new();
