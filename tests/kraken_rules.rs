@@ -274,3 +274,35 @@ async fn kraken_reconnects_after_a_drop_and_repeats_no_trade() {
         "{src}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_a_refused_symbol_is_reported_while_the_others_stream() {
+    let mock = MockExchange::start().await;
+    let server = Server::start(&[
+        "--source",
+        "kraken",
+        "--kraken-ws-url",
+        &mock.ws_url(),
+        "--kraken-rest-url",
+        &mock.rest_url(),
+        "--kraken-symbols",
+        "BTC/USD,FOO/USD",
+    ]);
+    book_subscribed(&mock, 0).await;
+    let mut c = Client::connect(&server, Fmt::Json).await;
+    c.welcome().await;
+    c.subscribe(&["trade.kraken.BTC-USD"]).await;
+    // Kraken answers a subscribe naming an unknown pair per symbol
+    mock.send(
+        r#"{"error":"Currency pair not supported FOO/USD","method":"subscribe","success":false,"symbol":"FOO/USD","time_in":"2026-12-07T06:00:00.000000Z","time_out":"2026-12-07T06:00:00.000100Z"}"#,
+    );
+    mock::client::failed_with(&server, "FOO-USD", "not supported").await;
+    mock.send(r#"{"channel":"heartbeat"}"#);
+    mock.send(trade("BTC/USD", 11, "50000.0"));
+    let e = event_on(&mut c, "trade.kraken.BTC-USD").await;
+    let Some(Payload::Trade(t)) = &e.payload else {
+        panic!("{e:?}")
+    };
+    assert_eq!(t.trade_id, "11");
+    assert_eq!(mock.connections(), 1, "the session carried on");
+}

@@ -9,7 +9,11 @@
 //!   price then qty with `.` and leading zeros removed;
 //! - the venue's book is cut to the subscribed depth after every message
 //!   (no removal is sent for levels that fall out of it);
-//! - trades carry a sequential integer `trade_id`.
+//! - trades carry a sequential integer `trade_id`;
+//! - a `subscribe` naming an unknown pair is answered per symbol with
+//!   `{"method":"subscribe","success":false,"error":"Currency pair not
+//!   supported ..","symbol":..}`; `{"channel":"heartbeat"}` comes about
+//!   once a second while subscribed.
 //!
 //! [`VenueBook`] is the venue's side of that: the test changes it and
 //! sends what Kraken would send.

@@ -220,7 +220,8 @@ impl Kraken {
         }
     }
 
-    /// Handles one text message; true when it carried market data. Books
+    /// Handles one text message; true when it carried market data (or was
+    /// the venue's heartbeat). Books
     /// that broke are added to `resync`.
     fn on_text(
         &mut self,
@@ -259,7 +260,10 @@ impl Kraken {
             return Ok(false);
         }
         let (Some(channel), Some(data)) = (env.channel.as_deref(), env.data.as_deref()) else {
-            return Ok(false); // heartbeat
+            // Kraken's once-a-second heartbeat: the stream is alive even
+            // when quiet pairs send nothing (per-book staleness only
+            // concerns books that were busy, see `Activity`)
+            return Ok(env.channel.as_deref() == Some("heartbeat"));
         };
         match channel {
             "book" => {
