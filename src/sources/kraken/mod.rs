@@ -15,6 +15,9 @@
 //! - a mismatch (or an unreadable level) resyncs that book alone:
 //!   `unsubscribe` then `subscribe` with `snapshot: true`; subscribers get
 //!   the fresh book as a `book_snapshot` in the same channel sequence.
+//!   Resubscriptions of a book back off (250 ms doubling to 30 s, full
+//!   jitter, reset after a minute live) so a book that keeps breaking
+//!   cannot flood the venue.
 //!
 //! Trades carry Kraken's sequential `trade_id`; ids at or below the last
 //! published one are skipped (a reconnect never repeats a trade).
@@ -30,6 +33,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
+use super::backoff::Backoff;
 use super::local_book::{LocalBook, TopView};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
@@ -88,6 +92,13 @@ struct Market {
     decimals: Option<(u32, u32)>,
     activity: Activity,
     failed: bool,
+    /// Resubscriptions back off (a book that keeps breaking must not
+    /// hammer the venue); reset once a book stayed live a minute.
+    resync_backoff: Backoff,
+    /// When the book's pending resubscription is due.
+    resync_due: Option<Instant>,
+    /// Since when the book is live (for the backoff's reset).
+    live_since: Instant,
 }
 
 /// The Kraken source (one connection's instruments).
@@ -117,6 +128,13 @@ impl Kraken {
                 last_trade: None,
                 activity: Activity::new(),
                 failed: false,
+                resync_backoff: Backoff::new(
+                    Duration::from_millis(250),
+                    Duration::from_secs(30),
+                    Duration::from_secs(60),
+                ),
+                resync_due: None,
+                live_since: Instant::now(),
             });
         }
         let depth = subscribed_depth(cfg.book_depth.max(10));
@@ -145,6 +163,7 @@ impl Kraken {
             .collect();
         for m in &mut self.markets {
             m.book = None;
+            m.resync_due = None; // the new subscription brings snapshots
         }
         for (channel, depth) in [
             ("ticker", None),
@@ -206,8 +225,20 @@ impl Kraken {
                     return Err(SourceError::Stale(stale));
                 }
             }
+            let now = Instant::now();
             for idx in resync {
-                self.markets[idx].book = None;
+                let m = &mut self.markets[idx];
+                m.book = None;
+                if m.resync_due.is_none() {
+                    let delay = m.resync_backoff.next_delay(m.live_since.elapsed());
+                    m.resync_due = Some(now + delay);
+                }
+            }
+            for idx in 0..self.markets.len() {
+                if self.markets[idx].resync_due.is_none_or(|due| due > now) {
+                    continue;
+                }
+                self.markets[idx].resync_due = None;
                 let symbol = vec![ws_symbol(&self.markets[idx].inst)];
                 let (a, b) = (self.req(), self.req());
                 ws.send(method("unsubscribe", "book", &symbol, Some(self.depth), a))
@@ -353,6 +384,7 @@ impl Kraken {
             m.view = TopView::of(&snap);
             m.book = Some(book);
             m.activity = Activity::new();
+            m.live_since = Instant::now();
             publish(
                 &self.hub,
                 &m.channels.book,
