@@ -59,8 +59,16 @@ async fn twelvedata_prices_equal_the_venues_a_failed_symbol_is_reported_and_hear
 
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
-    c.subscribe(&["ticker.twelvedata.AAPL", "ticker.twelvedata.EUR-USD"])
-        .await;
+    c.subscribe(&[
+        "ticker.twelvedata.AAPL",
+        "ticker.twelvedata.EUR-USD",
+        "status.twelvedata.all",
+    ])
+    .await;
+    // the status channel's snapshot names the failed symbol
+    let st = mock::client::status_json(&event_on(&mut c, "status.twelvedata.all").await);
+    assert!(st["failed_instruments"]["NOPE"].is_string(), "{st}");
+    assert_eq!(st["venue"], "twelvedata");
     mock.send(price("AAPL", 342.0157, 1_765_000_000));
     mock.send(price("EUR/USD", 1.08423, 1_765_000_001));
     let a = event_on(&mut c, "ticker.twelvedata.AAPL").await;

@@ -139,6 +139,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `status.<venue>.all` and `bbo.all.<BASE-QUOTE>`: `custom` payloads whose
+/// last event is the channel's state.
+fn is_stateful_custom(name: &str) -> bool {
+    name.starts_with("status.") || name.starts_with("bbo.")
+}
+
 impl Channel {
     pub(crate) fn new(id: ChannelId, name: &str, limits: LogLimits) -> Self {
         let kind = ChannelKind::of(name);
@@ -148,6 +154,9 @@ impl Channel {
             | ChannelKind::Candle
             | ChannelKind::Signal
             | ChannelKind::Sentiment => SnapshotState::Last(None),
+            // venue state and the consolidated book are states too: a new
+            // subscriber starts from the last event
+            ChannelKind::Custom if is_stateful_custom(name) => SnapshotState::Last(None),
             ChannelKind::Trade | ChannelKind::Scan | ChannelKind::Custom => SnapshotState::None,
         };
         Self {
