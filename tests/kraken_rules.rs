@@ -306,3 +306,46 @@ async fn kraken_a_refused_symbol_is_reported_while_the_others_stream() {
     assert_eq!(t.trade_id, "11");
     assert_eq!(mock.connections(), 1, "the session carried on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_tickers_come_from_rest_while_the_stream_is_down() {
+    let mock = MockExchange::start().await;
+    mock.set_rest(
+        "/0/public/Ticker?pair=XBTUSD",
+        200,
+        mock::kraken::rest_ticker("50000.5"),
+    );
+    let server = Server::start(&[
+        "--source",
+        "kraken",
+        "--kraken-ws-url",
+        &mock.ws_url(),
+        "--kraken-rest-url",
+        &mock.rest_url(),
+        "--kraken-symbols",
+        "BTC-USD",
+        "--rest-fallback-interval",
+        "100ms",
+        "--reconnect-min",
+        "200ms",
+        "--reconnect-max",
+        "400ms",
+    ]);
+    book_subscribed(&mock, 0).await;
+    let mut c = Client::connect(&server, Fmt::Json).await;
+    c.welcome().await;
+    c.subscribe(&["ticker.kraken.BTC-USD"]).await;
+    mock.refuse(true);
+    mock.drop_all();
+    let e = event_on(&mut c, "ticker.kraken.BTC-USD").await;
+    let Some(Payload::Ticker(t)) = &e.payload else {
+        panic!("{e:?}")
+    };
+    assert_eq!((t.last, t.bid, t.ask), (50000.5, 50000.0, 50001.0));
+    assert_eq!(
+        (t.high_24h, t.low_24h, t.volume_24h),
+        (52000.0, 48000.0, 2000.25)
+    );
+    let src = source_until(&server, "polled", |s| s["rest_polls"].as_u64() >= Some(1)).await;
+    assert_eq!(src["state"], "reconnecting", "{src}");
+}

@@ -177,3 +177,12 @@ pub fn trade(symbol: &str, id: u64, price: &str) -> String {
 pub fn asset_pairs() -> String {
     r#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD","base":"XXBT","quote":"ZUSD","pair_decimals":1,"cost_decimals":5,"lot_decimals":8,"status":"online"}}}"#.into()
 }
+
+/// `GET /0/public/Ticker?pair=XBTUSD` (REST "Get Ticker Information":
+/// arrays of strings; `a`/`b` = price, whole lot volume, lot volume;
+/// `c` = last, lot volume; `v`, `l`, `h` = today, last 24 h; `o` = open).
+pub fn rest_ticker(last: &str) -> String {
+    format!(
+        r#"{{"error":[],"result":{{"XXBTZUSD":{{"a":["50001.0","1","1.000"],"b":["50000.0","2","2.000"],"c":["{last}","0.01"],"v":["100.5","2000.25"],"p":["50000.0","49900.0"],"t":[100,2000],"l":["49000.0","48000.0"],"h":["51000.0","52000.0"],"o":"49000.0"}}}}}}"#
+    )
+}

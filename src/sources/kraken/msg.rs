@@ -250,6 +250,17 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_read_to_the_microsecond() {
+        // 2026-12-07T06:00:00Z is 1796623200 s after the epoch
+        assert_eq!(
+            ts_ns(Some("2026-12-07T06:00:00.123456Z")),
+            1_796_623_200_123_456_000
+        );
+        assert_eq!(ts_ns(Some("not a time")), 0);
+        assert_eq!(ts_ns(None), 0);
+    }
+
+    #[test]
     fn numbers_keep_their_text_through_parsing() {
         let raw = r#"{"symbol":"BTC/USD","bids":[{"price":45283.5,"qty":0.10000000}],"asks":[],"checksum":1}"#;
         let b: KrakenBook = serde_json::from_str(raw).unwrap();
