@@ -65,12 +65,21 @@ struct Symbol {
     failed: bool,
 }
 
+/// The API key; its `Debug` shows `***`, so no debug print carries it.
+struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// The Twelve Data source.
 #[derive(Debug)]
 pub struct TwelveData {
     hub: Arc<Hub>,
     cfg: ExchangeConfig,
-    key: String,
+    key: ApiKey,
     symbols: Vec<Symbol>,
     by_symbol: HashMap<String, usize>,
 }
@@ -113,7 +122,7 @@ impl TwelveData {
         Ok(Self {
             hub,
             cfg,
-            key,
+            key: ApiKey(key),
             symbols: list,
             by_symbol,
         })
@@ -125,7 +134,7 @@ impl TwelveData {
         } else {
             '?'
         };
-        format!("{}{sep}apikey={}", self.cfg.ws_url, self.key)
+        format!("{}{sep}apikey={}", self.cfg.ws_url, self.key.0)
     }
 
     async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
@@ -232,7 +241,7 @@ impl TwelveData {
             _ if ev.status.as_deref() == Some("error") => {
                 let why = format!(
                     "twelvedata: {}",
-                    scrub(ev.message.as_deref().unwrap_or("error"), &self.key)
+                    scrub(ev.message.as_deref().unwrap_or("error"), &self.key.0)
                 );
                 tracing::warn!(source = VENUE, "{why}");
                 status.set_error(&why);
@@ -302,7 +311,7 @@ impl Exchange for TwelveData {
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
         Box::pin(async move {
-            let key = self.key.clone();
+            let key = self.key.0.clone();
             self.stream_session(status).await.map_err(|e| {
                 let text = e.to_string();
                 if !key.is_empty() && text.contains(&key) {
