@@ -154,13 +154,18 @@ impl Kraken {
     }
 
     async fn stream_session(&mut self, status: &SourceStatus) -> Result<(), SourceError> {
-        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
         let symbols: Vec<String> = self
             .markets
             .iter()
             .filter(|m| !m.failed)
             .map(|m| ws_symbol(&m.inst))
             .collect();
+        if symbols.is_empty() {
+            return Err(SourceError::Refused(
+                "kraken refused every symbol of this connection".into(),
+            ));
+        }
+        let mut ws = net::ws_connect(&self.cfg.ws_url, self.cfg.io_timeout).await?;
         for m in &mut self.markets {
             m.book = None;
             m.resync_due = None; // the new subscription brings snapshots
@@ -209,7 +214,9 @@ impl Kraken {
                     for (idx, m) in self.markets.iter().enumerate() {
                         if m.book.is_some() && m.activity.stale(stale) {
                             let inst = m.inst.dashed();
-                            status.stale(Some(&inst), &format!("kraken {inst}: book silent for {stale:?}"));
+                            let why = format!("kraken {inst}: book silent for {stale:?}; resubscribing the book");
+                            status.stale(Some(&inst), &why);
+                            status.resynced(&why);
                             resync.push(idx);
                         }
                     }
