@@ -74,6 +74,10 @@ pub enum SourceSpec {
     Bybit,
     /// Coinbase Advanced Trade public market data.
     Coinbase,
+    /// Kraken Spot WebSocket v2.
+    Kraken,
+    /// Twelve Data prices (stocks, forex).
+    TwelveData,
     /// Events recorded by `tickwire record`.
     Replay(PathBuf),
 }
@@ -85,10 +89,12 @@ fn parse_source(s: &str) -> Result<SourceSpec, String> {
         "okx" => Ok(SourceSpec::Okx),
         "bybit" => Ok(SourceSpec::Bybit),
         "coinbase" => Ok(SourceSpec::Coinbase),
+        "kraken" => Ok(SourceSpec::Kraken),
+        "twelvedata" => Ok(SourceSpec::TwelveData),
         _ => match s.strip_prefix("replay:") {
             Some(path) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
             _ => Err(format!(
-                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase or replay:FILE"
+                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase, kraken, twelvedata or replay:FILE"
             )),
         },
     }
@@ -143,6 +149,18 @@ fn parse_instrument(s: &str) -> Result<String, String> {
         Some((base, quote)) if ok(base) && ok(quote) => Ok(s.to_string()),
         _ => Err(format!(
             "`{s}` is not an instrument: use BASE-QUOTE, e.g. BTC-USDT"
+        )),
+    }
+}
+
+fn parse_consolidate(s: &str) -> Result<(String, String), String> {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
+    match s.split_once('=') {
+        Some((from, to)) if ok(from) && ok(to) => {
+            Ok((from.to_ascii_uppercase(), to.to_ascii_uppercase()))
+        }
+        _ => Err(format!(
+            "`{s}` is not a quote mapping: use FROM=TO, e.g. USDT=USD"
         )),
     }
 }
@@ -282,6 +300,68 @@ pub struct Config {
     /// Coinbase products (default: `--symbols`).
     #[arg(long, env = "TICKWIRE_COINBASE_SYMBOLS", value_delimiter = ',')]
     pub coinbase_symbols: Option<Vec<String>>,
+    /// Kraken WebSocket v2 URL.
+    #[arg(
+        long,
+        env = "TICKWIRE_KRAKEN_WS_URL",
+        default_value = "wss://ws.kraken.com/v2"
+    )]
+    pub kraken_ws_url: String,
+
+    /// Kraken REST base URL (asset pairs, ticker fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_KRAKEN_REST_URL",
+        default_value = "https://api.kraken.com"
+    )]
+    pub kraken_rest_url: String,
+
+    /// Kraken instruments (default: `--symbols`; `BTC/USD`, `BTC-USD` or `BTCUSD`).
+    #[arg(long, env = "TICKWIRE_KRAKEN_SYMBOLS", value_delimiter = ',')]
+    pub kraken_symbols: Option<Vec<String>>,
+
+    /// Twelve Data WebSocket URL (the API key is added as `?apikey=`).
+    #[arg(
+        long,
+        env = "TICKWIRE_TWELVEDATA_WS_URL",
+        default_value = "wss://ws.twelvedata.com/v1/quotes/price"
+    )]
+    pub twelvedata_ws_url: String,
+
+    /// Twelve Data REST base URL (price fallback).
+    #[arg(
+        long,
+        env = "TICKWIRE_TWELVEDATA_REST_URL",
+        default_value = "https://api.twelvedata.com"
+    )]
+    pub twelvedata_rest_url: String,
+
+    /// Twelve Data symbols (`AAPL`, `EUR/USD`; default: `--symbols`).
+    #[arg(long, env = "TICKWIRE_TWELVEDATA_SYMBOLS", value_delimiter = ',')]
+    pub twelvedata_symbols: Option<Vec<String>>,
+
+    /// Twelve Data API key (never logged).
+    #[arg(long, env = "TICKWIRE_TWELVEDATA_API_KEY", hide_env_values = true)]
+    pub twelvedata_api_key: Option<String>,
+
+    /// Twelve Data REST credits per minute the fallback may spend (the
+    /// Basic plan's limit is 8).
+    #[arg(
+        long,
+        env = "TICKWIRE_TWELVEDATA_CREDITS_PER_MINUTE",
+        default_value_t = 8
+    )]
+    pub twelvedata_credits_per_minute: u32,
+
+    /// Quote currencies merged in `bbo.all.<BASE-QUOTE>`, `FROM=TO`
+    /// (e.g. `USDT=USD,USDC=USD`); unmapped quotes stay apart.
+    #[arg(long, env = "TICKWIRE_CONSOLIDATE", value_delimiter = ',', value_parser = parse_consolidate)]
+    pub consolidate: Vec<(String, String)>,
+
+    /// The consolidated book `bbo.all.*`: `auto` (when an exchange source
+    /// runs), `on` (also over the simulator and replays) or `off`.
+    #[arg(long, env = "TICKWIRE_CONSOLIDATED_BOOK", default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub consolidated_book: String,
 
     /// Exchange connections are replaced (make-before-break) this often;
     /// Binance closes a stream connection at 24 h.

@@ -1,7 +1,7 @@
 //! The dashboard at `/` in headless Chromium against the real server, with
 //! JWT auth and the origin allowlist on: `web/test/dashboard.test.mjs`
 //! (playwright-core driving Debian's `/usr/bin/chromium`) checks the grid,
-//! depth, tape, chart, signals, sentiment gauge, scanner, figures and log
+//! depth (venue column, consolidated top `bbo.all.*`), tape, chart, signals, sentiment gauge, scanner, figures and log
 //! (signals and sentiment every second here), asks this test to stop and restart
 //! the server on the same port, and checks the page reconnects by itself.
 //! Screenshots go to `target/artifacts/`.
@@ -37,6 +37,9 @@ fn dashboard_in_headless_chromium_shows_the_feed_and_survives_a_restart() {
         "1s,1m,5m,1h",
         "--sentiment-interval",
         "1s",
+        // bbo.all.* over the simulator: the book panel's consolidated line
+        "--consolidated-book",
+        "on",
     ];
     let mut server = Some(Server::start_on(addr, &args));
     let artifacts = node::artifacts_dir();

@@ -26,6 +26,9 @@ const instruments = new Map(); // "venue.SYMBOL" -> row model
 let selected = null;
 let bookSub = null;
 let flowSub = null;
+let bboSub = null;
+/** The consolidated top (bbo.all.*) of the selected instrument, or null. */
+let bbo = null;
 let book = new OrderBook();
 let bookDirty = false;
 const bookChecks = { ok: 0, bad: 0 };
@@ -173,6 +176,21 @@ function onBook(ev, meta) {
     }
     bookDirty = true;
   }
+}
+
+/** bbo.all.<BASE-QUOTE>: keeps the book whose venues include the selected one. */
+function onBbo(ev, meta) {
+  if (!selected || !ev.custom?.json) return;
+  let v;
+  try {
+    v = JSON.parse(ev.custom.json);
+  } catch {
+    return;
+  }
+  const [venue, symbol] = [selected.slice(0, selected.indexOf(".")), selected.slice(selected.indexOf(".") + 1)];
+  if (v.tops?.[venue]?.instrument !== symbol) return;
+  bbo = v;
+  bookDirty = true;
 }
 
 function bucket(map, start, price, qty) {
@@ -362,12 +380,17 @@ async function select(key) {
   resetSelectionState();
   bookSub?.unsubscribe();
   flowSub?.unsubscribe();
-  bookSub = flowSub = null;
+  bboSub?.unsubscribe();
+  bookSub = flowSub = bboSub = null;
+  bbo = null;
   const [venue, symbol] = [key.slice(0, key.indexOf(".")), key.slice(key.indexOf(".") + 1)];
   setText("chart-title", symbol);
   setText("book-title", symbol);
   setText("trades-title", symbol);
   bookSub = client.subscribe([`book.${key}`], onBook);
+  // the consolidated tops across venues (quotes may be mapped together, so
+  // the book is found by the venue's own instrument in its `tops`)
+  bboSub = client.subscribe(["bbo.all.*"], onBbo);
   // Trades and candles start with what the server's history still holds:
   // resume from a seq before the current one replays it.
   const flow = [`trade.${key}`, `candle1m.${key}`];
@@ -600,14 +623,15 @@ function renderBook() {
       const tbody = $(`#book tbody.${side}`);
       for (let i = 0; i < BOOK_LEVELS; i++) {
         const tr = document.createElement("tr");
-        tr.innerHTML = `<td class="price"></td><td class="qty"></td><td class="total"></td>`;
+        tr.innerHTML = `<td class="price"></td><td class="qty"></td><td class="total"></td><td class="venue l"></td>`;
         tbody.appendChild(tr);
-        bookRows[side].push({ tr, price: tr.children[0], qty: tr.children[1], total: tr.children[2] });
+        bookRows[side].push({ tr, price: tr.children[0], qty: tr.children[1], total: tr.children[2], venue: tr.children[3] });
       }
     }
   }
   const pd = book.priceDecimals;
   const sd = Math.min(book.sizeDecimals, 5);
+  const selectedVenue = selected ? selected.slice(0, selected.indexOf(".")) : "";
   const asks = book.asks.slice(0, BOOK_LEVELS);
   const bids = book.bids.slice(0, BOOK_LEVELS);
   const cum = (side) => {
@@ -627,8 +651,10 @@ function renderBook() {
         set(r, "price", "");
         set(r, "qty", "");
         set(r, "total", "");
+        set(r, "venue", "");
         continue;
       }
+      set(r, "venue", selectedVenue);
       if (r.tr.className !== "level") r.tr.className = "level";
       set(r, "price", fmt(l.price, pd));
       set(r, "qty", fmt(l.quantity, sd));
@@ -644,7 +670,16 @@ function renderBook() {
     const mid = (asks[0].price + bids[0].price) / 2;
     setText("book-spread", `spread ${fmt(spread, pd)} (${((spread / mid) * 1e4).toFixed(1)} bp) · ${book.bids.length}/${book.asks.length} levels`);
   } else setText("book-spread", book.ready ? "empty book" : "waiting for snapshot…");
+  setText("book-bbo", bboText(bbo, pd));
   setText("book-check", book.ready ? `checksum ✓ ${bookChecks.ok}${bookChecks.bad ? ` ✗ ${bookChecks.bad}` : ""}` : "");
+}
+
+/** The consolidated line: best bid and ask across venues, with their venues. */
+function bboText(v, pd) {
+  if (!v) return "all venues: –";
+  if (v.bid == null || v.ask == null) return `all venues: no venue in${v.out?.length ? ` (out: ${v.out.join(", ")})` : ""}`;
+  const out = v.out?.length ? ` · out: ${v.out.join(", ")}` : "";
+  return `all venues: bid ${fmt(v.bid, pd)} @${v.bid_venue} · ask ${fmt(v.ask, pd)} @${v.ask_venue} · spread ${fmt(v.spread, pd)}${v.crossed ? " · CROSSED" : ""} · ${v.venues.length} venue${v.venues.length === 1 ? "" : "s"}${out}`;
 }
 
 let tapeShown = []; // the trade objects the tape's rows show, newest first

@@ -14,6 +14,7 @@ use super::book::OrderBook;
 use super::encoded::Encoded;
 use super::log::{ChannelLog, LogLimits};
 use crate::protocol::ChannelKind;
+use crate::protocol::pb::Level;
 
 /// Dense index of a channel in the registry; hot paths use it, not names.
 pub type ChannelId = u32;
@@ -110,6 +111,9 @@ pub(crate) struct ChannelState {
     /// The book snapshot event encoded for the current seq, shared by every
     /// subscriber that arrives before the next event.
     pub cached_snapshot: Option<Arc<Encoded>>,
+    /// A book's best bid and ask as last handed to the consolidated book
+    /// (kept only while `bbo.all.*` runs).
+    pub top: (Option<Level>, Option<Level>),
 }
 
 /// One channel of the feed.
@@ -135,6 +139,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `status.<venue>.all` and `bbo.all.<BASE-QUOTE>`: `custom` payloads whose
+/// last event is the channel's state.
+fn is_stateful_custom(name: &str) -> bool {
+    name.starts_with("status.") || name.starts_with("bbo.")
+}
+
 impl Channel {
     pub(crate) fn new(id: ChannelId, name: &str, limits: LogLimits) -> Self {
         let kind = ChannelKind::of(name);
@@ -144,6 +154,9 @@ impl Channel {
             | ChannelKind::Candle
             | ChannelKind::Signal
             | ChannelKind::Sentiment => SnapshotState::Last(None),
+            // venue state and the consolidated book are states too: a new
+            // subscriber starts from the last event
+            ChannelKind::Custom if is_stateful_custom(name) => SnapshotState::Last(None),
             ChannelKind::Trade | ChannelKind::Scan | ChannelKind::Custom => SnapshotState::None,
         };
         Self {
@@ -157,6 +170,7 @@ impl Channel {
                 cum_bytes: 0,
                 snapshot,
                 cached_snapshot: None,
+                top: (None, None),
             }),
             subscribers: Mutex::new(Vec::new()),
             subscriber_count: AtomicU64::new(0),

@@ -74,6 +74,9 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Where trades go for analytics (set once, when analytics is on).
     tap: OnceLock<Arc<Tap>>,
+    /// Where book tops and venue states go for `bbo.all.*` (set once,
+    /// when an exchange source runs).
+    bbo: OnceLock<Arc<super::bbo::BboTap>>,
 }
 
 impl Hub {
@@ -90,12 +93,23 @@ impl Hub {
             gzip_threshold,
             metrics,
             tap: OnceLock::new(),
+            bbo: OnceLock::new(),
         }
     }
 
     /// Hands every published trade to `tap` from now on.
     pub fn set_tap(&self, tap: Arc<Tap>) {
         let _ = self.tap.set(tap);
+    }
+
+    /// Hands book-top changes and venue states to `tap` from now on.
+    pub fn set_bbo_tap(&self, tap: Arc<super::bbo::BboTap>) {
+        let _ = self.bbo.set(tap);
+    }
+
+    /// The consolidated book's tap, if set.
+    pub fn bbo_tap(&self) -> Option<&Arc<super::bbo::BboTap>> {
+        self.bbo.get()
     }
 
     /// The analytics tap, if set.
@@ -178,6 +192,26 @@ impl Hub {
                     }
                     _ => unreachable!("book channels only take book payloads (checked above)"),
                 }
+                if let (Some(bbo), Some(book)) = (self.bbo.get(), book.as_ref()) {
+                    // only a changed top (or a rebuilt book) is handed over
+                    let top = (book.bids().next().copied(), book.asks().next().copied());
+                    let snapshot = matches!(payload, Payload::BookSnapshot(_));
+                    if snapshot || state.top != top {
+                        state.top = top;
+                        bbo.offer(super::bbo::BboInput::Top {
+                            channel: channel.name.clone(),
+                            bid: top.0,
+                            ask: top.1,
+                            snapshot,
+                            time_ns: source_time_ns,
+                        });
+                    }
+                }
+            } else if let (Payload::Custom(c), Some(bbo)) = (&payload, self.bbo.get())
+                && channel.name.starts_with("status.")
+                && let Some(crate::protocol::pb::custom::Body::Json(j)) = &c.body
+            {
+                bbo.offer(super::bbo::BboInput::Status(j.clone()));
             }
             let seq = state.seq + 1;
             // at a full ring the evicted event becomes the new one

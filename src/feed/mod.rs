@@ -1,6 +1,7 @@
 //! The feed: channels, their history rings and snapshot state, and the hub
 //! that publishes into them. See ARCHITECTURE.md for the path a message takes.
 
+pub mod bbo;
 pub mod book;
 pub mod channel;
 pub mod encoded;

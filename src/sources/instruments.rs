@@ -5,7 +5,7 @@
 //! whole list); OKX `GET /api/v5/public/instruments?instType=SPOT`, one
 //! call; Bybit `GET /v5/market/instruments-info?category=spot`, one call;
 //! Coinbase `GET /api/v3/brokerage/market/products?product_type=SPOT`, one
-//! call). Unknown or
+//! call; Kraken `GET /0/public/AssetPairs`, one call). Unknown or
 //! non-trading symbols are reported once and skipped; the others take
 //! their price and size decimals from the tick and lot sizes. When the
 //! metadata cannot be had (REST down, rate limited), every configured
@@ -225,6 +225,53 @@ fn coinbase_table(body: &[u8]) -> Result<Table, String> {
         .collect())
 }
 
+#[derive(Debug, Deserialize)]
+struct KrakenPair {
+    wsname: Option<String>,
+    pair_decimals: u32,
+    lot_decimals: u32,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KrakenReply {
+    #[serde(default)]
+    error: Vec<String>,
+    #[serde(default)]
+    result: HashMap<String, KrakenPair>,
+}
+
+/// Kraken `GET /0/public/AssetPairs` (REST "Get Tradable Asset Pairs", as
+/// read 2026-12-07): keyed by the WebSocket v2 name as tickwire spells it
+/// (`wsname` `XBT/USD` is `BTC-USD`: v2 says BTC and DOGE where v1 and
+/// REST say XBT and XDG); decimals from `pair_decimals` / `lot_decimals`,
+/// which are also the precision Kraken writes its book numbers with.
+fn kraken_table(body: &[u8]) -> Result<Table, String> {
+    let reply: KrakenReply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !reply.error.is_empty() {
+        return Err(reply.error.join("; "));
+    }
+    let v2 = |a: &str| match a {
+        "XBT" => "BTC".to_string(),
+        "XDG" => "DOGE".to_string(),
+        a => a.to_string(),
+    };
+    Ok(reply
+        .result
+        .values()
+        .filter_map(|p| {
+            let (base, quote) = p.wsname.as_deref()?.split_once('/')?;
+            let key = format!("{}-{}", v2(base), v2(quote));
+            let lookup = match p.status.as_deref() {
+                None | Some("online") => Lookup::Trading(p.pair_decimals, p.lot_decimals),
+                Some(s) => Lookup::Refused(format!("status {s}")),
+            };
+            Some((key, lookup))
+        })
+        .collect())
+}
+
 /// Binance's table for `symbols`: one call for all, or one per symbol
 /// when the list holds an invalid one.
 async fn binance_lookups(cfg: &ExchangeConfig, symbols: &[String]) -> Result<Table, String> {
@@ -285,6 +332,7 @@ pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStat
             binance_lookups(cfg, &symbols).await
         }
         "bybit" => one_call("/v5/market/instruments-info?category=spot", bybit_table).await,
+        "kraken" => one_call("/0/public/AssetPairs", kraken_table).await,
         "coinbase" => {
             let path = "/api/v3/brokerage/market/products?product_type=SPOT";
             one_call(path, coinbase_table).await
@@ -368,5 +416,11 @@ mod tests {
         let t = coinbase_table(body).unwrap();
         assert_eq!(t["BTC-USD"], Lookup::Trading(2, 8));
         assert!(matches!(t["X-USD"], Lookup::Refused(_)));
+        let body = br#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD",
+            "pair_decimals":1,"lot_decimals":8,"status":"online"},
+            "ETHUSD":{"wsname":"ETH/USD","pair_decimals":2,"lot_decimals":8,"status":"cancel_only"}}}"#;
+        let t = kraken_table(body).unwrap();
+        assert_eq!(t["BTC-USD"], Lookup::Trading(1, 8));
+        assert!(matches!(t["ETH-USD"], Lookup::Refused(_)));
     }
 }

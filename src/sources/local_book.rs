@@ -176,6 +176,23 @@ impl LocalBook {
         }
     }
 
+    /// Drops the levels beyond the best `depth` of each side (Kraken: the
+    /// venue sends no removal for levels that fall out of the subscribed
+    /// depth).
+    pub fn truncate(&mut self, depth: usize) {
+        while self.bids.len() > depth {
+            self.bids.pop_last();
+        }
+        while self.asks.len() > depth {
+            self.asks.pop_last();
+        }
+    }
+
+    /// The best `n` levels of a side as the venue wrote them (price, size).
+    pub fn top_text(&self, side: Side, n: usize) -> Vec<(&str, &str)> {
+        self.side(side).take(n).map(|e| (&*e.px, &*e.sz)).collect()
+    }
+
     /// OKX's checksum: the best 25 bids and asks interleaved as
     /// `bidPx:bidSz:askPx:askSz:...` from the strings as received (the
     /// longer side's remaining levels follow alone), CRC32 as a signed int.

@@ -13,6 +13,7 @@ pub mod bybit;
 pub mod coinbase;
 pub mod dedup;
 pub mod instruments;
+pub mod kraken;
 pub mod legs;
 pub mod local_book;
 pub mod net;
@@ -21,6 +22,7 @@ pub mod record;
 pub mod rest;
 pub mod sim;
 pub mod status;
+pub mod twelvedata;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,6 +73,8 @@ pub enum StartError {
     Replay(#[from] record::RecordError),
     #[error("cannot start the sources' thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Quote currencies recognised at the end of a Binance-style symbol.
@@ -131,6 +135,9 @@ impl MarketChannels {
     /// Resolves `trade|ticker|book.<venue>.<BASE-QUOTE>`.
     pub fn resolve(hub: &Hub, venue: &str, inst: &Instrument) -> Result<Self, ChannelError> {
         let ch = |stream: &str| hub.channel(&format!("{stream}.{venue}.{}", inst.dashed()));
+        if let Some(bbo) = hub.bbo_tap() {
+            bbo.declare(hub, &inst.base, &inst.quote)?;
+        }
         Ok(Self {
             trade: ch("trade")?,
             ticker: ch("ticker")?,
@@ -267,7 +274,7 @@ pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Paylo
 pub type TickerParser = fn(&[u8]) -> Result<Vec<(i64, Ticker)>, SourceError>;
 
 /// While the stream is down (`reconnecting`), polls each `(path, channel)`
-/// every `interval` through the venue's [`rest::RestClient`] (so within its
+/// (but those of instruments the venue refused) every `interval` through the venue's [`rest::RestClient`] (so within its
 /// budget and its `Retry-After`) and publishes the tickers `parse` reads
 /// from the reply, so ticker subscribers keep getting prices.
 pub async fn rest_fallback(
@@ -288,7 +295,17 @@ pub async fn rest_fallback(
         if status.state() != SourceState::Reconnecting {
             continue;
         }
+        let failed = status.failed_instruments();
         for (url, channel) in &polls {
+            // an instrument the venue refused costs no call (nor credit)
+            if channel
+                .name
+                .rsplit('.')
+                .next()
+                .is_some_and(|i| failed.contains_key(i))
+            {
+                continue;
+            }
             let tickers = match cfg.rest.get(url, 2).await {
                 Ok(body) => parse(&body),
                 Err(e) => Err(SourceError::Rest(e)),
@@ -412,6 +429,16 @@ pub async fn run_sharded<E, F>(
     futures_util::future::join_all(shards).await;
 }
 
+/// Whether any exchange venue (with books) is among the sources.
+fn specs_have_venues(specs: &[SourceSpec]) -> bool {
+    specs.iter().any(|s| {
+        !matches!(
+            s,
+            SourceSpec::Sim | SourceSpec::Replay(_) | SourceSpec::TwelveData
+        )
+    })
+}
+
 /// The sources of a server run, started on their own thread.
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,
@@ -441,6 +468,17 @@ pub fn start(
     };
     let mut statuses = Vec::new();
     let mut tasks: Vec<Task> = Vec::new();
+    // the consolidated book (bbo.all.*) runs beside exchange sources
+    let consolidate = match config.consolidated_book.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => specs_have_venues(&config.sources),
+    };
+    if consolidate {
+        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
+        hub.set_bbo_tap(tap);
+        tasks.push(Box::pin(engine.run(shutdown.clone())));
+    }
     for spec in specs {
         let name = match &spec {
             SourceSpec::Sim => "sim".to_string(),
@@ -448,6 +486,8 @@ pub fn start(
             SourceSpec::Okx => "okx".to_string(),
             SourceSpec::Bybit => "bybit".to_string(),
             SourceSpec::Coinbase => "coinbase".to_string(),
+            SourceSpec::Kraken => "kraken".to_string(),
+            SourceSpec::TwelveData => "twelvedata".to_string(),
             SourceSpec::Replay(path) => format!("replay:{}", path.display()),
         };
         let status = Arc::new(SourceStatus::new(name));
@@ -536,6 +576,54 @@ pub fn start(
                 } else {
                     Box::pin(coinbase::run(hub.clone(), cfg, st, shutdown))
                 }
+            }
+            SourceSpec::Kraken => {
+                let symbols = config.kraken_symbols.as_ref().unwrap_or(&config.symbols);
+                let cfg = ExchangeConfig::from_config(
+                    config,
+                    "kraken",
+                    symbols,
+                    &config.kraken_ws_url,
+                    &config.kraken_rest_url,
+                    rest::BudgetRule::KRAKEN,
+                )?;
+                status.attach(hub, "kraken")?;
+                for inst in &cfg.instruments {
+                    MarketChannels::resolve(hub, "kraken", inst)?;
+                }
+                Box::pin(kraken::run(hub.clone(), cfg, st, shutdown))
+            }
+            SourceSpec::TwelveData => {
+                let symbols = config
+                    .twelvedata_symbols
+                    .as_ref()
+                    .unwrap_or(&config.symbols);
+                let key = config.twelvedata_api_key.clone().unwrap_or_default();
+                if key.is_empty() {
+                    return Err(StartError::Config(
+                        "the twelvedata source needs an API key: --twelvedata-api-key or TICKWIRE_TWELVEDATA_API_KEY".into(),
+                    ));
+                }
+                let mut cfg = ExchangeConfig::from_config(
+                    config,
+                    "twelvedata",
+                    &[],
+                    &config.twelvedata_ws_url,
+                    &config.twelvedata_rest_url,
+                    rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                )?;
+                cfg.rest = Arc::new(
+                    rest::RestClient::new(
+                        "twelvedata",
+                        &cfg.rest_url,
+                        cfg.io_timeout,
+                        rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                    )
+                    .with_auth(&format!("apikey {key}")),
+                );
+                status.attach(hub, "twelvedata")?;
+                let td = twelvedata::TwelveData::new(hub.clone(), cfg, key, symbols)?;
+                Box::pin(run_exchange(td, st, shutdown))
             }
             SourceSpec::Replay(path) => {
                 let replay = record::Replay::open(

@@ -75,6 +75,22 @@ impl BudgetRule {
         window: Duration::from_secs(1),
         used_header: None,
     };
+    /// Kraken public REST: about one call per second per IP (Kraken API
+    /// Center, "Spot REST rate limits", as read 2026-12-07).
+    pub const KRAKEN: Self = Self {
+        limit: 1,
+        window: Duration::from_secs(1),
+        used_header: None,
+    };
+    /// Twelve Data: `credits` API credits per minute (the Basic plan has
+    /// 8; one credit per symbol of `/price`).
+    pub const fn twelvedata(credits: u32) -> Self {
+        Self {
+            limit: credits,
+            window: Duration::from_secs(60),
+            used_header: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -163,6 +179,9 @@ pub struct RestClient {
     timeout: Duration,
     budget: Mutex<Budget>,
     idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+    /// `Authorization` sent with every request (Twelve Data's
+    /// `apikey KEY`), kept out of URLs so that no log line carries it.
+    auth: Option<hyper::header::HeaderValue>,
 }
 
 impl RestClient {
@@ -179,7 +198,19 @@ impl RestClient {
                 blocked_until: None,
             }),
             idle: Mutex::new(Vec::new()),
+            auth: None,
         }
+    }
+
+    /// Sends `Authorization: value` with every request (marked sensitive).
+    pub fn with_auth(mut self, value: &str) -> Self {
+        self.auth = hyper::header::HeaderValue::from_str(value)
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        self
     }
 
     /// The venue's REST base URL.
@@ -243,7 +274,11 @@ impl RestClient {
         let mut sender = self.sender().await?;
         let uri = net::parse_url(&self.base)?;
         let host = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let req = hyper::Request::get(path_and_query)
+        let mut req = hyper::Request::get(path_and_query);
+        if let Some(auth) = &self.auth {
+            req = req.header(hyper::header::AUTHORIZATION, auth.clone());
+        }
+        let req = req
             .header(hyper::header::HOST, host)
             .header(hyper::header::USER_AGENT, "tickwire")
             .header(hyper::header::ACCEPT, "application/json")

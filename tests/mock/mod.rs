@@ -30,8 +30,10 @@
 
 pub mod client;
 pub mod coinbase;
+pub mod kraken;
 pub mod refbook;
 pub mod seam;
+pub mod twelvedata;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -139,7 +139,7 @@ async function runScan(page, topN, clicks = 1) {
   return readScanner(page);
 }
 
-test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, figures; reconnects after a server restart", { timeout: 240000 }, async () => {
+test("dashboard: live grid, depth with venue and consolidated top, tape, chart, signals, sentiment, scanner, figures; reconnects after a server restart", { timeout: 240000 }, async () => {
   assert.ok(secret, "TICKWIRE_JWT_SECRET is set");
   const { channels } = await getJson("/channels");
   const instruments = channels.filter((c) => c.channel.startsWith("ticker.")).map((c) => c.channel.slice("ticker.".length)).sort();
@@ -225,6 +225,10 @@ test("dashboard: live grid, depth, tape, chart, signals, sentiment, scanner, fig
   assert.ok(book.asks.every((l, i) => i === 0 || l.price < book.asks[i - 1].price), "asks shown highest first, best next to the spread");
   assert.ok(bestAsk > book.bids[0].price, "not crossed");
   assert.ok(book.bids.concat(book.asks).every((l) => l.qty > 0));
+  // venue column, and the consolidated top (bbo.all.*, on over the simulator here)
+  const venues = await page.$$eval("#book tr.level td.venue", (tds) => tds.map((t) => t.textContent));
+  assert.ok(venues.length >= 20 && venues.every((v) => v === "sim"), `venue column: ${venues}`);
+  await waitFor("the consolidated top", async () => /^all venues: bid [\d,.]+ @sim · ask [\d,.]+ @sim · spread [\d,.]+ · 1 venue$/.test(await page.$eval("#book-bbo", (e) => e.textContent)), 10000, 100);
 
   // trade tape, candle chart, figures, activity log
   await waitFor("trades on the tape", () => page.$$eval("#trades tbody tr", (rs) => rs.filter((r) => r.children[1].textContent).length >= 5));
