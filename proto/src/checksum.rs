@@ -47,14 +47,20 @@ pub fn checksum<'a>(
 ) -> u32 {
     let price_scale = 10f64.powi(price_decimals as i32);
     let size_scale = 10f64.powi(size_decimals as i32);
-    // One buffer hashed once: crc32fast's fast path needs long inputs.
-    let mut text = Vec::with_capacity(2 * CHECKSUM_DEPTH * LEVEL_TEXT_MAX);
-    let mut level_text = [0u8; LEVEL_TEXT_MAX];
+    // One stack buffer hashed once for the usual 20 levels (crc32fast's
+    // fast path needs long inputs); more levels are hashed buffer by buffer.
+    let mut text = [0u8; 2 * CHECKSUM_DEPTH * LEVEL_TEXT_MAX];
+    let mut len = 0;
+    let mut hasher = crc32fast::Hasher::new();
     for level in asks.chain(bids) {
-        let len = write_level(&mut level_text, level, price_scale, size_scale);
-        text.extend_from_slice(&level_text[..len]);
+        if len + LEVEL_TEXT_MAX > text.len() {
+            hasher.update(&text[..len]);
+            len = 0;
+        }
+        len += write_level(&mut text[len..], level, price_scale, size_scale);
     }
-    crc32fast::hash(&text)
+    hasher.update(&text[..len]);
+    hasher.finalize()
 }
 
 #[cfg(test)]

@@ -214,6 +214,17 @@ impl Tracker {
     }
 
     fn event(&mut self, ev: pb::Event, out: &mut Vec<Item>) -> Option<Action> {
+        // hot path: the channel's next event (or its announced snapshot),
+        // one hash lookup
+        if let Some(pos) = self.positions.get_mut(&ev.channel)
+            && pos.resync_reason.is_none()
+            && pos.epoch == self.epoch
+            && (ev.seq == pos.last_seq + 1 || pos.snapshot_seq == Some(ev.seq))
+        {
+            pos.last_seq = ev.seq;
+            pos.snapshot_seq = None;
+            return self.deliver(ev, out);
+        }
         let epoch = &self.epoch;
         match self.positions.get_mut(&ev.channel) {
             Some(pos) if pos.resync_reason.is_some() => return None, // in flight; snapshot follows
@@ -280,13 +291,25 @@ impl Tracker {
             .expect("every branch above left a position");
         pos.last_seq = ev.seq;
         pos.snapshot_seq = None;
+        self.deliver(ev, out)
+    }
+
+    /// Applies a book event to its book (verifying the checksum) and hands
+    /// the event over; a mismatch is a Resnapshot and a resync instead.
+    fn deliver(&mut self, ev: pb::Event, out: &mut Vec<Item>) -> Option<Action> {
         if self.manage_books
             && matches!(
                 ev.payload,
                 Some(pb::event::Payload::BookSnapshot(_) | pb::event::Payload::BookUpdate(_))
             )
         {
-            let book = self.books.entry(ev.channel.clone()).or_default();
+            if !self.books.contains_key(&ev.channel) {
+                self.books.insert(ev.channel.clone(), OrderBook::default());
+            }
+            let book = self
+                .books
+                .get_mut(&ev.channel)
+                .expect("inserted above when missing");
             match book.apply(&ev) {
                 Ok(true) => self.stats.checksums_verified += 1,
                 Ok(false) => {}
