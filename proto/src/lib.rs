@@ -7,6 +7,8 @@
 //!   this crate by `build.rs` in pure Rust (no system `protoc`);
 //! - [`fields`]: every message's field numbers, generated from the same
 //!   schema, for decoders that read the wire by hand;
+//! - [`channel`]: channel names and `*` patterns (validation, matching,
+//!   the stream's kind);
 //! - [`checksum`]: the order-book checksum of docs/protocol.md section 8;
 //! - [`framing`]: length-delimited protobuf messages (recordings, publish
 //!   batches).
@@ -29,6 +31,7 @@
 //! assert_eq!(json, r#"{"subscribe":{"requestId":"1","channels":["book.sim.BTC-USDT"]}}"#);
 //! ```
 
+pub mod channel;
 pub mod checksum;
 pub mod framing;
 

@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -208,14 +208,13 @@ fn parse(body: &Bytes, protobuf: bool, batch: bool) -> Result<Vec<Event>, String
         }
         let mut buf = &body[..];
         let mut events = Vec::new();
-        while buf.has_remaining() {
-            let event = Event::decode_length_delimited(&mut buf).map_err(|e| {
-                format!(
-                    "event {} is not a length-delimited protobuf Event: {e}",
-                    events.len()
-                )
-            })?;
-            events.push(event);
+        let bad = |index: usize, e: &dyn std::fmt::Display| {
+            format!("event {index} is not a length-delimited protobuf Event: {e}")
+        };
+        while let Some(frame) = tickwire_proto::framing::next_frame(&mut buf, body.len())
+            .map_err(|e| bad(events.len(), &e))?
+        {
+            events.push(Event::decode(frame).map_err(|e| bad(events.len(), &e))?);
         }
         return Ok(events);
     }

@@ -25,6 +25,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use prost::Message as _;
 use thiserror::Error;
+use tickwire_proto::framing::FramingError;
 use tokio_util::sync::CancellationToken;
 
 use super::{SourceState, SourceStatus};
@@ -222,30 +223,14 @@ impl Reader {
             reason,
         };
         // varint length; EOF before its first byte is the clean end
-        let mut len: u64 = 0;
-        for i in 0..10 {
-            let mut b = [0u8; 1];
-            match self.input.read(&mut b) {
-                Ok(0) if i == 0 => return Ok(None),
-                Ok(0) => return Ok(self.cut()),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(self.cut()),
-                Err(e) => return Err(corrupt(self.index, e.to_string())),
+        match tickwire_proto::framing::read_frame(&mut self.input, &mut self.buf, MAX_EVENT_BYTES) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(FramingError::Truncated) => return Ok(self.cut()),
+            Err(FramingError::BadLength) => {
+                return Err(corrupt(self.index, "bad or oversized length prefix".into()));
             }
-            len |= u64::from(b[0] & 0x7f) << (7 * i);
-            if b[0] & 0x80 == 0 {
-                break;
-            }
-        }
-        let len = len as usize;
-        if len > MAX_EVENT_BYTES {
-            return Err(corrupt(self.index, format!("event of {len} bytes")));
-        }
-        self.buf.resize(len, 0);
-        match self.input.read_exact(&mut self.buf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(self.cut()),
-            Err(e) => return Err(corrupt(self.index, format!("event: {e}"))),
+            Err(e) => return Err(corrupt(self.index, e.to_string())),
         }
         let event = Event::decode(&self.buf[..]).map_err(|e| corrupt(self.index, e.to_string()))?;
         self.index += 1;
