@@ -4,6 +4,7 @@ follows docs/protocol.md section 8, and ``pip install ./clients/python`` works."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -59,8 +60,12 @@ def test_pip_install_of_the_package_path_works(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True, system_site_packages=True)
     python = env_dir / "bin" / "python"
+    # install from a copy: building in place would leave build/ and
+    # *.egg-info in the source tree
+    source = tmp_path / "source"
+    shutil.copytree(HERE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(HERE)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)],
         check=True,
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed copy, not src/
