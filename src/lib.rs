@@ -3,6 +3,7 @@
 //! bytes out to clients in protobuf or JSON.
 
 pub mod analytics;
+pub mod cluster;
 pub mod config;
 pub mod feed;
 pub mod metrics;

@@ -57,6 +57,13 @@ pub fn payload_name(p: &Payload) -> &'static str {
     }
 }
 
+/// Where a cluster ingest sends every event the hub publishes (see
+/// `crate::cluster`). Called under the channel's lock, so in seq order per
+/// channel; it must not block (a bounded queue that counts what it drops).
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    fn offer(&self, channel: &Channel, event: &Arc<Encoded>);
+}
+
 /// Where a new subscriber starts: the channel's current seq and, when the
 /// channel has state, the snapshot event valid at that seq.
 #[derive(Debug, Clone)]
@@ -74,6 +81,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Where trades go for analytics (set once, when analytics is on).
     tap: OnceLock<Arc<Tap>>,
+    /// The cluster's outbox (set once, in cluster mode only).
+    sink: OnceLock<Arc<dyn EventSink>>,
 }
 
 impl Hub {
@@ -90,12 +99,18 @@ impl Hub {
             gzip_threshold,
             metrics,
             tap: OnceLock::new(),
+            sink: OnceLock::new(),
         }
     }
 
     /// Hands every published trade to `tap` from now on.
     pub fn set_tap(&self, tap: Arc<Tap>) {
         let _ = self.tap.set(tap);
+    }
+
+    /// Hands every published event to `sink` from now on (cluster mode).
+    pub fn set_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink.set(sink);
     }
 
     /// The analytics tap, if set.
@@ -197,6 +212,9 @@ impl Hub {
             state.cached_snapshot = None;
             if let SnapshotState::Last(last) = &mut state.snapshot {
                 *last = Some(encoded.clone());
+            }
+            if let Some(sink) = self.sink.get() {
+                sink.offer(channel, &encoded);
             }
             channel.log.push(encoded);
             seq

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod nats;
 pub mod node;
 
 use std::io::{BufRead, BufReader, Read};
