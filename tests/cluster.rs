@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use support::nats::Nats;
-use support::{Client, Fmt, Server, WAIT};
+use support::{Client, Fmt, Server, Starting, WAIT};
 use tickwire::protocol::pb::event::Payload;
 use tickwire::protocol::pb::{ResumePosition, Subscribe, client_message, server_message};
 
@@ -16,15 +16,22 @@ const TRADES: &str = "trade.sim.BTC-USDT";
 const OTHER: &str = "trade.sim.ETH-USDT";
 const BOOK: &str = "book.sim.BTC-USDT";
 
-fn ingest(nats: &Nats) -> Server {
-    Server::start(&[
+fn ingest_args(nats: &Nats, rate: &str) -> Vec<String> {
+    [
         "--nats-url",
         &nats.url(),
         "--sim-instruments",
         "BTC-USDT,ETH-USDT",
         "--sim-rate",
-        "400",
-    ])
+        rate,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn ingest(nats: &Nats) -> Server {
+    let args = ingest_args(nats, "400");
+    Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn edge(nats: &Nats) -> Server {
@@ -93,7 +100,8 @@ async fn subscribe(
         .collect()
 }
 
-/// The next `n` events of `channel`: `(seq, trade id or "")`.
+/// The next `n` events of `channel`: `(seq, trade id, or the payload's
+/// kind for other channels)`.
 async fn events(c: &mut Client, channel: &str, n: usize) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     while out.len() < n {
@@ -106,6 +114,8 @@ async fn events(c: &mut Client, channel: &str, n: usize) -> Vec<(u64, String)> {
             .await;
         let id = match ev.payload {
             Some(Payload::Trade(t)) => t.trade_id,
+            Some(Payload::BookSnapshot(_)) => "book_snapshot".into(),
+            Some(Payload::BookUpdate(_)) => "book_update".into(),
             _ => String::new(),
         };
         out.push((ev.seq, id));
@@ -231,4 +241,71 @@ async fn restarts_keep_the_epoch_and_history() {
             assert_eq!(*seen, id, "seq {seq} replayed as the same event");
         }
     }
+}
+
+/// Two ingests with the same sources: one active under the lease, one
+/// standby. kill -9 of the active one under load: the standby takes over in
+/// the same epoch, seqs go on with no gap and no duplicate for an edge's
+/// client, and the book's next event is a fresh snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_ingest_takes_over_after_kill_9() {
+    let nats = Nats::start();
+    let args = ingest_args(&nats, "2000");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let active = Server::start(&args);
+    ingest_publishing(&active).await;
+    let standby = Starting::spawn(&args);
+    let deadline = Instant::now() + WAIT;
+    while !standby.log().iter().any(|l| l.contains("standby")) {
+        assert!(Instant::now() < deadline, "no standby: {:?}", standby.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let edge = edge(&nats);
+    let mut trades = Client::connect(&edge, Fmt::Proto).await;
+    let mut books = Client::connect(&edge, Fmt::Proto).await;
+    let st = subscribe(&mut trades, &[TRADES], &[]).await;
+    let sb = subscribe(&mut books, &[BOOK], &[]).await;
+    let epoch = st[TRADES].1.clone();
+    let before = events(&mut trades, TRADES, 50).await;
+    assert_consecutive(st[TRADES].0 + 1, &before, "before the failover");
+    let mut books_before = events(&mut books, BOOK, 51).await;
+    // the edge's book (bootstrapped from JetStream) came as the snapshot
+    let snapshot = books_before.remove(0);
+    assert_eq!(snapshot, (sb[BOOK].0, "book_snapshot".to_string()));
+    assert_consecutive(sb[BOOK].0 + 1, &books_before, "book before the failover");
+
+    active.signal("KILL");
+    let taken_over = standby.ready(WAIT);
+    let (_, health) = taken_over.get_json("/health").await;
+    assert_eq!(health["epoch"], epoch.as_str(), "same epoch after failover");
+    // where the new ingest is now: the edge's client must get past it
+    let mut direct = Client::connect(&taken_over, Fmt::Proto).await;
+    let now = subscribe(&mut direct, &[TRADES], &[]).await[TRADES].0;
+    let mut after = Vec::new();
+    while after
+        .last()
+        .is_none_or(|(s, _): &(u64, String)| *s <= now + 20)
+    {
+        after.extend(events(&mut trades, TRADES, 10).await);
+    }
+    let last_before = before.last().unwrap().0;
+    assert_consecutive(last_before + 1, &after, "trades across the failover");
+
+    let book_after = events(&mut books, BOOK, 200).await;
+    assert_consecutive(
+        books_before.last().unwrap().0 + 1,
+        &book_after,
+        "book across the failover",
+    );
+    let first_snapshot = book_after.iter().position(|(_, k)| k == "book_snapshot");
+    let first_snapshot =
+        first_snapshot.unwrap_or_else(|| panic!("no fresh snapshot: {book_after:?}"));
+    assert!(
+        book_after[first_snapshot + 1..]
+            .iter()
+            .all(|(_, k)| k == "book_update"),
+        "one snapshot, then updates"
+    );
+    let (_, stats) = taken_over.get_json("/stats").await;
+    assert!(stats["cluster"]["published"].as_u64() > Some(0), "{stats}");
 }

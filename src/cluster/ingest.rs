@@ -68,6 +68,9 @@ pub struct Ingest {
     link: Link,
     tx: mpsc::Sender<Item>,
     publisher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Cancelled once the outbox reached JetStream: the lease is released.
+    release: CancellationToken,
+    keeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Ingest {
@@ -85,10 +88,16 @@ impl Ingest {
             stats: link.stats().clone(),
         }));
         let task = tokio::spawn(publisher(link.clone(), hub, rx, shutdown.clone()));
+        let release = CancellationToken::new();
+        let keeper = link.take_lease().map(|lease| {
+            tokio::spawn(lease.keep(release.clone(), link.stats().clone(), shutdown.clone()))
+        });
         Ok(Arc::new(Self {
             link,
             tx,
             publisher: std::sync::Mutex::new(Some(task)),
+            release,
+            keeper: std::sync::Mutex::new(keeper),
         }))
     }
 
@@ -104,6 +113,12 @@ impl Ingest {
             && tokio::time::timeout(within, task).await.is_err()
         {
             tracing::warn!("shutdown: the outbox did not reach JetStream in time");
+        }
+        // only now may a standby take over and continue the seqs
+        self.release.cancel();
+        let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(keeper) = keeper {
+            let _ = tokio::time::timeout(Duration::from_secs(2), keeper).await;
         }
     }
 
@@ -181,6 +196,11 @@ async fn publisher(
             }
         };
         let Some(item) = item else { break };
+        if stats.fenced.load(Ordering::Acquire) {
+            // another ingest holds the lease: publishing would fork seqs
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let payload = Bytes::copy_from_slice(item.event.proto_payload());
         match link
             .js()

@@ -23,6 +23,8 @@ pub struct Link {
     events: stream::Stream,
     epoch: Arc<str>,
     stats: Arc<ClusterStats>,
+    /// The ingest lease, until the ingest starts keeping it.
+    lease: Arc<std::sync::Mutex<Option<super::lease::Lease>>>,
 }
 
 fn stream_err(stream: &'static str) -> impl Fn(String) -> ClusterError {
@@ -38,7 +40,12 @@ impl Link {
     /// Connects as `config` says (`--nats-url`, `--nats-creds`,
     /// `--nats-tls-ca`). An ingest creates the streams if missing and reads
     /// or makes the epoch; an edge waits for them.
-    pub async fn connect(config: &Config) -> Result<Self, ClusterError> {
+    /// An ingest first waits for the ingest lease (a standby waits here
+    /// until the active ingest is gone, or `shutdown`).
+    pub async fn connect(
+        config: &Config,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<Self, ClusterError> {
         let url = config.nats_url.clone().unwrap_or_default();
         let mut opts = async_nats::ConnectOptions::new()
             .name("tickwire")
@@ -63,9 +70,14 @@ impl Link {
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
+        let mut lease = None;
         let (events, epoch) = if config.is_edge() {
             wait_for_ingest(&js).await?
         } else {
+            lease = super::lease::acquire(&js, config.nats_replicas, shutdown).await?;
+            if lease.is_none() {
+                return Err(ClusterError::StoppedAsStandby);
+            }
             create_streams(&js, config).await?
         };
         Ok(Self {
@@ -74,12 +86,18 @@ impl Link {
             events,
             epoch: epoch.into(),
             stats: Arc::default(),
+            lease: Arc::new(std::sync::Mutex::new(lease)),
         })
     }
 
     /// The cluster's epoch (the same on every node).
     pub fn epoch(&self) -> &Arc<str> {
         &self.epoch
+    }
+
+    /// The ingest lease (once: the ingest keeps it).
+    pub fn take_lease(&self) -> Option<super::lease::Lease> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The NATS client (plain request/reply: forwarded publishes).

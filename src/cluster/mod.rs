@@ -7,6 +7,7 @@
 
 pub mod edge;
 pub mod ingest;
+pub mod lease;
 mod link;
 
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub enum ClusterError {
     },
     #[error("JetStream epoch: {0}")]
     Epoch(String),
+    #[error("stopped while standby (another ingest held the lease)")]
+    StoppedAsStandby,
     #[error(
         "no ingest has started the cluster yet (no {EVENTS_STREAM} stream or epoch) after {0} s"
     )]
@@ -82,6 +85,8 @@ pub struct ClusterStats {
     pub missing: AtomicU64,
     /// Consumer restarts after an error (edge).
     pub consumer_restarts: AtomicU64,
+    /// Set when the ingest lost its lease: nothing more is published.
+    pub fenced: std::sync::atomic::AtomicBool,
 }
 
 fn get(a: &AtomicU64) -> u64 {

@@ -159,7 +159,7 @@ impl Server {
         }));
         // cluster mode: the epoch is the cluster's, kept in JetStream
         let link = match &config.nats_url {
-            Some(_) => Some(crate::cluster::Link::connect(&config).await?),
+            Some(_) => Some(crate::cluster::Link::connect(&config, &shutdown).await?),
             None => None,
         };
         let epoch = link
