@@ -309,3 +309,125 @@ async fn the_standby_ingest_takes_over_after_kill_9() {
     let (_, stats) = taken_over.get_json("/stats").await;
     assert!(stats["cluster"]["published"].as_u64() > Some(0), "{stats}");
 }
+
+/// A raw HTTP/1.1 POST with a publish key: (status, body as JSON).
+async fn post(server: &Server, key: &str, body: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+/// `POST /publish` on an edge goes to the ingest, which assigns the seq;
+/// the answer carries it and the edge's subscribers get the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_an_edge_is_numbered_by_the_ingest() {
+    const KEY: &str = "cluster-publish-key";
+    const ALERTS: &str = "custom.app.alerts";
+    let nats = Nats::start();
+    let mut args = ingest_args(&nats, "100");
+    args.extend(["--publish-key".to_string(), KEY.to_string()]);
+    let ingest = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let edge = Server::start(&[
+        "--source",
+        "none",
+        "--nats-url",
+        &nats.url(),
+        "--publish-key",
+        KEY,
+    ]);
+    let body = format!(r#"{{"channel": "{ALERTS}", "custom": {{"json": "{{\"n\": 1}}"}}}}"#);
+    let (status, answer) = post(&edge, KEY, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["seq"], 1, "{answer}");
+    let (status, answer) = post(&edge, "wrong", &body).await;
+    assert_eq!(status, 401, "the edge checks the key: {answer}");
+
+    let mut c = Client::connect(&edge, Fmt::Json).await;
+    let s = subscribe(&mut c, &[ALERTS], &[]).await;
+    assert_eq!(s[ALERTS].0, 1);
+    let (status, answer) = post(&edge, KEY, &body).await;
+    assert_eq!((status, answer["seq"].as_u64()), (200, Some(2)), "{answer}");
+    let got = events(&mut c, ALERTS, 1).await;
+    assert_eq!(got[0].0, 2);
+    // the ingest holds the same channel at the same seq
+    let mut direct = Client::connect(&ingest, Fmt::Proto).await;
+    assert_eq!(subscribe(&mut direct, &[ALERTS], &[]).await[ALERTS].0, 2);
+    // a bad event is refused by the ingest, and the edge says so
+    let (status, answer) = post(&edge, KEY, r#"{"channel": "bad name"}"#).await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+/// NATS goes away and comes back: the edge says so in /health, keeps its
+/// clients, and then goes on with no silent gap (a gap, if any, comes
+/// with `lagged`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_survives_a_nats_outage() {
+    let mut nats = Nats::start();
+    let ingest = ingest(&nats);
+    ingest_publishing(&ingest).await;
+    let edge = edge(&nats);
+    let mut c = Client::connect(&edge, Fmt::Proto).await;
+    let s = subscribe(&mut c, &[TRADES], &[]).await;
+    let before = events(&mut c, TRADES, 10).await;
+    assert_consecutive(s[TRADES].0 + 1, &before, "before the outage");
+
+    nats.stop();
+    let health_is = |want: &'static str| {
+        let edge = &edge;
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let (status, h) = edge.get_json("/health").await;
+                assert_eq!(status, 200, "an edge without NATS still serves");
+                if h["cluster"] == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "cluster never {want}: {h}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    health_is("disconnected").await;
+    // the edge still answers clients (a second one: a ping skips events)
+    let mut other = Client::connect(&edge, Fmt::Json).await;
+    other.ping().await;
+    nats.restart();
+    health_is("ok").await;
+
+    // after the outage: more events, consecutive unless `lagged` said so
+    let mut last = before.last().unwrap().0;
+    let mut got = 0;
+    let deadline = Instant::now() + WAIT * 2;
+    let mut lagged = false;
+    while got < 100 {
+        assert!(Instant::now() < deadline, "no events after the outage");
+        match c.next_msg().await {
+            server_message::Kind::Event(e) if e.channel == TRADES => {
+                if !(e.seq == last + 1 || (lagged && e.seq > last)) {
+                    let (_, es) = edge.get_json("/stats").await;
+                    let (_, is) = ingest.get_json("/stats").await;
+                    panic!(
+                        "silent gap or duplicate: {last} then {}\nedge: {}\ningest: {}",
+                        e.seq, es["cluster"], is["cluster"]
+                    );
+                }
+                lagged = false;
+                last = e.seq;
+                got += 1;
+            }
+            server_message::Kind::Lagged(_) => lagged = true,
+            _ => {}
+        }
+    }
+}

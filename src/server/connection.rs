@@ -371,8 +371,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         payload,
                         &mut self.rate,
                         &mut self.subscribed_at_ns,
-                        &mut self.deferred,
-                        edge,
+                        edge.then_some(&mut self.deferred),
                     ) {
                         break Some(end);
                     }
@@ -403,8 +402,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                             &message,
                             &mut self.rate,
                             &mut self.subscribed_at_ns,
-                            &mut self.deferred,
-                            edge,
+                            edge.then_some(&mut self.deferred),
                         ) {
                             break Some(end);
                         }
@@ -565,8 +563,8 @@ fn deliver(
     payload: &[u8],
     rate: &mut RequestLimiter,
     subscribed_at_ns: &mut i64,
-    deferred: &mut Option<Box<ClientMessage>>,
-    edge: bool,
+    // a cluster edge's slot for a subscribe it must prepare first
+    defer: Option<&mut Option<Box<ClientMessage>>>,
 ) -> Option<End> {
     if is_text && std::str::from_utf8(payload).is_err() {
         return Some(End::Close(CloseRequest {
@@ -603,9 +601,11 @@ fn deliver(
             ) {
                 *subscribed_at_ns = now_ns();
             }
-            if edge && crate::cluster::edge::Edge::needs_prepare(&m) {
+            if let Some(slot) = defer
+                && crate::cluster::edge::Edge::needs_prepare(&m)
+            {
                 // handled (and its work charged) after the edge prepared
-                *deferred = Some(Box::new(m));
+                *slot = Some(Box::new(m));
                 return None;
             }
             session.handle(m)

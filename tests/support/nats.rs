@@ -42,30 +42,60 @@ impl Nats {
         ));
         std::fs::create_dir_all(&dir).expect("nats store dir");
         let port = free_addr().port();
-        let child = Command::new(NATS_SERVER)
+        let child = spawn(&dir, port);
+        Self { child, port, dir }
+    }
+
+    /// Stops the server (SIGKILL): clients lose their link.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(&self.dir, self.port);
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Spawns `nats-server -js` and waits until it accepts connections.
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut child = Command::new(NATS_SERVER)
             .args(["-js", "-sd"])
-            .arg(&dir)
+            .arg(dir)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
-        let nats = Self { child, port, dir };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return child;
+            }
+            // exited: the port is still held by the previous run; again
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen on {port}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        nats
-    }
-
-    /// `nats://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        assert!(
+            Instant::now() < deadline,
+            "nats-server could not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
