@@ -55,6 +55,8 @@ pub struct Edge {
     link: Link,
     hub: Arc<Hub>,
     known: Mutex<HashMap<Arc<str>, Known>>,
+    /// When the channel names were last read from JetStream.
+    names_at: Mutex<Option<Instant>>,
 }
 
 impl Edge {
@@ -64,6 +66,7 @@ impl Edge {
             link,
             hub,
             known: Mutex::new(HashMap::new()),
+            names_at: Mutex::new(None),
         });
         tokio::spawn(interest_loop(edge.clone(), shutdown.clone()));
         edge
@@ -117,7 +120,11 @@ impl Edge {
             }
         }
         if !patterns.is_empty() {
-            self.learn_names().await;
+            // names are learnt every 2 s anyway; a subscribe asks again
+            // only when that is older than a second
+            if self.names_age() >= Duration::from_secs(1) {
+                self.learn_names().await;
+            }
             let known = self.known();
             names.extend(
                 known
@@ -126,12 +133,25 @@ impl Edge {
                     .map(|n| n.to_string()),
             );
         }
-        let waits = names.iter().map(|n| self.ensure(n));
+        let waits = names
+            .iter()
+            .map(|n| self.ensure(n, sub.resume.contains_key(n)));
         let _ = tokio::time::timeout(PREPARE_TIMEOUT, futures_util::future::join_all(waits)).await;
     }
 
-    /// Follows `name` if JetStream has it and waits until caught up.
-    async fn ensure(&self, name: &str) {
+    /// Follows `name` if JetStream has it and waits until caught up. A
+    /// channel followed already is current within the NATS hop: only a
+    /// resume (whose seq may come from a node a hop ahead) waits for what
+    /// JetStream holds now.
+    async fn ensure(&self, name: &str, resume: bool) {
+        if !resume
+            && let Some(k) = self.known().get_mut(name)
+            && k.follow.as_ref().is_some_and(|t| !t.is_finished())
+            && *k.applied.borrow() > 0
+        {
+            k.idle_since = None;
+            return;
+        }
         let Ok(Some((target, _))) = self.link.last(&event_subject(name)).await else {
             return; // not in JetStream: the session answers unknown_channel
         };
@@ -166,11 +186,17 @@ impl Edge {
         k.follow = Some(tokio::spawn(task.run()));
     }
 
+    fn names_age(&self) -> Duration {
+        let at = *self.names_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.map_or(Duration::MAX, |t| t.elapsed())
+    }
+
     /// Adds the channels JetStream has that the edge does not know yet.
     async fn learn_names(&self) {
         let Ok(names) = self.link.channels().await else {
             return;
         };
+        *self.names_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let mut known = self.known();
         for name in names {
             if known.contains_key(name.as_str()) {
@@ -219,15 +245,13 @@ fn new_known(channel: Arc<Channel>) -> Known {
 
 async fn interest_loop(edge: Arc<Edge>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(LOOK_EVERY);
-    let mut names_at = Instant::now() - Duration::from_secs(60);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        if names_at.elapsed() >= Duration::from_secs(2) {
+        if edge.names_age() >= Duration::from_secs(2) {
             edge.learn_names().await;
-            names_at = Instant::now();
         }
         edge.look_at_interest();
     }
