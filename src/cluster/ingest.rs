@@ -88,6 +88,7 @@ impl Ingest {
             stats: link.stats().clone(),
         }));
         let task = tokio::spawn(publisher(link.clone(), hub, rx, shutdown.clone()));
+        tokio::spawn(report_drops(link.stats().clone(), shutdown.clone()));
         let release = CancellationToken::new();
         let keeper = link.take_lease().map(|lease| {
             tokio::spawn(lease.keep(release.clone(), link.stats().clone(), shutdown.clone()))
@@ -135,6 +136,27 @@ impl Ingest {
     /// Whether events were dropped or the outbox is over half full.
     pub fn degraded(&self) -> bool {
         self.link.stats().dropped.load(Ordering::Relaxed) > 0 || self.queued() > OUTBOX_CAPACITY / 2
+    }
+}
+
+/// Says in the log, at most every 5 s, how many events did not reach
+/// JetStream since the last report (`/stats` has the running totals).
+async fn report_drops(stats: Arc<ClusterStats>, shutdown: CancellationToken) {
+    let mut reported = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let dropped = stats.dropped.load(Ordering::Relaxed);
+        if dropped > reported {
+            tracing::warn!(
+                dropped = dropped - reported,
+                total = dropped,
+                "events did not reach JetStream (outbox full, NATS unreachable or lease lost): edges see a gap and send `lagged`"
+            );
+            reported = dropped;
+        }
     }
 }
 
@@ -254,5 +276,43 @@ async fn store_snapshot(link: &Link, hub: &Hub, channel: &str) -> bool {
             true
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::{LogLimits, Registry};
+    use crate::metrics::Metrics;
+    use crate::protocol::pb::Trade;
+    use crate::protocol::pb::event::Payload;
+
+    /// A full outbox never blocks the hub: it drops and counts, and what
+    /// it took comes out in seq order.
+    #[test]
+    fn a_full_outbox_drops_and_counts() {
+        let registry = Arc::new(Registry::new(LogLimits {
+            max_messages: 16,
+            max_age_ns: 0,
+        }));
+        let hub = Hub::new(registry, "e".into(), 0, Arc::new(Metrics::default()));
+        let (tx, mut rx) = mpsc::channel(2);
+        let stats = Arc::new(ClusterStats::default());
+        hub.set_sink(Arc::new(Outbox {
+            tx,
+            stats: stats.clone(),
+        }));
+        let ch = hub.channel("trade.sim.A-B").unwrap();
+        for _ in 0..5 {
+            hub.publish(&ch, 0, Payload::Trade(Trade::default()))
+                .unwrap();
+        }
+        assert_eq!(ch.seq(), 5, "the hub published everything");
+        assert_eq!(stats.offered.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
+        let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|i| i.event.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
     }
 }
