@@ -80,6 +80,9 @@ pub enum SourceSpec {
     TwelveData,
     /// Events recorded by `tickwire record`.
     Replay(PathBuf),
+    /// No source: an edge node of a cluster (`--nats-url`) serving what
+    /// the ingest publishes.
+    None,
 }
 
 fn parse_source(s: &str) -> Result<SourceSpec, String> {
@@ -91,10 +94,11 @@ fn parse_source(s: &str) -> Result<SourceSpec, String> {
         "coinbase" => Ok(SourceSpec::Coinbase),
         "kraken" => Ok(SourceSpec::Kraken),
         "twelvedata" => Ok(SourceSpec::TwelveData),
+        "none" => Ok(SourceSpec::None),
         _ => match s.strip_prefix("replay:") {
             Some(path) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
             _ => Err(format!(
-                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase, kraken, twelvedata or replay:FILE"
+                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase, kraken, twelvedata, replay:FILE or none"
             )),
         },
     }
@@ -180,7 +184,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 impl Config {
     /// Whether analytics runs.
     pub fn analytics_on(&self) -> bool {
-        self.analytics == "on"
+        // an edge serves the ingest's analytics events, it makes none
+        self.analytics == "on" && !self.is_edge()
+    }
+
+    /// Whether this node is a cluster edge: `--nats-url` and `--source none`
+    /// only (see "Running several nodes" in the README).
+    pub fn is_edge(&self) -> bool {
+        self.nats_url.is_some()
+            && !self.sources.is_empty()
+            && self.sources.iter().all(|s| *s == SourceSpec::None)
     }
 }
 
@@ -198,8 +211,9 @@ pub struct Config {
     pub config: Option<PathBuf>,
 
     /// Where events come from: `sim`, `binance`, `okx`, `bybit`,
-    /// `coinbase`, `replay:FILE`
-    /// (repeat or comma-separate to run several at once). Default: `sim`.
+    /// `coinbase`, `kraken`, `twelvedata`, `replay:FILE` (repeat or
+    /// comma-separate to run several at once), or `none` (an edge node of a
+    /// cluster, with `--nats-url`). Default: `sim`.
     #[arg(long = "source", env = "TICKWIRE_SOURCE", value_delimiter = ',', value_parser = parse_source)]
     pub sources: Vec<SourceSpec>,
 
@@ -468,6 +482,26 @@ pub struct Config {
     /// Seconds of history kept per channel (0 = no age bound).
     #[arg(long, env = "TICKWIRE_HISTORY_SECONDS", default_value_t = 300)]
     pub history_seconds: u64,
+
+    /// NATS server of the cluster (`nats://HOST:PORT`): turns on cluster
+    /// mode over JetStream (see "Running several nodes" in the README).
+    /// Unset: one process, no NATS.
+    #[arg(long, env = "TICKWIRE_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// NATS credentials file (`.creds`: JWT and NKey seed).
+    #[arg(long, env = "TICKWIRE_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// PEM file of the CA that signs the NATS server's certificate (turns
+    /// TLS on for the NATS link).
+    #[arg(long, env = "TICKWIRE_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// Copies JetStream keeps of the event history (1 in tests, 3 in
+    /// production clusters).
+    #[arg(long, env = "TICKWIRE_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
 
     /// Most subscriptions (channels plus patterns) per connection.
     #[arg(long, env = "TICKWIRE_MAX_SUBSCRIPTIONS", default_value_t = 1000)]

@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod feed;
 pub mod metrics;

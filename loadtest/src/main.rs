@@ -5,6 +5,7 @@
 //! it starts the server itself, pinned to `--server-cpus`, and samples its
 //! RSS and CPU time from /proc.
 
+mod cluster;
 mod plot;
 mod procstat;
 mod progress;
@@ -165,6 +166,9 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The NATS server and ingest of a `cluster` scenario, stopped after the run.
+static BACKING: std::sync::Mutex<Option<cluster::Backing>> = std::sync::Mutex::new(None);
+
 fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> spawn::Spawned {
     let root = repo_root();
     let listen = args.addr.to_string();
@@ -195,6 +199,25 @@ fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> spawn::Sp
     };
     let program = args.server_bin.clone().unwrap_or(program);
     match which {
+        Spawn::Tickwire if sc.cluster == Some(true) => {
+            // the edge under test; the ingest runs the scenario's flags
+            let backing = cluster::start(
+                &program,
+                &sc.server_args.clone().unwrap_or_default(),
+                &args.server_cpus,
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("tickwire-load: cluster: {e}");
+                std::process::exit(2)
+            });
+            rest.extend([
+                "--source".into(),
+                "none".into(),
+                "--nats-url".into(),
+                backing.url.clone(),
+            ]);
+            *BACKING.lock().unwrap_or_else(|e| e.into_inner()) = Some(backing);
+        }
         Spawn::Tickwire => rest.extend(sc.server_args.clone().unwrap_or_default()),
         _ => rest.extend([
             "--listen".into(),
@@ -303,7 +326,14 @@ fn main() {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.enable_all().build().expect("tokio runtime");
+    if let Some(b) = BACKING.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        b.mark();
+    }
     let report = rt.block_on(run::run(plan, pid, !args.quiet));
+    if let Some(b) = BACKING.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        eprintln!("{}", b.summary());
+        b.stop();
+    }
     if let Some(c) = child.as_mut() {
         if let Some(status) = c.exited() {
             eprintln!(

@@ -31,6 +31,9 @@ pub struct Scenario {
     pub idle: Option<bool>,
     /// Fraction of clients that decode every message.
     pub decode_ratio: Option<f64>,
+    /// The spawned tickwire is a cluster edge (`--source none`) behind
+    /// nats-server and an ingest running `server_args` (see `cluster.rs`).
+    pub cluster: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +73,9 @@ mod tests {
             "json-mix",
             "connect-storm",
             "target-10k-analytics",
+            "cluster-light",
+            "cluster-broadcast-1k",
+            "cluster-ingest",
         ] {
             super::load(&path, name).unwrap_or_else(|e| panic!("{e}"));
         }

@@ -57,6 +57,13 @@ pub fn payload_name(p: &Payload) -> &'static str {
     }
 }
 
+/// Where a cluster ingest sends every event the hub publishes (see
+/// `crate::cluster`). Called under the channel's lock, so in seq order per
+/// channel; it must not block (a bounded queue that counts what it drops).
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    fn offer(&self, channel: &Channel, event: &Arc<Encoded>);
+}
+
 /// Where a new subscriber starts: the channel's current seq and, when the
 /// channel has state, the snapshot event valid at that seq.
 #[derive(Debug, Clone)]
@@ -77,6 +84,8 @@ pub struct Hub {
     /// Where book tops and venue states go for `bbo.all.*` (set once,
     /// when an exchange source runs).
     bbo: OnceLock<Arc<super::bbo::BboTap>>,
+    /// The cluster's outbox (set once, in cluster mode only).
+    sink: OnceLock<Arc<dyn EventSink>>,
 }
 
 impl Hub {
@@ -94,6 +103,7 @@ impl Hub {
             metrics,
             tap: OnceLock::new(),
             bbo: OnceLock::new(),
+            sink: OnceLock::new(),
         }
     }
 
@@ -110,6 +120,11 @@ impl Hub {
     /// The consolidated book's tap, if set.
     pub fn bbo_tap(&self) -> Option<&Arc<super::bbo::BboTap>> {
         self.bbo.get()
+    }
+
+    /// Hands every published event to `sink` from now on (cluster mode).
+    pub fn set_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink.set(sink);
     }
 
     /// The analytics tap, if set.
@@ -231,6 +246,9 @@ impl Hub {
             state.cached_snapshot = None;
             if let SnapshotState::Last(last) = &mut state.snapshot {
                 *last = Some(encoded.clone());
+            }
+            if let Some(sink) = self.sink.get() {
+                sink.offer(channel, &encoded);
             }
             channel.log.push(encoded);
             seq

@@ -138,6 +138,15 @@ impl ChannelLog {
         self.last_seq.store(seq, Ordering::Release);
     }
 
+    /// Empties the ring and makes `seq` the last one published: the next
+    /// push is `seq + 1` (a replica that learned of a gap; see
+    /// `Hub::replicate`). Readers before it are told they fell behind.
+    pub fn restart_after(&self, seq: u64) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.clear();
+        self.last_seq.store(seq, Ordering::Release);
+    }
+
     /// Removes and returns the oldest event when the ring is full, so that
     /// the caller can build the next event in its allocations (see
     /// `Encoded::reuse_or_new`) before [`ChannelLog::push`]. The caller is

@@ -8,9 +8,11 @@ pub mod encoded;
 pub mod hub;
 pub mod log;
 pub mod registry;
+pub mod replica;
 
 pub use channel::{Channel, ChannelId, Doorbell};
 pub use encoded::Encoded;
-pub use hub::{Hub, Position, PublishError, payload_name};
+pub use hub::{EventSink, Hub, Position, PublishError, payload_name};
 pub use log::{ChannelLog, LogLimits, ReadOutcome};
 pub use registry::Registry;
+pub use replica::Replicated;

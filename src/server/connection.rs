@@ -32,7 +32,7 @@ use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
 use crate::protocol::codec::{decode_client, salvage_json_request_id};
 use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
 use crate::protocol::inbound::{self, FrameError};
-use crate::protocol::pb::ErrorCode;
+use crate::protocol::pb::{ClientMessage, ErrorCode};
 use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, close, now_ns};
 
 /// Frames moved per drain step; also bounds one write's batch.
@@ -94,6 +94,9 @@ struct Connection<R, W> {
     unfinished: Vec<u8>,
     /// Where the client really is (in-band pings, see `probe.rs`).
     probe: LagProbe,
+    /// A subscribe held until a cluster edge has its channels (see
+    /// `cluster::edge`); always `None` on a single node.
+    deferred: Option<Box<ClientMessage>>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -125,6 +128,7 @@ pub(crate) async fn serve<R, W>(
             subscribed_at_ns: 0,
             unfinished: Vec::new(),
             probe: LagProbe::new(ctx.config.max_lag_age, ctx.config.write_timeout, now_ns()),
+            deferred: None,
         };
         let end = conn.run(session).await;
         let linger = match end {
@@ -269,7 +273,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 Wake::Read(Ok(0) | Err(_)) => return End::Gone,
                 Wake::Read(Ok(_)) => {
                     self.last_seen_ns = now_ns();
-                    if let Some(end) = self.process_inbound(&mut session) {
+                    let mut end = self.process_inbound(&mut session);
+                    // cluster edge: a subscribe waits for its channels
+                    while end.is_none()
+                        && let Some(request) = self.deferred.take()
+                    {
+                        if let Some(edge) = ctx.cluster.get().and_then(|n| n.edge()) {
+                            Box::pin(edge.prepare(&request)).await;
+                        }
+                        session.handle(*request);
+                        self.rate.charge(session.take_work_units());
+                        end = self.process_inbound(&mut session);
+                    }
+                    if let Some(end) = end {
                         // the answers to the frames before the one that ends
                         // the connection go out first (pongs, errors)
                         if !matches!(end, End::Gone) {
@@ -311,7 +327,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// Handles every complete frame in `inbuf`; frees the buffer when empty.
     fn process_inbound(&mut self, session: &mut Session) -> Option<End> {
         let mut consumed = 0;
+        let edge = self.ctx.cluster.get().is_some_and(|n| n.edge().is_some());
         let end = loop {
+            if self.deferred.is_some() {
+                break None; // the run loop prepares it, then comes back
+            }
             let buf = &mut self.inbuf[consumed..];
             let head = match inbound::parse(buf, MAX_INBOUND_FRAME_BYTES) {
                 Ok(Some(head)) => head,
@@ -351,6 +371,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         payload,
                         &mut self.rate,
                         &mut self.subscribed_at_ns,
+                        edge.then_some(&mut self.deferred),
                     ) {
                         break Some(end);
                     }
@@ -381,6 +402,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                             &message,
                             &mut self.rate,
                             &mut self.subscribed_at_ns,
+                            edge.then_some(&mut self.deferred),
                         ) {
                             break Some(end);
                         }
@@ -541,6 +563,8 @@ fn deliver(
     payload: &[u8],
     rate: &mut RequestLimiter,
     subscribed_at_ns: &mut i64,
+    // a cluster edge's slot for a subscribe it must prepare first
+    defer: Option<&mut Option<Box<ClientMessage>>>,
 ) -> Option<End> {
     if is_text && std::str::from_utf8(payload).is_err() {
         return Some(End::Close(CloseRequest {
@@ -576,6 +600,13 @@ fn deliver(
                 Some(crate::protocol::pb::client_message::Kind::Subscribe(_))
             ) {
                 *subscribed_at_ns = now_ns();
+            }
+            if let Some(slot) = defer
+                && crate::cluster::edge::Edge::needs_prepare(&m)
+            {
+                // handled (and its work charged) after the edge prepared
+                *slot = Some(Box::new(m));
+                return None;
             }
             session.handle(m)
         }

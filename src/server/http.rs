@@ -137,16 +137,19 @@ fn health(ctx: &ServerContext) -> Response<Body> {
     } else {
         StatusCode::OK
     };
-    json(
-        status,
-        serde_json::json!({
-            "status": if draining { "draining" } else { "ok" },
-            "epoch": &**ctx.hub.epoch(),
-            "uptime_secs": ctx.metrics.uptime_secs(),
-            "connections": ctx.metrics.connections.load(Ordering::Relaxed),
-            "sources": sources_json(ctx),
-        }),
-    )
+    let mut body = serde_json::json!({
+        "status": if draining { "draining" } else { "ok" },
+        "epoch": &**ctx.hub.epoch(),
+        "uptime_secs": ctx.metrics.uptime_secs(),
+        "connections": ctx.metrics.connections.load(Ordering::Relaxed),
+        "sources": sources_json(ctx),
+    });
+    // the NATS link: a node without it still serves what it has, so the
+    // status stays 200 and the link is shown beside it
+    if let Some(node) = ctx.cluster.get() {
+        body["cluster"] = node.health().into();
+    }
+    json(status, body)
 }
 
 fn sources_json(ctx: &ServerContext) -> serde_json::Value {
@@ -184,6 +187,9 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         .into();
     body["epoch"] = ctx.hub.epoch().to_string().into();
     body["limits"] = limits_json(ctx);
+    if let Some(node) = ctx.cluster.get() {
+        body["cluster"] = node.stats_json();
+    }
     json(StatusCode::OK, body)
 }
 

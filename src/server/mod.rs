@@ -47,6 +47,8 @@ pub enum ServerError {
     JwtKey(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What every connection and route shares.
@@ -74,6 +76,8 @@ pub struct ServerContext {
     pub scans_waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Idle channels retired so far (see [`RETIRE_IDLE_EVERY`]).
     pub channels_retired: AtomicU64,
+    /// This node's part in a cluster (`--nats-url`); unset on a single node.
+    pub cluster: std::sync::OnceLock<crate::cluster::Node>,
 }
 
 /// How often channels that never carried an event and that nobody holds
@@ -105,6 +109,7 @@ impl ServerContext {
             analytics,
             scans_waiting: Arc::default(),
             channels_retired: AtomicU64::new(0),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 }
@@ -152,12 +157,24 @@ impl Server {
             max_messages: config.history_messages,
             max_age_ns: (config.history_seconds as i64).saturating_mul(1_000_000_000),
         }));
+        // cluster mode: the epoch is the cluster's, kept in JetStream
+        let link = match &config.nats_url {
+            Some(_) => Some(crate::cluster::Link::connect(&config, &shutdown).await?),
+            None => None,
+        };
+        let epoch = link
+            .as_ref()
+            .map_or_else(|| new_epoch().into(), |l| l.epoch().clone());
         let hub = Arc::new(Hub::new(
             registry,
-            new_epoch().into(),
+            epoch,
             config.gzip_threshold,
             metrics.clone(),
         ));
+        let cluster = match link {
+            Some(link) => Some(crate::cluster::start(&config, link, &hub, &shutdown).await?),
+            None => None,
+        };
         let auth = match (&config.jwt_secret, &config.jwt_public_key) {
             (Some(secret), _) => Some(auth::Authenticator::with_secret(secret.as_bytes())),
             (None, Some(path)) => {
@@ -185,6 +202,12 @@ impl Server {
             running.statuses,
             running.analytics,
         );
+        if let Some(node) = cluster {
+            if let crate::cluster::Node::Ingest(_) = &node {
+                tokio::spawn(publish::serve_forwarded(ctx.clone(), node.link().clone()));
+            }
+            let _ = ctx.cluster.set(node);
+        }
         Ok(Self {
             listener,
             tls,
@@ -271,6 +294,10 @@ impl Server {
         }
         // The sources saw the same token; their thread ends within a step.
         let _ = tokio::task::spawn_blocking(move || sources.join()).await;
+        // cluster ingest: what the sources published goes to JetStream
+        if let Some(node) = ctx.cluster.get() {
+            node.finish(ctx.config.shutdown_timeout).await;
+        }
         info!("stopped");
         Ok(())
     }

@@ -146,6 +146,22 @@ pub(crate) async fn handle(
             );
         }
     };
+    // a cluster edge assigns no seq: the ingest does, and answers
+    if let Some(node) = ctx.cluster.get()
+        && node.edge().is_some()
+    {
+        return forward(node.link(), body, protobuf, batch).await;
+    }
+    run_publish(ctx, body, protobuf, batch).await
+}
+
+/// Parses, checks and publishes on a blocking thread.
+async fn run_publish(
+    ctx: &Arc<ServerContext>,
+    body: Bytes,
+    protobuf: bool,
+    batch: bool,
+) -> Response<Body> {
     let ctx = ctx.clone();
     match tokio::task::spawn_blocking(move || parse_check_publish(&ctx, &body, protobuf, batch))
         .await
@@ -344,4 +360,94 @@ fn publish(ctx: &ServerContext, event: Event) -> Result<serde_json::Value, Strin
         .publish(&channel, time, payload)
         .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({ "channel": &*channel.name, "seq": seq }))
+}
+
+/// The NATS subject an edge sends `POST /publish` bodies to; the ingest
+/// answers with the status and body a single node would have.
+pub const FORWARD_SUBJECT: &str = "tw.publish";
+/// How long an edge waits for the ingest's answer (503 after).
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends a publish (already authenticated here) to the ingest.
+async fn forward(
+    link: &crate::cluster::Link,
+    body: Bytes,
+    protobuf: bool,
+    batch: bool,
+) -> Response<Body> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("tw-protobuf", if protobuf { "1" } else { "0" });
+    headers.insert("tw-batch", if batch { "1" } else { "0" });
+    let request = link
+        .client()
+        .request_with_headers(FORWARD_SUBJECT, headers, body);
+    let answer = match tokio::time::timeout(FORWARD_TIMEOUT, request).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no ingest took the publish: {e}"),
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no ingest answered the publish within 5 s",
+            );
+        }
+    };
+    let status = answer
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("tw-status"))
+        .and_then(|v| v.as_str().parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = Response::new(Full::new(answer.payload));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// On an ingest: answers the publishes edges forward, until shutdown.
+pub(crate) async fn serve_forwarded(ctx: Arc<ServerContext>, link: crate::cluster::Link) {
+    use futures_util::StreamExt;
+    let client = link.client().clone();
+    let mut requests = match client.subscribe(FORWARD_SUBJECT).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take forwarded publishes");
+            return;
+        }
+    };
+    loop {
+        let request = tokio::select! {
+            r = requests.next() => r,
+            _ = ctx.shutdown.cancelled() => None,
+        };
+        let Some(request) = request else { break };
+        let Some(reply_to) = request.reply.clone() else {
+            continue;
+        };
+        let flag = |name: &str| {
+            request
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .is_some_and(|v| v.as_str() == "1")
+        };
+        let (protobuf, batch) = (flag("tw-protobuf"), flag("tw-batch"));
+        let resp = run_publish(&ctx, request.payload.clone(), protobuf, batch).await;
+        let status = resp.status().as_u16().to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("tw-status", status.as_str());
+        let _ = client.publish_with_headers(reply_to, headers, body).await;
+    }
 }

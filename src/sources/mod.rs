@@ -461,10 +461,17 @@ pub fn start(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> Result<Running, StartError> {
-    let specs = if config.sources.is_empty() {
+    // `none` (an edge node) runs nothing; it only makes the list non-empty
+    let specs: Vec<SourceSpec> = if config.sources.is_empty() {
         vec![SourceSpec::Sim]
     } else {
-        config.sources.clone()
+        let none = SourceSpec::None;
+        config
+            .sources
+            .iter()
+            .filter(|s| **s != none)
+            .cloned()
+            .collect()
     };
     let mut statuses = Vec::new();
     let mut tasks: Vec<Task> = Vec::new();
@@ -489,6 +496,7 @@ pub fn start(
             SourceSpec::Kraken => "kraken".to_string(),
             SourceSpec::TwelveData => "twelvedata".to_string(),
             SourceSpec::Replay(path) => format!("replay:{}", path.display()),
+            SourceSpec::None => continue,
         };
         let status = Arc::new(SourceStatus::new(name));
         let shutdown = shutdown.clone();
@@ -635,6 +643,7 @@ pub fn start(
                 )?;
                 Box::pin(replay.run(st, shutdown))
             }
+            SourceSpec::None => continue, // filtered out above
         };
         statuses.push(status);
         tasks.push(task);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod nats;
 pub mod node;
 
 use std::io::{BufRead, BufReader, Read};
@@ -212,6 +213,52 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `tickwire serve` child that is not listening yet (a standby ingest
+/// waits for the lease first); killed on drop.
+pub struct Starting {
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+    listening: std::sync::mpsc::Receiver<String>,
+}
+
+impl Starting {
+    /// Spawns the server without waiting for it to listen.
+    pub fn spawn(args: &[&str]) -> Self {
+        let (child, log, listening) = spawn("127.0.0.1:0", args, &[]);
+        Self {
+            child: Some(child),
+            log,
+            listening,
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until it listens.
+    pub fn ready(mut self, within: Duration) -> Server {
+        let addr = self
+            .listening
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", self.log()));
+        Server {
+            child: self.child.take().expect("child until ready"),
+            addr: addr.parse().expect("listen address"),
+            log: self.log.clone(),
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

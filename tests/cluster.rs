@@ -1,0 +1,433 @@
+//! Cluster mode over NATS JetStream, end to end: a real `nats-server -js`,
+//! real `tickwire` processes (ingest and edges), real WebSocket clients.
+//! See "Running several nodes" in the README.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use support::nats::Nats;
+use support::{Client, Fmt, Server, Starting, WAIT};
+use tickwire::protocol::pb::event::Payload;
+use tickwire::protocol::pb::{ResumePosition, Subscribe, client_message, server_message};
+
+const TRADES: &str = "trade.sim.BTC-USDT";
+const OTHER: &str = "trade.sim.ETH-USDT";
+const BOOK: &str = "book.sim.BTC-USDT";
+
+fn ingest_args(nats: &Nats, rate: &str) -> Vec<String> {
+    [
+        "--nats-url",
+        &nats.url(),
+        "--sim-instruments",
+        "BTC-USDT,ETH-USDT",
+        "--sim-rate",
+        rate,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn ingest(nats: &Nats) -> Server {
+    let args = ingest_args(nats, "400");
+    Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn edge(nats: &Nats) -> Server {
+    Server::start(&["--source", "none", "--nats-url", &nats.url()])
+}
+
+/// Waits until `server`'s `/stats` satisfies `ok`.
+async fn stats_until(server: &Server, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = server.get_json("/stats").await;
+        if ok(&stats) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the ingest has stored events in JetStream.
+async fn ingest_publishing(ingest: &Server) {
+    stats_until(ingest, "ingest publishes", |s| {
+        s["cluster"]["published"].as_u64() > Some(100)
+    })
+    .await;
+}
+
+/// Subscribes with optional resume positions; returns `(seq, epoch,
+/// recovered)` per channel.
+async fn subscribe(
+    c: &mut Client,
+    channels: &[&str],
+    resume: &[(&str, u64, &str)],
+) -> HashMap<String, (u64, String, bool)> {
+    let request_id = c.request_id();
+    c.send(client_message::Kind::Subscribe(Subscribe {
+        request_id,
+        channels: channels.iter().map(|s| s.to_string()).collect(),
+        resume: resume
+            .iter()
+            .map(|(ch, seq, epoch)| {
+                (
+                    ch.to_string(),
+                    ResumePosition {
+                        seq: *seq,
+                        epoch: epoch.to_string(),
+                    },
+                )
+            })
+            .collect(),
+        snapshot: None,
+    }))
+    .await;
+    let s = c
+        .until(|k| match k {
+            server_message::Kind::Subscribed(s) if s.request_id == request_id => Some(s.clone()),
+            server_message::Kind::Error(e) if e.request_id == request_id => {
+                panic!("subscribe failed: {e:?}")
+            }
+            _ => None,
+        })
+        .await;
+    s.channels
+        .into_iter()
+        .map(|st| (st.channel, (st.seq, st.epoch, st.recovered)))
+        .collect()
+}
+
+/// The next `n` events of `channel`: `(seq, trade id, or the payload's
+/// kind for other channels)`.
+async fn events(c: &mut Client, channel: &str, n: usize) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let ev = c
+            .until(|k| match k {
+                server_message::Kind::Event(e) if e.channel == channel => Some(e.clone()),
+                server_message::Kind::Lagged(l) => panic!("lagged: {l:?}"),
+                _ => None,
+            })
+            .await;
+        let id = match ev.payload {
+            Some(Payload::Trade(t)) => t.trade_id,
+            Some(Payload::BookSnapshot(_)) => "book_snapshot".into(),
+            Some(Payload::BookUpdate(_)) => "book_update".into(),
+            _ => String::new(),
+        };
+        out.push((ev.seq, id));
+    }
+    out
+}
+
+fn assert_consecutive(from: u64, got: &[(u64, String)], what: &str) {
+    let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+    let want: Vec<u64> = (from..from + got.len() as u64).collect();
+    assert_eq!(seqs, want, "{what}: a gap or a duplicate");
+}
+
+/// One ingest, two edges: the same seqs (and events) on both; a client of
+/// an edge killed with SIGKILL resumes on the other with no gap and no
+/// duplicate; a channel nobody subscribed to on an edge costs it no NATS
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_agree_and_a_client_moves_between_them() {
+    let nats = Nats::start();
+    let ingest = ingest(&nats);
+    ingest_publishing(&ingest).await;
+    let edge_a = edge(&nats);
+    let edge_b = edge(&nats);
+
+    let mut ca = Client::connect(&edge_a, Fmt::Proto).await;
+    let mut cb = Client::connect(&edge_b, Fmt::Json).await;
+    let sa = subscribe(&mut ca, &[TRADES, BOOK], &[]).await;
+    let sb = subscribe(&mut cb, &[TRADES, BOOK], &[]).await;
+    let epoch = sa[TRADES].1.clone();
+    assert_eq!(sb[TRADES].1, epoch, "one epoch for the cluster");
+    let (_, ingest_health) = ingest.get_json("/health").await;
+    assert_eq!(ingest_health["epoch"], epoch.as_str());
+    assert_eq!(ingest_health["cluster"], "ok");
+
+    let a = events(&mut ca, TRADES, 40).await;
+    let b = events(&mut cb, TRADES, 40).await;
+    assert_consecutive(sa[TRADES].0 + 1, &a, "edge A");
+    assert_consecutive(sb[TRADES].0 + 1, &b, "edge B");
+    let by_seq: HashMap<u64, &String> = a.iter().map(|(s, id)| (*s, id)).collect();
+    let common: Vec<_> = b.iter().filter(|(s, _)| by_seq.contains_key(s)).collect();
+    assert!(!common.is_empty(), "the two windows overlap: {a:?} {b:?}");
+    for (seq, id) in common {
+        assert_eq!(by_seq[seq], id, "seq {seq} is the same trade on both edges");
+    }
+
+    // interest: edge B never received a message of a channel nobody on it
+    // wanted, while the ingest published plenty of it
+    let (_, ingest_stats) = ingest.get_json("/stats").await;
+    assert!(ingest_stats["cluster"]["published"].as_u64() > Some(200));
+    let (_, b_stats) = edge_b.get_json("/stats").await;
+    let channels = &b_stats["cluster"]["channels"];
+    assert!(channels[TRADES]["received"].as_u64() > Some(0), "{b_stats}");
+    assert_eq!(
+        channels[OTHER]["received"].as_u64().unwrap_or(0),
+        0,
+        "an unwanted channel cost the edge messages: {b_stats}"
+    );
+
+    // kill -9 edge A; its client resumes on edge B from its last seq
+    let last = a.last().unwrap().0;
+    edge_a.signal("KILL");
+    drop(ca);
+    let mut moved = Client::connect(&edge_b, Fmt::Proto).await;
+    let sm = subscribe(&mut moved, &[TRADES], &[(TRADES, last, &epoch)]).await;
+    assert_eq!(sm[TRADES], (last, epoch.clone(), true), "resumed on edge B");
+    let after = events(&mut moved, TRADES, 30).await;
+    assert_consecutive(last + 1, &after, "moved client");
+    drop(edge_a);
+}
+
+/// The ingest restarts: same epoch, seqs go on, and an edge's client sees
+/// no gap and no duplicate across it. Then an edge restarts with an empty
+/// ring and serves a resume from JetStream's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_keep_the_epoch_and_history() {
+    let nats = Nats::start();
+    let mut first = ingest(&nats);
+    ingest_publishing(&first).await;
+    let edge1 = edge(&nats);
+    let mut c = Client::connect(&edge1, Fmt::Proto).await;
+    let s = subscribe(&mut c, &[TRADES], &[]).await;
+    let (start, epoch, _) = s[TRADES].clone();
+    let before = events(&mut c, TRADES, 20).await;
+    assert_consecutive(start + 1, &before, "before the restart");
+
+    first.signal("TERM");
+    first.wait_exit(WAIT);
+    let second = ingest(&nats);
+    let (_, health) = second.get_json("/health").await;
+    assert_eq!(health["epoch"], epoch.as_str(), "a restart keeps the epoch");
+    // the edge's client goes on across the restart
+    let across = events(&mut c, TRADES, 200).await;
+    let last_before = before.last().unwrap().0;
+    assert_consecutive(last_before + 1, &across, "across the ingest restart");
+    let (_, second_stats) = second.get_json("/stats").await;
+    assert!(
+        second_stats["cluster"]["published"].as_u64() > Some(0),
+        "the new ingest published: {second_stats}"
+    );
+
+    // an edge restarted with an empty ring serves the resume from JetStream
+    edge1.signal("KILL");
+    drop(edge1);
+    let edge2 = edge(&nats);
+    let mut r = Client::connect(&edge2, Fmt::Proto).await;
+    let from = before[0].0; // long before anything edge2 ever held
+    let sr = subscribe(&mut r, &[TRADES], &[(TRADES, from, &epoch)]).await;
+    assert_eq!(
+        sr[TRADES],
+        (from, epoch.clone(), true),
+        "resumed from JetStream"
+    );
+    let replay = events(&mut r, TRADES, 100).await;
+    assert_consecutive(from + 1, &replay, "resume on a restarted edge");
+    let by_seq: HashMap<u64, &String> = before
+        .iter()
+        .chain(&across)
+        .map(|(s, id)| (*s, id))
+        .collect();
+    for (seq, id) in &replay {
+        if let Some(seen) = by_seq.get(seq) {
+            assert_eq!(*seen, id, "seq {seq} replayed as the same event");
+        }
+    }
+}
+
+/// Two ingests with the same sources: one active under the lease, one
+/// standby. kill -9 of the active one under load: the standby takes over in
+/// the same epoch, seqs go on with no gap and no duplicate for an edge's
+/// client, and the book's next event is a fresh snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_ingest_takes_over_after_kill_9() {
+    let nats = Nats::start();
+    let args = ingest_args(&nats, "2000");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let active = Server::start(&args);
+    ingest_publishing(&active).await;
+    let standby = Starting::spawn(&args);
+    let deadline = Instant::now() + WAIT;
+    while !standby.log().iter().any(|l| l.contains("standby")) {
+        assert!(Instant::now() < deadline, "no standby: {:?}", standby.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let edge = edge(&nats);
+    let mut trades = Client::connect(&edge, Fmt::Proto).await;
+    let mut books = Client::connect(&edge, Fmt::Proto).await;
+    let st = subscribe(&mut trades, &[TRADES], &[]).await;
+    let sb = subscribe(&mut books, &[BOOK], &[]).await;
+    let epoch = st[TRADES].1.clone();
+    let before = events(&mut trades, TRADES, 50).await;
+    assert_consecutive(st[TRADES].0 + 1, &before, "before the failover");
+    let mut books_before = events(&mut books, BOOK, 51).await;
+    // the edge's book (bootstrapped from JetStream) came as the snapshot
+    let snapshot = books_before.remove(0);
+    assert_eq!(snapshot, (sb[BOOK].0, "book_snapshot".to_string()));
+    assert_consecutive(sb[BOOK].0 + 1, &books_before, "book before the failover");
+
+    active.signal("KILL");
+    let taken_over = standby.ready(WAIT);
+    let (_, health) = taken_over.get_json("/health").await;
+    assert_eq!(health["epoch"], epoch.as_str(), "same epoch after failover");
+    // where the new ingest is now: the edge's client must get past it
+    let mut direct = Client::connect(&taken_over, Fmt::Proto).await;
+    let now = subscribe(&mut direct, &[TRADES], &[]).await[TRADES].0;
+    let mut after = Vec::new();
+    while after
+        .last()
+        .is_none_or(|(s, _): &(u64, String)| *s <= now + 20)
+    {
+        after.extend(events(&mut trades, TRADES, 10).await);
+    }
+    let last_before = before.last().unwrap().0;
+    assert_consecutive(last_before + 1, &after, "trades across the failover");
+
+    let book_after = events(&mut books, BOOK, 200).await;
+    assert_consecutive(
+        books_before.last().unwrap().0 + 1,
+        &book_after,
+        "book across the failover",
+    );
+    let first_snapshot = book_after.iter().position(|(_, k)| k == "book_snapshot");
+    let first_snapshot =
+        first_snapshot.unwrap_or_else(|| panic!("no fresh snapshot: {book_after:?}"));
+    assert!(
+        book_after[first_snapshot + 1..]
+            .iter()
+            .all(|(_, k)| k == "book_update"),
+        "one snapshot, then updates"
+    );
+    let (_, stats) = taken_over.get_json("/stats").await;
+    assert!(stats["cluster"]["published"].as_u64() > Some(0), "{stats}");
+}
+
+/// A raw HTTP/1.1 POST with a publish key: (status, body as JSON).
+async fn post(server: &Server, key: &str, body: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+/// `POST /publish` on an edge goes to the ingest, which assigns the seq;
+/// the answer carries it and the edge's subscribers get the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_an_edge_is_numbered_by_the_ingest() {
+    const KEY: &str = "cluster-publish-key";
+    const ALERTS: &str = "custom.app.alerts";
+    let nats = Nats::start();
+    let mut args = ingest_args(&nats, "100");
+    args.extend(["--publish-key".to_string(), KEY.to_string()]);
+    let ingest = Server::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let edge = Server::start(&[
+        "--source",
+        "none",
+        "--nats-url",
+        &nats.url(),
+        "--publish-key",
+        KEY,
+    ]);
+    let body = format!(r#"{{"channel": "{ALERTS}", "custom": {{"json": "{{\"n\": 1}}"}}}}"#);
+    let (status, answer) = post(&edge, KEY, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["seq"], 1, "{answer}");
+    let (status, answer) = post(&edge, "wrong", &body).await;
+    assert_eq!(status, 401, "the edge checks the key: {answer}");
+
+    let mut c = Client::connect(&edge, Fmt::Json).await;
+    let s = subscribe(&mut c, &[ALERTS], &[]).await;
+    assert_eq!(s[ALERTS].0, 1);
+    let (status, answer) = post(&edge, KEY, &body).await;
+    assert_eq!((status, answer["seq"].as_u64()), (200, Some(2)), "{answer}");
+    let got = events(&mut c, ALERTS, 1).await;
+    assert_eq!(got[0].0, 2);
+    // the ingest holds the same channel at the same seq
+    let mut direct = Client::connect(&ingest, Fmt::Proto).await;
+    assert_eq!(subscribe(&mut direct, &[ALERTS], &[]).await[ALERTS].0, 2);
+    // a bad event is refused by the ingest, and the edge says so
+    let (status, answer) = post(&edge, KEY, r#"{"channel": "bad name"}"#).await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+/// NATS goes away and comes back: the edge says so in /health, keeps its
+/// clients, and then goes on with no silent gap (a gap, if any, comes
+/// with `lagged`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_survives_a_nats_outage() {
+    let mut nats = Nats::start();
+    let ingest = ingest(&nats);
+    ingest_publishing(&ingest).await;
+    let edge = edge(&nats);
+    let mut c = Client::connect(&edge, Fmt::Proto).await;
+    let s = subscribe(&mut c, &[TRADES], &[]).await;
+    let before = events(&mut c, TRADES, 10).await;
+    assert_consecutive(s[TRADES].0 + 1, &before, "before the outage");
+
+    nats.stop();
+    let health_is = |want: &'static str| {
+        let edge = &edge;
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let (status, h) = edge.get_json("/health").await;
+                assert_eq!(status, 200, "an edge without NATS still serves");
+                if h["cluster"] == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "cluster never {want}: {h}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    health_is("disconnected").await;
+    // the edge still answers clients (a second one: a ping skips events)
+    let mut other = Client::connect(&edge, Fmt::Json).await;
+    other.ping().await;
+    nats.restart();
+    health_is("ok").await;
+
+    // after the outage: more events, consecutive unless `lagged` said so
+    let mut last = before.last().unwrap().0;
+    let mut got = 0;
+    let deadline = Instant::now() + WAIT * 2;
+    let mut lagged = false;
+    while got < 100 {
+        assert!(Instant::now() < deadline, "no events after the outage");
+        match c.next_msg().await {
+            server_message::Kind::Event(e) if e.channel == TRADES => {
+                if !(e.seq == last + 1 || (lagged && e.seq > last)) {
+                    let (_, es) = edge.get_json("/stats").await;
+                    let (_, is) = ingest.get_json("/stats").await;
+                    panic!(
+                        "silent gap or duplicate: {last} then {}\nedge: {}\ningest: {}",
+                        e.seq, es["cluster"], is["cluster"]
+                    );
+                }
+                lagged = false;
+                last = e.seq;
+                got += 1;
+            }
+            server_message::Kind::Lagged(_) => lagged = true,
+            _ => {}
+        }
+    }
+}
