@@ -392,7 +392,7 @@ mod tests {
             "tickwire_bytes_delivered_total",
             "tickwire_slow_consumer_closes_total",
             "tickwire_analytics_dropped_total 7",
-            "tickwire_write_latency_seconds_bucket{le=\"0.000355\"} 1",
+            "tickwire_write_latency_seconds_bucket{le=\"0.000309\"} 1",
             "tickwire_connection_queue_depth_count 0",
             "tickwire_exchange_lag_seconds_count{venue=\"binance\"} 1",
             "tickwire_source_state{source=\"binance\",state=\"connected\"} 1",
