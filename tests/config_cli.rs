@@ -225,23 +225,26 @@ async fn publish_status(server: &Server, key: &str) -> u16 {
 async fn flag_beats_environment_beats_file() {
     let path = temp_file(
         "keys.toml",
-        "publish-key = \"from-the-file\"\nsim-rate = 0\n",
+        "publish-key = \"from-the-file-0123456\"\nsim-rate = 0\n",
     );
     let file = path.to_str().unwrap();
     let only_file = Server::start(&["--config", file]);
-    assert_eq!(publish_status(&only_file, "from-the-file").await, 200);
+    assert_eq!(
+        publish_status(&only_file, "from-the-file-0123456").await,
+        200
+    );
     let env = Server::start_with_env(
         &["--config", file],
-        &[("TICKWIRE_PUBLISH_KEY", "from-the-env")],
+        &[("TICKWIRE_PUBLISH_KEY", "from-the-env-01234567")],
     );
-    assert_eq!(publish_status(&env, "from-the-env").await, 200);
-    assert_eq!(publish_status(&env, "from-the-file").await, 401);
+    assert_eq!(publish_status(&env, "from-the-env-01234567").await, 200);
+    assert_eq!(publish_status(&env, "from-the-file-0123456").await, 401);
     let flag = Server::start_with_env(
-        &["--config", file, "--publish-key", "from-the-flag"],
-        &[("TICKWIRE_PUBLISH_KEY", "from-the-env")],
+        &["--config", file, "--publish-key", "from-the-flag-0123456"],
+        &[("TICKWIRE_PUBLISH_KEY", "from-the-env-01234567")],
     );
-    assert_eq!(publish_status(&flag, "from-the-flag").await, 200);
-    assert_eq!(publish_status(&flag, "from-the-env").await, 401);
+    assert_eq!(publish_status(&flag, "from-the-flag-0123456").await, 200);
+    assert_eq!(publish_status(&flag, "from-the-env-01234567").await, 401);
 }
 
 #[test]

@@ -86,7 +86,7 @@ class ServerMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[Unsubscribed, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., channel_list: _Optional[_Union[ChannelList, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("session_id", "server_version", "protocol", "format", "heartbeat_interval_ms", "max_subscriptions", "max_requests_per_second", "epoch", "gzip_threshold_bytes", "max_inbound_frame_bytes")
+    __slots__ = ("session_id", "server_version", "protocol", "format", "heartbeat_interval_ms", "max_subscriptions", "max_requests_per_second", "epoch", "gzip_threshold_bytes", "max_inbound_frame_bytes", "max_names_per_request")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class Welcome(_message.Message):
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     GZIP_THRESHOLD_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_INBOUND_FRAME_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_NAMES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     server_version: str
     protocol: str
@@ -107,7 +108,8 @@ class Welcome(_message.Message):
     epoch: str
     gzip_threshold_bytes: int
     max_inbound_frame_bytes: int
-    def __init__(self, session_id: _Optional[str] = ..., server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., format: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_subscriptions: _Optional[int] = ..., max_requests_per_second: _Optional[int] = ..., epoch: _Optional[str] = ..., gzip_threshold_bytes: _Optional[int] = ..., max_inbound_frame_bytes: _Optional[int] = ...) -> None: ...
+    max_names_per_request: int
+    def __init__(self, session_id: _Optional[str] = ..., server_version: _Optional[str] = ..., protocol: _Optional[str] = ..., format: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_subscriptions: _Optional[int] = ..., max_requests_per_second: _Optional[int] = ..., epoch: _Optional[str] = ..., gzip_threshold_bytes: _Optional[int] = ..., max_inbound_frame_bytes: _Optional[int] = ..., max_names_per_request: _Optional[int] = ...) -> None: ...
 
 class Subscribed(_message.Message):
     __slots__ = ("request_id", "channels")
@@ -186,16 +188,18 @@ class Pong(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., server_time_ns: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("request_id", "code", "message", "channel")
+    __slots__ = ("request_id", "code", "message", "channel", "channels")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     code: ErrorCode
     message: str
     channel: str
-    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[int] = ..., code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ..., channel: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Lagged(_message.Message):
     __slots__ = ("channel", "first_seq", "last_seq")
@@ -307,16 +311,18 @@ class RequestScan(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., top_n: _Optional[int] = ..., venue: _Optional[str] = ...) -> None: ...
 
 class Trade(_message.Message):
-    __slots__ = ("price", "quantity", "side", "trade_id")
+    __slots__ = ("price", "quantity", "side", "trade_id", "count")
     PRICE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
     TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     price: float
     quantity: float
     side: Side
     trade_id: str
-    def __init__(self, price: _Optional[float] = ..., quantity: _Optional[float] = ..., side: _Optional[_Union[Side, str]] = ..., trade_id: _Optional[str] = ...) -> None: ...
+    count: int
+    def __init__(self, price: _Optional[float] = ..., quantity: _Optional[float] = ..., side: _Optional[_Union[Side, str]] = ..., trade_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Ticker(_message.Message):
     __slots__ = ("last", "bid", "bid_size", "ask", "ask_size", "open_24h", "high_24h", "low_24h", "change_pct_24h", "volume_24h", "quote_volume_24h")
