@@ -437,3 +437,57 @@ async fn binance_shards_streams_within_1024_per_connection() {
     assert_eq!(streams.iter().sum::<usize>(), 342 * 3);
     assert!(streams.iter().all(|&n| n <= 1024), "{streams:?}");
 }
+
+/// The weight budget (Spot API docs, "LIMITS", as of 2025-11-12: 6000 per
+/// minute per IP, the venue's count in `X-MBX-USED-WEIGHT-1M`). When the
+/// venue reports the budget nearly spent, a call that would overspend it
+/// waits for the window to roll over, while a call that still fits goes at
+/// once. The rule is the client's constructor parameter, so the test uses a
+/// 100-weight, 3 s window instead of 6000 per minute; it asserts the order
+/// in which the calls reach the venue, never a duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_waits_for_the_next_weight_window_when_the_venue_reports_it_spent() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use tickwire::sources::rest::{BudgetRule, RestClient};
+
+    let mock = MockExchange::start().await;
+    mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
+    mock.set_weight_header(95);
+    let rule = BudgetRule {
+        limit: 100,
+        window: Duration::from_secs(3),
+        used_header: Some("x-mbx-used-weight-1m"),
+    };
+    let rest = RestClient::new("binance", &mock.rest_url(), Duration::from_secs(10), rule);
+    let first = "/api/v3/depth?symbol=BTCUSDT&limit=5";
+    let heavy_path = "/api/v3/depth?symbol=BTCUSDT&limit=1000";
+    let light = "/api/v3/depth?symbol=ETHUSDT&limit=5";
+    rest.get(first, 1).await.expect("the first call");
+    // the venue says 95 of 100 are used: weight 10 does not fit
+    let mut heavy = std::pin::pin!(rest.get(heavy_path, 10));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        matches!(heavy.as_mut().poll(&mut cx), Poll::Pending),
+        "the heavy call must wait"
+    );
+    // weight 4 still fits (95 + 4 <= 100): it goes while the heavy one waits
+    rest.get(light, 4).await.expect("a call that fits");
+    assert_eq!(
+        mock.rest_paths(),
+        [first, light],
+        "the heavy call has not reached the venue"
+    );
+    tokio::time::timeout(support::WAIT, heavy)
+        .await
+        .expect("the heavy call goes once the window rolls over")
+        .expect("its answer");
+    assert_eq!(mock.rest_paths(), [first, light, heavy_path]);
+    // the new window also starts from the venue's count: 95 reported again,
+    // so the next heavy call waits again while a light one goes
+    let mut again = std::pin::pin!(rest.get(heavy_path, 10));
+    assert!(matches!(again.as_mut().poll(&mut cx), Poll::Pending));
+    rest.get(light, 1).await.expect("a call that fits");
+    assert_eq!(mock.rest_paths().len(), 4, "{:?}", mock.rest_paths());
+    assert_eq!(mock.rest_paths()[3], light);
+}

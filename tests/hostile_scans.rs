@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::hostile::Watcher;
+use support::hostile::{Watcher, baseline_rss, memory_server, rss_back_to};
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{
     ErrorCode, RequestScan, client_message, event::Payload, server_message::Kind,
@@ -20,6 +20,11 @@ fn scan(request_id: u64, venue: &str) -> client_message::Kind {
 }
 
 fn analytics_server(extra: &[&str]) -> Server {
+    analytics_server_with(extra, Server::start)
+}
+
+/// An analytics server started by `start` (plain, or [`memory_server`]).
+fn analytics_server_with(extra: &[&str], start: fn(&[&str]) -> Server) -> Server {
     let mut args = vec![
         "--signal-interval",
         "1s",
@@ -29,7 +34,7 @@ fn analytics_server(extra: &[&str]) -> Server {
         "5",
     ];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    start(&args)
 }
 
 /// `request_scan` of a made-up venue used to create `scan.<venue>.all`
@@ -37,7 +42,8 @@ fn analytics_server(extra: &[&str]) -> Server {
 /// list does not change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_of_an_unknown_venue_creates_nothing() {
-    let server = analytics_server(&["--max-requests-per-second", "0"]);
+    let server = analytics_server_with(&["--max-requests-per-second", "0"], memory_server);
+    let baseline = baseline_rss(&server).await;
     let (_, before) = server.get_json("/channels").await;
     let count_before = before["channels"].as_array().unwrap().len();
     let watcher = Watcher::start(&server, &["trade.sim.*"]).await;
@@ -85,6 +91,8 @@ async fn a_scan_of_an_unknown_venue_creates_nothing() {
     let s = bystander.subscribe(&["scan.*.*"]).await;
     assert!(s.channels.iter().all(|c| !c.channel.contains("fake")));
     watcher.finish("200 scans of made-up venues").await;
+    drop((c, bystander));
+    rss_back_to(&server, baseline, "200 scans of made-up venues").await;
 }
 
 /// Two clients that re-request a scan the moment theirs ends used to hold

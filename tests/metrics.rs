@@ -102,6 +102,7 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
         ("process_resident_memory_bytes", "gauge"),
         ("process_open_fds", "gauge"),
         ("process_start_time_seconds", "gauge"),
+        ("tickwire_limit", "gauge"),
     ] {
         assert_eq!(families[name], ty, "{name} in {families}");
     }
@@ -145,6 +146,38 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
         (rss / 1024.0 - kib).abs() < kib * 0.5,
         "process_resident_memory_bytes {rss} vs /proc {kib} KiB"
     );
+
+    // every limit /stats shows is a `tickwire_limit` series with its value
+    let (status, stats) = server.get("/stats").await;
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("stats json");
+    let mut limits = Vec::new();
+    for group in ["limits", "slow_consumer_limits"] {
+        for (key, value) in stats[group].as_object().expect(group) {
+            if let Some(v) = value.as_f64() {
+                limits.push((key.clone(), v));
+            }
+            for (sub, v) in value.as_object().into_iter().flatten() {
+                limits.push((format!("{key}_{sub}"), v.as_f64().expect("number")));
+            }
+        }
+    }
+    limits.retain(|(k, _)| k != "scans_waiting");
+    assert!(limits.len() >= 20, "{limits:?}");
+    for (key, v) in &limits {
+        let series = format!("tickwire_limit{{limit=\"{key}\"}} ");
+        assert_eq!(sample(&text, &series), Some(*v), "{series} in\n{text}");
+        assert_eq!(text.matches(&series).count(), 1, "one series of {key}");
+    }
+    for (key, v) in [
+        ("max_names_per_request", 256.0),
+        ("socket_send_buffer", 262144.0),
+        ("max_lag_age_ms", 2000.0),
+        ("request_cost_names_per_unit", 16.0),
+    ] {
+        let series = format!("tickwire_limit{{limit=\"{key}\"}} ");
+        assert_eq!(sample(&text, &series), Some(v), "{series}");
+    }
 }
 
 /// The value of the one sample line starting with `prefix` (labels

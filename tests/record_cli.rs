@@ -58,6 +58,9 @@ fn wait_line(rx: &Receiver<String>, want: &str, seen: &mut Vec<String>) {
     }
 }
 
+/// A publish key long enough to be accepted (16 bytes at least).
+const KEY: &str = "record-cli-publish-key";
+
 async fn publish(server: &Server, key: &str, channel: &str) {
     let body = format!(r#"{{"channel":"{channel}","custom":{{"json":"1"}}}}"#);
     let mut s = TcpStream::connect(server.addr).await.unwrap();
@@ -77,7 +80,7 @@ async fn publish(server: &Server, key: &str, channel: &str) {
 
 #[tokio::test]
 async fn no_matching_channel_is_said_and_a_later_channel_is_recorded() {
-    let server = Server::start(&["--sim-rate", "0", "--publish-key", "record-cli-publish-key"]);
+    let server = Server::start(&["--sim-rate", "0", "--publish-key", KEY]);
     let out = out_file("later.twr");
     let url = server.ws_url("");
     let (mut child, rx) = spawn_record(&[
@@ -92,7 +95,7 @@ async fn no_matching_channel_is_said_and_a_later_channel_is_recorded() {
     ]);
     let mut seen = Vec::new();
     wait_line(&rx, "no channel matches custom.later.* yet", &mut seen);
-    publish(&server, "record-cli-publish-key", "custom.later.A-B").await;
+    publish(&server, KEY, "custom.later.A-B").await;
     wait_line(&rx, "recorded 1 events on 1 channels", &mut seen);
     assert!(child.wait().unwrap().success(), "{seen:#?}");
     let mut reader = tickwire::sources::record::Reader::open(&out).unwrap();

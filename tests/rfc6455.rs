@@ -11,6 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
+use support::hostile::{baseline_rss, memory_server, rss_back_to};
 use support::{Client, Fmt, Server, WAIT, raw_connect, raw_frame};
 use tickwire::protocol::pb::{self, ServerMessage, client_message, server_message::Kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -427,7 +428,8 @@ async fn longest_silence_during<F: Future<Output = ()>>(server: &Server, attack:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_is_rate_limited_and_closed() {
-    let server = Server::start(&["--sim-rate", "500", "--analytics", "off"]);
+    let server = memory_server(&["--sim-rate", "500", "--analytics", "off"]);
+    let baseline = baseline_rss(&server).await;
     let attack = async {
         let mut closes = Vec::new();
         let mut pongs_total = 0;
@@ -457,11 +459,13 @@ async fn a_ping_flood_is_rate_limited_and_closed() {
     let silence = longest_silence_during(&server, attack).await;
     println!("healthy client's longest silence during the ping flood: {silence:?}");
     assert!(silence < Duration::from_secs(10), "hang guard");
+    rss_back_to(&server, baseline, "ping flood").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_continuation_flood_is_cut_off() {
-    let server = Server::start(&["--sim-rate", "500", "--analytics", "off"]);
+    let server = memory_server(&["--sim-rate", "500", "--analytics", "off"]);
+    let baseline = baseline_rss(&server).await;
     let attack = async {
         let mut s = connected(&server).await;
         s.write_all(&raw_frame(false, 0x2, b"", true))
@@ -501,4 +505,5 @@ async fn an_empty_continuation_flood_is_cut_off() {
     let silence = longest_silence_during(&server, attack).await;
     println!("healthy client's longest silence during the continuation flood: {silence:?}");
     assert!(silence < Duration::from_secs(10), "hang guard");
+    rss_back_to(&server, baseline, "empty continuation flood").await;
 }

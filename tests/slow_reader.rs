@@ -127,7 +127,13 @@ async fn a_client_reading_at_a_quarter_of_the_feed_rate_is_told_within_seconds()
     assert!(stats["lagged_sent"].as_u64().unwrap() >= 1);
     assert_eq!(stats["slow_consumer_limits"]["max_lag_age_ms"], 2000);
     assert!(silence < Duration::from_secs(10), "hang guard");
-    // a slow reader holds cursors, not copies: nothing stays behind
+    // A slow reader holds cursors, not copies: nothing stays behind. This
+    // test runs the default configuration, whose history rings (10 000
+    // events a channel) keep filling for minutes after start, about
+    // 0.4 MiB/s at the default rate (measured with no client at all), so
+    // this bound is loose; the test below checks the same for 100 stopped
+    // readers against the tight bound of the attack tests, with rings that
+    // are full before its baseline.
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS {rss_before} -> {rss_after} KiB"
@@ -289,16 +295,24 @@ async fn a_hundred_stopped_readers_are_closed_and_leave_nothing_behind() {
     drop(stopped);
     stop.store(true, Ordering::Relaxed);
     let (events, silence) = healthy.await.unwrap();
-    let (_, stats) = server.get_json("/stats").await;
-    let rss_after = quiet_rss(&server).await;
     println!(
-        "100 stopped readers: close codes {codes:?}; healthy client {events} events, longest silence {silence:?}; RSS {rss_before} -> {rss_after} KiB"
+        "100 stopped readers: close codes {codes:?}; healthy client {events} events, longest silence {silence:?}"
     );
     assert_eq!(codes.get(&Some(4008)), Some(&100), "{codes:?}");
-    assert_eq!(stats["connections"], 0);
     assert!(silence < Duration::from_secs(10), "hang guard");
-    assert!(
-        rss_after < rss_before + 16 * 1024,
-        "RSS {rss_before} -> {rss_after} KiB"
-    );
+    // the healthy client's close reaches the server a moment later
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = server.get_json("/stats").await;
+        if stats["connections"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "connections left: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // small rings, full before the baseline, and mimalloc without purge
+    // delay (tests/support/hostile.rs): what 100 stopped readers could
+    // leave behind (their 256 KiB socket buffers' worth of frames, their
+    // sessions) is far over the slack
+    support::hostile::rss_back_to(&server, rss_before, "100 stopped readers").await;
 }

@@ -5,6 +5,7 @@
 //! it starts the server itself, pinned to `--server-cpus`, and samples its
 //! RSS and CPU time from /proc.
 
+mod arrival;
 mod cluster;
 mod plot;
 mod procstat;
@@ -81,6 +82,11 @@ pub struct Args {
     /// Measurement window after every client is connected.
     #[arg(long)]
     pub duration: Option<String>,
+    /// Latency ends when a read returns (`read`, what an application sees)
+    /// or at the kernel's receive timestamp (`kernel`, SO_TIMESTAMPNS on
+    /// Linux: leaves out the load generator's own wake-up and queueing).
+    #[arg(long, value_enum, default_value = "read")]
+    pub arrival: arrival::Arrival,
     /// Settle time between the last connect and the window.
     #[arg(long, default_value = "1s")]
     pub warmup: String,
@@ -151,6 +157,7 @@ pub struct Plan {
     pub storm_clients: usize,
     pub storm_within: Duration,
     pub source_ips: u8,
+    pub arrival: arrival::Arrival,
 }
 
 fn spawn_name(s: Spawn) -> &'static str {
@@ -301,6 +308,7 @@ fn main() {
             .or(sc.storm_within.as_deref())
             .unwrap_or("10s")),
         source_ips: args.source_ips.max(1),
+        arrival: args.arrival,
     };
     if matches!(args.spawn, Some(s) if s != Spawn::Tickwire)
         && args.scenario.is_some()

@@ -107,6 +107,7 @@ impl Report {
             "rss_per_client_kib": self.rss_per_client_kib(),
             "events_published_per_s": self.events_published_per_s,
             "storm_connected": self.storm_connected, "storm_failed": self.storm_failed,
+            "arrival": p.arrival.as_str(), "unstamped_reads": self.unstamped_reads,
         })
     }
 }

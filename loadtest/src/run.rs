@@ -13,6 +13,7 @@ use tickwire::protocol::pb::{ClientMessage, Subscribe, client_message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::arrival::Arrival;
 use crate::procstat;
 use crate::progress::Progress;
 use crate::wire::{self, FrameReader, Seen};
@@ -31,6 +32,7 @@ struct Shared {
     failed: AtomicU64,
     storm_connected: AtomicU64,
     storm_failed: AtomicU64,
+    unstamped_reads: AtomicU64,
     closes: Mutex<BTreeMap<String, u64>>,
     hist: Mutex<Option<Histogram<u64>>>,
 }
@@ -55,6 +57,8 @@ pub struct Report {
     pub closes: BTreeMap<String, u64>,
     pub latency_us: [u64; 5],
     pub latency_count: u64,
+    /// With `--arrival kernel`: reads the kernel gave no timestamp.
+    pub unstamped_reads: u64,
     /// Server RSS before any client connected.
     pub rss_before_clients_kib: u64,
     pub rss_start_kib: u64,
@@ -280,6 +284,7 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
         closes: shared.closes.lock().expect("closes lock").clone(),
         latency_us: [q(0.5), q(0.9), q(0.99), q(0.999), hist.max()],
         latency_count: hist.len(),
+        unstamped_reads: shared.unstamped_reads.load(Relaxed),
         rss_before_clients_kib,
         rss_start_kib,
         rss_max_kib,
@@ -390,6 +395,9 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
         socket.bind(SocketAddr::new(ip, 0))?;
         let mut stream = socket.connect(plan.addr).await?;
         stream.set_nodelay(true)?;
+        if plan.arrival == Arrival::Kernel {
+            crate::arrival::enable_kernel_stamps(&stream)?;
+        }
         let path = if spec.json { "/ws?format=json" } else { "/ws" };
         let leftover = wire::handshake(&mut stream, &plan.addr.to_string(), path).await?;
         Ok::<_, std::io::Error>((stream, leftover))
@@ -422,7 +430,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
             return;
         }
     }
-    let mut reader = FrameReader::new(256 * 1024, &leftover);
+    let mut reader = FrameReader::with_arrival(256 * 1024, &leftover, plan.arrival);
     let mut local = Local {
         deliveries: 0,
         bytes: 0,
@@ -442,6 +450,10 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 break;
             }
         };
+        let unstamped = reader.take_unstamped();
+        if unstamped > 0 {
+            shared.unstamped_reads.fetch_add(unstamped, Relaxed);
+        }
         let arrived = reader.arrived_ns();
         let payload = reader.payload(&frame);
         match frame.opcode {

@@ -178,10 +178,24 @@ pub struct FrameReader {
     /// When the last read returned (the arrival time of every frame it
     /// completed), in ns since the Unix epoch.
     arrived_ns: i64,
+    arrival: crate::arrival::Arrival,
+    /// Reads in kernel mode that came without a kernel timestamp.
+    unstamped: u64,
 }
 
 impl FrameReader {
+    #[allow(dead_code)] // the publish-latency binary reads this way
     pub fn new(capacity: usize, leftover: &[u8]) -> Self {
+        Self::with_arrival(capacity, leftover, crate::arrival::Arrival::Read)
+    }
+
+    /// A reader stamping arrivals as `arrival` says (the socket must have
+    /// kernel stamps enabled for [`crate::arrival::Arrival::Kernel`]).
+    pub fn with_arrival(
+        capacity: usize,
+        leftover: &[u8],
+        arrival: crate::arrival::Arrival,
+    ) -> Self {
         let mut buf = vec![0; capacity.max(leftover.len() * 2)];
         buf[..leftover.len()].copy_from_slice(leftover);
         Self {
@@ -189,7 +203,15 @@ impl FrameReader {
             head: 0,
             tail: leftover.len(),
             arrived_ns: tickwire::protocol::now_ns(),
+            arrival,
+            unstamped: 0,
         }
+    }
+
+    /// Reads (in kernel mode) that carried no kernel timestamp and were
+    /// stamped with the clock instead, since the last call.
+    pub fn take_unstamped(&mut self) -> u64 {
+        std::mem::take(&mut self.unstamped)
     }
 
     /// When the bytes of the frame last returned by [`Self::next`] arrived:
@@ -252,12 +274,27 @@ impl FrameReader {
                 let new_len = self.buf.len() * 2;
                 self.buf.resize(new_len, 0);
             }
-            let n = sock.read(&mut self.buf[self.tail..]).await?;
+            let (n, stamp) = match self.arrival {
+                crate::arrival::Arrival::Read => {
+                    (sock.read(&mut self.buf[self.tail..]).await?, None)
+                }
+                crate::arrival::Arrival::Kernel => {
+                    crate::arrival::read_stamped(sock, &mut self.buf[self.tail..]).await?
+                }
+            };
             if n == 0 {
                 return Ok(None);
             }
             self.tail += n;
-            self.arrived_ns = tickwire::protocol::now_ns();
+            self.arrived_ns = match stamp {
+                Some(t) => t,
+                None => {
+                    if self.arrival == crate::arrival::Arrival::Kernel {
+                        self.unstamped += 1;
+                    }
+                    tickwire::protocol::now_ns()
+                }
+            };
         }
     }
 }

@@ -28,6 +28,32 @@ pub struct Exposition {
     pub sources: Vec<Arc<SourceStatus>>,
     /// Trades the analytics tap dropped because its queue was full.
     pub analytics_dropped: u64,
+    /// The limits in force, named as in `/stats` (`limits` and
+    /// `slow_consumer_limits`), one `tickwire_limit{limit=...}` series each.
+    pub limits: Vec<(String, f64)>,
+}
+
+/// The numeric leaves of a JSON object as `(name, value)`: nested objects
+/// join their keys with `_` (`request_cost.names_per_unit` becomes
+/// `request_cost_names_per_unit`); strings, booleans and nulls are skipped.
+/// `/metrics` takes its limits from the same JSON `/stats` shows, so the two
+/// cannot disagree.
+pub fn numeric_leaves(prefix: &str, json: &serde_json::Value, out: &mut Vec<(String, f64)>) {
+    let Some(obj) = json.as_object() else {
+        return;
+    };
+    for (key, value) in obj {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}_{key}")
+        };
+        if let Some(v) = value.as_f64() {
+            out.push((name, v));
+        } else if value.is_object() {
+            numeric_leaves(&name, value, out);
+        }
+    }
 }
 
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> Res {
@@ -150,6 +176,18 @@ impl Exposition {
             ),
         ] {
             counter(e, name, help, v)?;
+        }
+        {
+            let mut family = e.encode_descriptor(
+                "tickwire_limit",
+                "A limit in force (README Limits; the same figures as /stats)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (limit, v) in &self.limits {
+                let labels = [("limit", limit.as_str())];
+                ConstGauge::new(*v).encode(family.encode_family(&labels)?)?;
+            }
         }
         ConstCounter::new(self.analytics_dropped).encode(e.encode_descriptor(
             "tickwire_analytics_dropped",
@@ -334,6 +372,7 @@ mod tests {
             metrics: m.clone(),
             sources,
             analytics_dropped: 7,
+            limits: vec![("max_connections".into(), 100.0)],
         })
     }
 
@@ -353,7 +392,7 @@ mod tests {
             "tickwire_bytes_delivered_total",
             "tickwire_slow_consumer_closes_total",
             "tickwire_analytics_dropped_total 7",
-            "tickwire_write_latency_seconds_bucket{le=\"0.000355\"} 1",
+            "tickwire_write_latency_seconds_bucket{le=\"0.000309\"} 1",
             "tickwire_connection_queue_depth_count 0",
             "tickwire_exchange_lag_seconds_count{venue=\"binance\"} 1",
             "tickwire_source_state{source=\"binance\",state=\"connected\"} 1",
@@ -365,10 +404,30 @@ mod tests {
             "process_cpu_seconds_total",
             "process_open_fds",
             "process_start_time_seconds",
+            "tickwire_limit{limit=\"max_connections\"} 100.0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn limits_come_from_the_stats_json() {
+        let json = serde_json::json!({
+            "max_subscriptions": 1000,
+            "policy": "lagged",
+            "request_cost": {"names_per_unit": 16},
+        });
+        let mut out = Vec::new();
+        numeric_leaves("", &json, &mut out);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            out,
+            vec![
+                ("max_subscriptions".to_string(), 1000.0),
+                ("request_cost_names_per_unit".to_string(), 16.0),
+            ]
+        );
     }
 
     /// Each bucket is counted once: `+Inf` equals `_count` and the

@@ -109,6 +109,7 @@ async fn route_method(
                 metrics: ctx.metrics.clone(),
                 sources: ctx.sources.clone(),
                 analytics_dropped: ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()),
+                limits: limits_for_metrics(&ctx),
             }),
         ),
         (
@@ -171,16 +172,7 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
     body["sources"] = sources_json(ctx);
     body["analytics_dropped"] = ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()).into();
     body["pattern_watchers"] = ctx.hub.registry().watcher_count().into();
-    let cfg = &ctx.config;
-    body["slow_consumer_limits"] = serde_json::json!({
-        "policy": format!("{:?}", cfg.slow_consumer).to_lowercase(),
-        "max_lag_age_ms": cfg.max_lag_age.as_millis() as u64,
-        "max_lag_messages": cfg.max_lag_messages,
-        "max_lag_bytes": cfg.max_lag_bytes,
-        "socket_send_buffer": cfg.socket_send_buffer,
-        "socket_unsent_limit": cfg.socket_unsent_limit,
-        "write_timeout_ms": cfg.write_timeout.as_millis() as u64,
-    });
+    body["slow_consumer_limits"] = slow_consumer_json(ctx);
     body["tasks"] = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks()
@@ -191,6 +183,33 @@ fn stats(ctx: &ServerContext) -> Response<Body> {
         body["cluster"] = node.stats_json();
     }
     json(StatusCode::OK, body)
+}
+
+/// The slow-consumer policy and its bounds, for `/stats`.
+fn slow_consumer_json(ctx: &ServerContext) -> serde_json::Value {
+    let cfg = &ctx.config;
+    serde_json::json!({
+        "policy": format!("{:?}", cfg.slow_consumer).to_lowercase(),
+        "max_lag_age_ms": cfg.max_lag_age.as_millis() as u64,
+        "max_lag_messages": cfg.max_lag_messages,
+        "max_lag_bytes": cfg.max_lag_bytes,
+        "socket_send_buffer": cfg.socket_send_buffer,
+        "socket_unsent_limit": cfg.socket_unsent_limit,
+        "write_timeout_ms": cfg.write_timeout.as_millis() as u64,
+    })
+}
+
+/// Every numeric limit of `/stats` (`limits` and `slow_consumer_limits`),
+/// for the `tickwire_limit` gauges of `/metrics`. `scans_waiting` is a
+/// level, not a limit, and is left out.
+fn limits_for_metrics(ctx: &ServerContext) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    crate::metrics::exposition::numeric_leaves("", &limits_json(ctx), &mut out);
+    crate::metrics::exposition::numeric_leaves("", &slow_consumer_json(ctx), &mut out);
+    // max_lag_* appear in both objects: one series each
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(name, _)| name != "scans_waiting" && seen.insert(name.clone()));
+    out
 }
 
 /// The limits in force (README "Limits"), and the scan queue now.

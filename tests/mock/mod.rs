@@ -313,6 +313,11 @@ impl MockExchange {
             .insert(path_prefix.to_string(), (status, body.into()));
     }
 
+    /// Every REST request's path and query, in arrival order.
+    pub fn rest_paths(&self) -> Vec<String> {
+        self.state.lock().unwrap().rest_hits.clone()
+    }
+
     pub fn rest_hits(&self, prefix: &str) -> usize {
         self.state
             .lock()

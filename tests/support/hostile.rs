@@ -110,3 +110,92 @@ impl RssSampler {
         self.task.join().expect("sampler")
     }
 }
+
+/// Flags of an attack test that checks the server's memory afterwards: a
+/// 64-event history ring per channel. With the default 10 000 the rings go
+/// on filling for minutes after start (measured with no client at all:
+/// RssAnon 12 -> 24 MiB over the first 30 s at the default simulator rate,
+/// the same with and without mimalloc's purge delay), which is growth of
+/// the feed, not of the attack, and would hide a leak of that size. With 64
+/// events the rings are full within 3 s and RssAnon stays flat (14 MiB,
+/// measured over 30 s). The attacks do not depend on the history's length.
+pub const MEMORY_FLAGS: [&str; 2] = ["--history-messages", "64"];
+
+/// mimalloc returns freed pages to the OS at once instead of after its
+/// purge delay, so RssAnon follows live memory, not the allocator's timing.
+pub const MEMORY_ENV: [(&str, &str); 1] = [("MIMALLOC_PURGE_DELAY", "0")];
+
+/// How far above its baseline the server's RssAnon may stay once an attack
+/// is over. What remains without a leak is the allocator's working set:
+/// mimalloc keeps a thread's freed pages for that thread's next
+/// allocations (a tokio blocking thread that checked a 1 MB publish batch
+/// and went idle held 13.9 MiB of them), so a test whose attack allocates
+/// on threads that then sit idle runs it once to warm up before it takes
+/// the baseline, as tests/churn.rs does. After that, measured on the
+/// loaded 2-core session machine: -4.4 to +3.5 MiB across the attack
+/// tests. Anything an attack could leave behind is larger: one unbounded
+/// answer was 34 MB, 100 unread error floods hundreds of MB, 100 leaked
+/// connections with their 64 KiB read buffers and sessions about 10 MiB.
+pub const RSS_SLACK_KIB: u64 = 6 * 1024;
+
+/// Starts a server for an attack test that checks memory
+/// ([`MEMORY_FLAGS`], [`MEMORY_ENV`]) with `args` besides.
+pub fn memory_server(args: &[&str]) -> Server {
+    let mut all: Vec<&str> = MEMORY_FLAGS.to_vec();
+    all.extend_from_slice(args);
+    Server::start_with_env(&all, &MEMORY_ENV)
+}
+
+/// The smallest RssAnon seen over half a second: what the server holds,
+/// not a peak it is about to give back.
+pub async fn quiet_rss(server: &Server) -> u64 {
+    let mut least = u64::MAX;
+    for _ in 0..10 {
+        least = least.min(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    least
+}
+
+/// The baseline of a memory check: RssAnon once it stopped growing (two
+/// quiet readings a second apart within 256 KiB; the history rings are full
+/// by then).
+pub async fn baseline_rss(server: &Server) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    let mut last = quiet_rss(server).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = quiet_rss(server).await;
+        if now <= last + 256 {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RssAnon never settled: {last} -> {now} KiB"
+        );
+        last = now;
+    }
+}
+
+/// Waits until RssAnon is back within [`RSS_SLACK_KIB`] of `baseline`
+/// (what the attack allocated is freed as its connections close); fails
+/// with the figures after a generous hang guard.
+pub async fn rss_back_to(server: &Server, baseline: u64, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = quiet_rss(server).await;
+        if now <= baseline + RSS_SLACK_KIB {
+            println!(
+                "{what}: server RssAnon {baseline} -> {now} KiB ({:+} KiB, {} KiB allowed)",
+                now as i64 - baseline as i64,
+                RSS_SLACK_KIB
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: RssAnon stayed at {now} KiB, {} KiB over its baseline {baseline} KiB",
+            now - baseline
+        );
+    }
+}

@@ -19,6 +19,10 @@ use tokio::net::TcpStream;
 #[allow(dead_code)]
 mod wire;
 
+#[path = "../arrival.rs"]
+#[allow(dead_code)]
+mod arrival;
+
 #[derive(Parser)]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
