@@ -291,14 +291,7 @@ async fn binance_fills_a_trade_id_gap_over_rest_in_order() {
 async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
     let mock = MockExchange::start().await;
     mock.set_rest("/api/v3/depth", 200, SNAPSHOT_100);
-    // The test client reads only after the 2 s burst: it is not a slow
-    // reader, so the lag-age bound is out of the way.
-    let server = server(
-        "binance",
-        &mock,
-        "BTCUSDT",
-        &["--stale-after", "1s", "--max-lag-age", "60s"],
-    );
+    let server = server("binance", &mock, "BTCUSDT", &["--stale-after", "1s"]);
     mock.wait_for("the stream", |m| m.connected() == 1).await;
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use support::Server;
-use support::hostile::{Watcher, baseline_rss, memory_server, rss_back_to};
+use support::hostile::{Watcher, baseline_rss, memory_server, rss_back_within};
 use tickwire::protocol::pb::{BookUpdate, Event, event::Payload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -92,7 +92,13 @@ async fn a_huge_batch_is_checked_in_linear_time_off_the_io_workers() {
     }
     let silence = watcher.finish("two 1 MB publish batches").await;
     assert!(silence < Duration::from_secs(5), "{silence:?}");
-    rss_back_to(&server, baseline, "two 1 MB publish batches").await;
+    // The batches are parsed on tokio's blocking threads; mimalloc keeps
+    // what they freed in those threads' heaps until the threads retire
+    // (measured 0-10 MiB over the baseline after the warm-up run on a
+    // loaded machine), so this bound is 16 MiB rather than the 6 MiB of
+    // the attacks served on the I/O threads. Two leaked batches would
+    // exceed it.
+    rss_back_within(&server, baseline, 16 * 1024, "two 1 MB publish batches").await;
 }
 
 /// An update after a snapshot of the same (new) book in one batch is fine;

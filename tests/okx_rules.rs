@@ -294,14 +294,7 @@ async fn okx_notice_64008_and_rotation_are_seamless_for_trades_and_books() {
     mock.okx_auto(&[]);
     // a shortened rotation interval, so that a scheduled rotation follows
     // the notice's
-    // The test client reads only after both rotations (seconds later): it
-    // is not a slow reader, so the lag-age bound is out of the way.
-    let server = server(
-        "okx",
-        &mock,
-        "BTC-USDT",
-        &["--rotate-after", "3s", "--max-lag-age", "60s"],
-    );
+    let server = server("okx", &mock, "BTC-USDT", &["--rotate-after", "3s"]);
     mock.wait_for("the subscribe", |m| !m.received().is_empty())
         .await;
     let mut c = Client::connect(&server, Fmt::Proto).await;

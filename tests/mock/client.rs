@@ -99,6 +99,11 @@ pub fn server(venue: &str, mock: &MockExchange, symbols: &str, extra: &[&str]) -
         symbols,
         "--book-depth",
         "5",
+        // These tests read the client side after the venue side has run for
+        // seconds; the 2 s lag-age bound (issue 19, tested in
+        // tests/slow_reader.rs) would rightly call that a slow reader.
+        "--max-lag-age",
+        "60s",
     ];
     args.extend_from_slice(extra);
     Server::start(&args)
