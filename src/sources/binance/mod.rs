@@ -17,16 +17,15 @@
 //! `serverShutdown` and `--rotate-after` (Binance cuts connections at 24 h)
 //! replace the connection make-before-break (see [`legs`](super::legs)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::TopView;
 use super::rest::{MarketBackoff, RestError};
 use super::{
@@ -197,29 +196,17 @@ impl Binance {
             }
         }
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        let mut next_data = false;
-        let mut caught_up = false;
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate: Option<String> = None;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue, // pings are answered by tungstenite
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     last_data = Instant::now();
                     status.messages(1);
@@ -229,10 +216,8 @@ impl Binance {
                                 rotate = Some("binance serverShutdown".into());
                             }
                         }
-                        Ok(Handled::Fresh) => next_data |= leg == Leg::Next,
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
-                        Ok(Handled::Repeat) => caught_up |= leg == Leg::Current && next_data,
+                        Ok(Handled::Fresh) => overlap.data(leg),
+                        Ok(Handled::Repeat) => overlap.repeat(leg),
                         Ok(Handled::Other) => {}
                         Err(e) => {
                             tracing::warn!(source = "binance", error = %e, "message skipped");
@@ -240,10 +225,10 @@ impl Binance {
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                _ = legs::until(rotate_at) => {
                     rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
                 }
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(switch_at) => {
                     legs.switch().await;
                 }
                 Some(reply) = rx.recv() => match reply {
@@ -259,25 +244,18 @@ impl Binance {
             if let Some(why) = rotate
                 && !legs.rotating()
             {
-                status.rotating(&why);
-                tracing::info!(source = "binance", reason = %why, "opening a new connection (make-before-break)");
-                match net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await {
-                    Ok(ws) => {
-                        legs.start(ws);
-                        next_data = false;
-                        caught_up = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = "binance", error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce("binance", status, &why);
+                let opened = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await;
+                // Binance subscribes at connect: no request to wait for
+                let opened = opened.map(|ws| (ws, HashSet::new())).map_err(Into::into);
+                if let Some(ids) = legs.start_opened("binance", opened) {
+                    overlap.start(ids);
                 }
             }
-            // the new leg streams (Binance subscribes at connect) and the
-            // old one has delivered everything before the new one's start
-            if legs.rotating() && next_data && caught_up {
-                legs.switch().await;
-                tracing::info!(source = "binance", "switched to the new connection");
+            // the new leg streams and the old one has delivered everything
+            // before the new one's start
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged("binance").await;
             }
         }
     }

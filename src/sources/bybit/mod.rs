@@ -25,7 +25,7 @@ pub mod msg;
 
 use super::activity::Activity;
 use super::dedup::RecentIds;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::{Side, TopView};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
@@ -177,9 +177,7 @@ impl Bybit {
         status.connected();
         tracing::info!(source = VENUE, "stream connected");
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        // the next leg's unanswered subscribe ids, and whether it sent data
-        let mut pending: HashSet<String> = HashSet::new();
-        let (mut next_data, mut caught_up) = (false, false);
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         // every 20 s as Bybit asks, sooner when silence is judged sooner
@@ -187,42 +185,25 @@ impl Bybit {
         ping.tick().await;
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate = false;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue,
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     match self.on_text(text.as_str(), &mut legs, status).await {
                         Ok(Handled::Data) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            next_data |= leg == Leg::Next;
+                            overlap.data(leg);
                         }
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
                         Ok(Handled::Repeat) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            caught_up |= leg == Leg::Current && next_data;
+                            overlap.repeat(leg);
                         }
-                        Ok(Handled::Ack(id)) => {
-                            if leg == Leg::Next {
-                                pending.remove(&id);
-                            }
-                        }
+                        Ok(Handled::Ack(id)) => overlap.ack(leg, &id),
                         Ok(Handled::Other) => {}
                         Err(SourceError::Net(e)) => return Err(e.into()),
                         Err(e) => {
@@ -231,8 +212,8 @@ impl Bybit {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => rotate = true,
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(rotate_at) => rotate = true,
+                _ = legs::until(switch_at) => {
                     tracing::warn!(source = VENUE, "new connection not ready in time; switching anyway");
                     legs.switch().await;
                 }
@@ -251,23 +232,13 @@ impl Bybit {
             }
             if rotate && !legs.rotating() {
                 let why = format!("connection is {:?} old", self.cfg.rotate_after);
-                status.rotating(&why);
-                tracing::info!(source = VENUE, reason = %why, "opening a new connection (make-before-break)");
-                match self.open_leg().await {
-                    Ok((ws, ids)) => {
-                        legs.start(ws);
-                        pending = ids;
-                        (next_data, caught_up) = (false, false);
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = VENUE, error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce(VENUE, status, &why);
+                if let Some(ids) = legs.start_opened(VENUE, self.open_leg().await) {
+                    overlap.start(ids);
                 }
             }
-            if legs.rotating() && next_data && caught_up && pending.is_empty() {
-                legs.switch().await;
-                tracing::info!(source = VENUE, "switched to the new connection");
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged(VENUE).await;
             }
         }
     }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::TopView;
 mod books;
 mod msg;
@@ -187,34 +187,20 @@ impl Okx {
         status.connected();
         tracing::info!(source = "okx", "stream connected");
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        // the next leg's unanswered subscribe ids, and whether it sent data
-        let mut pending: HashSet<String> = HashSet::new();
-        let mut next_data = false;
-        let mut caught_up = false;
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut last_any = Instant::now();
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let keepalive_at = last_any + KEEPALIVE.min(stale);
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate: Option<String> = None;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
                     last_any = Instant::now();
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue,
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     if text.as_str() == "pong" {
                         continue;
@@ -223,20 +209,14 @@ impl Okx {
                         Ok(Handled::Data) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            next_data |= leg == Leg::Next;
+                            overlap.data(leg);
                         }
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
                         Ok(Handled::Repeat) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            caught_up |= leg == Leg::Current && next_data;
+                            overlap.repeat(leg);
                         }
-                        Ok(Handled::Ack(id)) => {
-                            if leg == Leg::Next {
-                                pending.remove(&id);
-                            }
-                        }
+                        Ok(Handled::Ack(id)) => overlap.ack(leg, &id),
                         Ok(Handled::Notice(why)) => {
                             if leg == Leg::Current {
                                 rotate = Some(why);
@@ -249,10 +229,10 @@ impl Okx {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                _ = legs::until(rotate_at) => {
                     rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
                 }
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(switch_at) => {
                     tracing::warn!(source = "okx", "new connection not ready in time; switching anyway");
                     legs.switch().await;
                 }
@@ -272,24 +252,13 @@ impl Okx {
             if let Some(why) = rotate
                 && !legs.rotating()
             {
-                status.rotating(&why);
-                tracing::info!(source = "okx", reason = %why, "opening a new connection (make-before-break)");
-                match self.open_leg().await {
-                    Ok((ws, ids)) => {
-                        legs.start(ws);
-                        pending = ids;
-                        next_data = false;
-                        caught_up = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = "okx", error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce("okx", status, &why);
+                if let Some(ids) = legs.start_opened("okx", self.open_leg().await) {
+                    overlap.start(ids);
                 }
             }
-            if legs.rotating() && next_data && caught_up && pending.is_empty() {
-                legs.switch().await;
-                tracing::info!(source = "okx", "switched to the new connection");
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged("okx").await;
             }
         }
     }
