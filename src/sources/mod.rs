@@ -429,6 +429,34 @@ pub async fn run_sharded<E, F>(
     futures_util::future::join_all(shards).await;
 }
 
+/// A venue's task: attaches its status feed, resolves the channels of its
+/// instruments (they exist from the start, before the venue answers), then
+/// [`run_sharded`] with each connection built by `make` (the venue's
+/// constructor).
+fn sharded<E: Exchange + 'static>(
+    venue: &'static str,
+    make: fn(Arc<Hub>, ExchangeConfig) -> Result<E, ChannelError>,
+    hub: &Arc<Hub>,
+    cfg: ExchangeConfig,
+    per_connection: usize,
+    status: Arc<SourceStatus>,
+    shutdown: CancellationToken,
+) -> Result<Task, ChannelError> {
+    status.attach(hub, venue)?;
+    for inst in &cfg.instruments {
+        MarketChannels::resolve(hub, venue, inst)?;
+    }
+    let hub = hub.clone();
+    Ok(Box::pin(run_sharded(
+        venue,
+        cfg,
+        per_connection,
+        status,
+        shutdown,
+        move |cfg| make(hub.clone(), cfg),
+    )))
+}
+
 /// Whether any exchange venue (with books) is among the sources.
 fn specs_have_venues(specs: &[SourceSpec]) -> bool {
     specs.iter().any(|s| {
@@ -519,12 +547,15 @@ pub fn start(
                     &config.binance_rest_url,
                     rest::BudgetRule::BINANCE,
                 )?;
-                status.attach(hub, "binance")?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "binance", inst)?;
-                }
-                Box::pin(binance::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "binance",
+                    binance::Binance::new,
+                    hub,
+                    cfg,
+                    binance::SYMBOLS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::Okx => {
                 let symbols = config.okx_symbols.as_ref().unwrap_or(&config.symbols);
@@ -536,12 +567,15 @@ pub fn start(
                     &config.okx_rest_url,
                     rest::BudgetRule::OKX,
                 )?;
-                status.attach(hub, "okx")?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "okx", inst)?;
-                }
-                Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "okx",
+                    okx::Okx::new,
+                    hub,
+                    cfg,
+                    okx::BOOKS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::Bybit | SourceSpec::Coinbase => {
                 let bybit = spec == SourceSpec::Bybit;
@@ -563,18 +597,27 @@ pub fn start(
                 let symbols = symbols.unwrap_or(&config.symbols);
                 let mut cfg =
                     ExchangeConfig::from_config(config, venue, symbols, ws, rest, budget)?;
-                if !bybit {
-                    coinbase::map_products(&mut cfg.instruments);
-                }
-                status.attach(hub, venue)?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, venue, inst)?;
-                }
                 if bybit {
-                    Box::pin(bybit::run(hub.clone(), cfg, st, shutdown))
+                    sharded(
+                        "bybit",
+                        bybit::Bybit::new,
+                        hub,
+                        cfg,
+                        bybit::SYMBOLS_PER_CONNECTION,
+                        st,
+                        shutdown,
+                    )?
                 } else {
-                    Box::pin(coinbase::run(hub.clone(), cfg, st, shutdown))
+                    coinbase::map_products(&mut cfg.instruments);
+                    sharded(
+                        "coinbase",
+                        coinbase::Coinbase::new,
+                        hub,
+                        cfg,
+                        coinbase::BOOKS_PER_CONNECTION,
+                        st,
+                        shutdown,
+                    )?
                 }
             }
             SourceSpec::Kraken => {
@@ -587,11 +630,15 @@ pub fn start(
                     &config.kraken_rest_url,
                     rest::BudgetRule::KRAKEN,
                 )?;
-                status.attach(hub, "kraken")?;
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "kraken", inst)?;
-                }
-                Box::pin(kraken::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "kraken",
+                    kraken::Kraken::new,
+                    hub,
+                    cfg,
+                    kraken::SYMBOLS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::TwelveData => {
                 let symbols = config

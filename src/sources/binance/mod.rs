@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::legs::{self, Leg, Legs, Overlap};
@@ -92,25 +91,6 @@ enum Handled {
 enum RestReply {
     Depth(usize, Result<DepthSnapshot, RestError>),
     Trades(usize, Result<Vec<HistTrade>, RestError>),
-}
-
-/// Streams Binance until shutdown: validates the instruments, then one
-/// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Binance::new(hub.clone(), cfg),
-    )
-    .await
 }
 
 /// The Binance source (one connection's symbols).

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 pub mod book;
 pub mod msg;
@@ -47,25 +46,6 @@ pub const SYMBOLS_PER_CONNECTION: usize = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Levels of the book topic (spot: 1, 50, 200, 1000).
 const DEPTH: u32 = 50;
-
-/// Streams Bybit until shutdown: validates the symbols, then one
-/// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Bybit::new(hub.clone(), cfg),
-    )
-    .await
-}
 
 #[derive(Debug)]
 struct Market {

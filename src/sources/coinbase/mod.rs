@@ -28,8 +28,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 pub mod book;
 pub mod msg;
 mod session;
@@ -77,25 +75,6 @@ pub fn map_products(instruments: &mut Vec<Instrument>) {
         }
     }
     *instruments = out;
-}
-
-/// Streams Coinbase until shutdown: validates the products, then one
-/// connection per [`BOOKS_PER_CONNECTION`] products.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        BOOKS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Coinbase::new(hub.clone(), cfg),
-    )
-    .await
 }
 
 #[derive(Debug)]

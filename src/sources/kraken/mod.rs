@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::backoff::Backoff;
@@ -59,26 +58,6 @@ pub fn subscribed_depth(book_depth: usize) -> usize {
         .into_iter()
         .find(|d| *d >= book_depth)
         .unwrap_or(DEPTHS[DEPTHS.len() - 1])
-}
-
-/// Streams Kraken until shutdown: validates the instruments against
-/// `/0/public/AssetPairs`, then one connection per
-/// [`SYMBOLS_PER_CONNECTION`] instruments.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Kraken::new(hub.clone(), cfg),
-    )
-    .await
 }
 
 #[derive(Debug)]

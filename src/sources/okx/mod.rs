@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::legs::{self, Leg, Legs, Overlap};
@@ -49,25 +48,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 const REST_DEPTH: u32 = 400;
 /// OKX notice code: the connection will soon be closed for a service upgrade.
 const SERVICE_UPGRADE: &str = "64008";
-
-/// Streams OKX until shutdown: validates the instruments, then one
-/// connection per [`BOOKS_PER_CONNECTION`] instruments.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        BOOKS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Okx::new(hub.clone(), cfg),
-    )
-    .await
-}
 
 #[derive(Debug)]
 struct Market {
