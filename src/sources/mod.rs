@@ -325,6 +325,17 @@ pub async fn rest_fallback(
     }
 }
 
+/// The REST fallback's polls of a venue's `markets`: `path(instrument)` and
+/// the instrument's ticker channel, per instrument.
+pub(crate) fn ticker_polls<'a>(
+    markets: impl Iterator<Item = (&'a Instrument, &'a MarketChannels)>,
+    path: impl Fn(&Instrument) -> String,
+) -> Vec<(String, Arc<Channel>)> {
+    markets
+        .map(|(inst, channels)| (path(inst), channels.ticker.clone()))
+        .collect()
+}
+
 /// One exchange connection's future (boxed so the shared loop stays `Send`).
 pub type SessionFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send + 'a>>;

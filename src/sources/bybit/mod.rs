@@ -453,18 +453,10 @@ impl Exchange for Bybit {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/v5/market/tickers?category=spot&symbol={}",
-                    m.inst.joined()
-                );
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path =
+            |i: &Instrument| format!("/v5/market/tickers?category=spot&symbol={}", i.joined());
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

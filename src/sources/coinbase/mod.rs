@@ -329,18 +329,14 @@ impl Exchange for Coinbase {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/api/v3/brokerage/market/products/{}/ticker?limit=1",
-                    m.inst.dashed()
-                );
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| {
+            format!(
+                "/api/v3/brokerage/market/products/{}/ticker?limit=1",
+                i.dashed()
+            )
+        };
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

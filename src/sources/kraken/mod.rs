@@ -428,15 +428,9 @@ impl Exchange for Kraken {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!("/0/public/Ticker?pair={}", rest_pair(&m.inst));
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, msg::parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| format!("/0/public/Ticker?pair={}", rest_pair(&i));
+        (super::ticker_polls(markets, path), msg::parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
