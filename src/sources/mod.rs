@@ -325,6 +325,33 @@ pub async fn rest_fallback(
     }
 }
 
+/// A connection's markets and their index by the venue's symbol.
+pub(crate) type Markets<M> = (Vec<M>, std::collections::HashMap<String, usize>);
+
+/// Resolves the channels of every instrument of `cfg` and builds its market
+/// with `make(instrument, channels, decimals)`; also indexes the markets by
+/// `key(instrument)` (the venue's symbol).
+pub(crate) fn markets<M>(
+    hub: &Hub,
+    venue: &str,
+    cfg: &ExchangeConfig,
+    key: impl Fn(&Instrument) -> String,
+    mut make: impl FnMut(&Instrument, MarketChannels, Option<(u32, u32)>) -> M,
+) -> Result<Markets<M>, ChannelError> {
+    let mut markets = Vec::with_capacity(cfg.instruments.len());
+    let mut index = std::collections::HashMap::new();
+    for inst in &cfg.instruments {
+        index.insert(key(inst), markets.len());
+        let channels = MarketChannels::resolve(hub, venue, inst)?;
+        markets.push(make(
+            inst,
+            channels,
+            cfg.decimals.get(&inst.dashed()).copied(),
+        ));
+    }
+    Ok((markets, index))
+}
+
 /// The REST fallback's polls of a venue's `markets`: `path(instrument)` and
 /// the instrument's ticker channel, per instrument.
 pub(crate) fn ticker_polls<'a>(

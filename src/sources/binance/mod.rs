@@ -105,13 +105,14 @@ pub struct Binance {
 impl Binance {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(inst.joined(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_symbol) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::joined,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 sync: BookSync::buffering(),
                 view: TopView::default(),
@@ -121,8 +122,8 @@ impl Binance {
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
                 resyncing: false,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,

@@ -87,13 +87,14 @@ pub struct Bybit {
 impl Bybit {
     /// Resolves the channels of every configured symbol.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(inst.joined(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_symbol) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::joined,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 state: BookState::awaiting(),
                 view: TopView::default(),
@@ -101,8 +102,8 @@ impl Bybit {
                 trades: RecentIds::default(),
                 last_ticker_ns: 0,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,

@@ -116,13 +116,14 @@ pub(super) struct Sequences {
 impl Coinbase {
     /// Resolves the channels of every configured product.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_product = HashMap::new();
-        for inst in &cfg.instruments {
-            by_product.insert(inst.dashed(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_product) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::dashed,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 state: BookState::awaiting(),
                 view: TopView::default(),
@@ -132,8 +133,8 @@ impl Coinbase {
                 failed: false,
                 activity: Activity::new(),
                 next: BookState::awaiting(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,

@@ -94,28 +94,26 @@ pub struct Kraken {
 impl Kraken {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(ws_symbol(inst), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
-                inst: inst.clone(),
-                book: None,
-                view: TopView::default(),
-                last_trade: None,
-                activity: Activity::new(),
-                failed: false,
-                resync_backoff: Backoff::new(
-                    Duration::from_millis(250),
-                    Duration::from_secs(30),
-                    Duration::from_secs(60),
-                ),
-                resync_due: None,
-                live_since: Instant::now(),
-            });
-        }
+        let (markets, by_symbol) =
+            super::markets(&hub, VENUE, &cfg, ws_symbol, |inst, channels, decimals| {
+                Market {
+                    channels,
+                    decimals,
+                    inst: inst.clone(),
+                    book: None,
+                    view: TopView::default(),
+                    last_trade: None,
+                    activity: Activity::new(),
+                    failed: false,
+                    resync_backoff: Backoff::new(
+                        Duration::from_millis(250),
+                        Duration::from_secs(30),
+                        Duration::from_secs(60),
+                    ),
+                    resync_due: None,
+                    live_since: Instant::now(),
+                }
+            })?;
         let depth = subscribed_depth(cfg.book_depth.max(10));
         Ok(Self {
             hub,

@@ -99,13 +99,14 @@ pub struct Okx {
 impl Okx {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_inst = HashMap::new();
-        for inst in &cfg.instruments {
-            by_inst.insert(inst.dashed(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_inst) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::dashed,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 sync: BookSync::awaiting(false),
                 view: TopView::default(),
@@ -115,8 +116,8 @@ impl Okx {
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(30)),
                 generation: 0,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         let (snap_tx, snap_rx) = mpsc::channel(64);
         Ok(Self {
             hub,
