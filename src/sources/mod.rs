@@ -263,6 +263,13 @@ pub(crate) fn num(s: &str, what: &'static str) -> Result<f64, SourceError> {
         })
 }
 
+/// A message that could not be read: logged and shown as the source's
+/// last error; the session carries on.
+pub(crate) fn skipped(venue: &str, status: &SourceStatus, error: &SourceError) {
+    tracing::warn!(source = venue, error = %error, "message skipped");
+    status.set_error(&error.to_string());
+}
+
 /// Publishes, logging (not failing) when the hub refuses the event.
 pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
     if let Err(e) = hub.publish(channel, time_ns, payload) {

@@ -200,10 +200,7 @@ impl Binance {
                         Ok(Handled::Fresh) => overlap.data(leg),
                         Ok(Handled::Repeat) => overlap.repeat(leg),
                         Ok(Handled::Other) => {}
-                        Err(e) => {
-                            tracing::warn!(source = "binance", error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped("binance", status, &e),
                     }
                 },
                 _ = legs::until(rotate_at) => {

@@ -187,10 +187,7 @@ impl Bybit {
                         Ok(Handled::Ack(id)) => overlap.ack(leg, &id),
                         Ok(Handled::Other) => {}
                         Err(SourceError::Net(e)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped(VENUE, status, &e),
                     }
                 }
                 _ = legs::until(rotate_at) => rotate = true,

@@ -124,10 +124,7 @@ impl Coinbase {
                             }
                         }
                         Err(SourceError::Net(e)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::super::skipped(VENUE, status, &e),
                     }
                 }
                 _ = legs::until(rotate_at) => rotate = true,

@@ -181,10 +181,7 @@ impl Kraken {
                             status.messages(1);
                         }
                         Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped(VENUE, status, &e),
                     }
                 }
                 _ = check.tick() => {

@@ -204,10 +204,7 @@ impl Okx {
                             }
                         }
                         Ok(Handled::Other) => {}
-                        Err(e) => {
-                            tracing::warn!(source = "okx", error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped("okx", status, &e),
                     }
                 }
                 _ = legs::until(rotate_at) => {
