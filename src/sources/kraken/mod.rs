@@ -424,7 +424,7 @@ impl Exchange for Kraken {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path = |i: &Instrument| format!("/0/public/Ticker?pair={}", rest_pair(&i));
+        let path = |i: &Instrument| format!("/0/public/Ticker?pair={}", rest_pair(i));
         (super::ticker_polls(markets, path), msg::parse_rest_ticker)
     }
 
