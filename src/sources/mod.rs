@@ -273,6 +273,22 @@ pub(crate) fn skipped(venue: &str, status: &SourceStatus, error: &SourceError) {
     status.set_error(&error.to_string());
 }
 
+/// The venue refused a request: the instrument it names is reported failed
+/// (the caller stops subscribing it); a refusal tied to no instrument
+/// becomes the source's last error.
+pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrument>, why: &str) {
+    match inst {
+        Some(inst) => {
+            tracing::error!(source = venue, instrument = %inst.dashed(), "{why}; instrument skipped");
+            status.instrument_failed(&inst.dashed(), why);
+        }
+        None => {
+            tracing::warn!(source = venue, "{why}");
+            status.set_error(why);
+        }
+    }
+}
+
 /// Publishes, logging (not failing) when the hub refuses the event.
 pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
     if let Err(e) = hub.publish(channel, time_ns, payload) {

@@ -241,18 +241,11 @@ impl Bybit {
             };
             if op == "subscribe" && env.success == Some(false) {
                 let why = format!("bybit refused the subscription: {}", env.ret_msg);
-                match market {
-                    Some(idx) => {
-                        let m = &mut self.markets[idx];
-                        m.failed = true;
-                        tracing::error!(source = VENUE, instrument = %m.inst.dashed(), "{why}; instrument skipped");
-                        status.instrument_failed(&m.inst.dashed(), &why);
-                    }
-                    None => {
-                        tracing::warn!(source = VENUE, "{why}");
-                        status.set_error(&why);
-                    }
+                if let Some(idx) = market {
+                    self.markets[idx].failed = true;
                 }
+                let inst = market.map(|idx| &self.markets[idx].inst);
+                super::refused(VENUE, status, inst, &why);
             }
             // a refusal answers its request too, for the rotation's bookkeeping
             return Ok(match (op, env.req_id) {

@@ -256,18 +256,14 @@ impl Kraken {
                         .as_ref()
                         .and_then(|r| r["symbol"].as_str().map(String::from))
                 });
-                match symbol.and_then(|s| self.by_symbol.get(&s).copied()) {
-                    Some(idx) if m == "subscribe" => {
-                        let mk = &mut self.markets[idx];
-                        mk.failed = true;
-                        tracing::error!(source = VENUE, instrument = %mk.inst.dashed(), "{why}; instrument skipped");
-                        status.instrument_failed(&mk.inst.dashed(), &why);
-                    }
-                    _ => {
-                        tracing::warn!(source = VENUE, "{why}");
-                        status.set_error(&why);
-                    }
+                let market = symbol
+                    .and_then(|s| self.by_symbol.get(&s).copied())
+                    .filter(|_| m == "subscribe");
+                if let Some(idx) = market {
+                    self.markets[idx].failed = true;
                 }
+                let inst = market.map(|idx| &self.markets[idx].inst);
+                super::refused(VENUE, status, inst, &why);
             }
             return Ok(false);
         }

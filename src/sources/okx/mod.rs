@@ -263,18 +263,11 @@ impl Okx {
                         .and_then(|id| self.requests.get(id))
                         .copied();
                     let why = format!("okx error {code}: {msg}");
-                    match market {
-                        Some(idx) => {
-                            let m = &mut self.markets[idx];
-                            m.failed = true;
-                            tracing::error!(source = "okx", instrument = %m.inst.dashed(), "{why}; instrument skipped");
-                            status.instrument_failed(&m.inst.dashed(), &why);
-                        }
-                        None => {
-                            tracing::warn!(source = "okx", "{why}");
-                            status.set_error(&why);
-                        }
+                    if let Some(idx) = market {
+                        self.markets[idx].failed = true;
                     }
+                    let inst = market.map(|idx| &self.markets[idx].inst);
+                    super::refused("okx", status, inst, &why);
                     // an answered request, for the rotation's bookkeeping
                     env.id.map_or(Handled::Other, Handled::Ack)
                 }
