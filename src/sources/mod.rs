@@ -23,6 +23,7 @@ pub mod rest;
 pub mod sim;
 pub mod status;
 pub mod twelvedata;
+pub mod venue;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,12 +33,14 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 pub use status::{SourceState, SourceStatus};
+pub use venue::{Exchange, SessionFuture, TickerParser, rest_fallback, run_exchange, run_sharded};
+pub(crate) use venue::{markets, sharded, ticker_polls};
 
 use crate::config::{Config, SourceSpec};
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
 use crate::protocol::ChannelError;
-use crate::protocol::pb::{Ticker, event::Payload};
+use crate::protocol::pb::event::Payload;
 use backoff::Backoff;
 use sim::{SimConfig, Simulator};
 
@@ -263,170 +266,34 @@ pub(crate) fn num(s: &str, what: &'static str) -> Result<f64, SourceError> {
         })
 }
 
+/// A message that could not be read: logged and shown as the source's
+/// last error; the session carries on.
+pub(crate) fn skipped(venue: &str, status: &SourceStatus, error: &SourceError) {
+    tracing::warn!(source = venue, error = %error, "message skipped");
+    status.set_error(&error.to_string());
+}
+
+/// The venue refused a request: the instrument it names is reported failed
+/// (the caller stops subscribing it); a refusal tied to no instrument
+/// becomes the source's last error.
+pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrument>, why: &str) {
+    match inst {
+        Some(inst) => {
+            tracing::error!(source = venue, instrument = %inst.dashed(), "{why}; instrument skipped");
+            status.instrument_failed(&inst.dashed(), why);
+        }
+        None => {
+            tracing::warn!(source = venue, "{why}");
+            status.set_error(why);
+        }
+    }
+}
+
 /// Publishes, logging (not failing) when the hub refuses the event.
 pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
     if let Err(e) = hub.publish(channel, time_ns, payload) {
         tracing::error!(channel = %channel.name, error = %e, "source event refused");
     }
-}
-
-/// Reads a REST ticker reply: (exchange time in ns, ticker) per entry.
-pub type TickerParser = fn(&[u8]) -> Result<Vec<(i64, Ticker)>, SourceError>;
-
-/// While the stream is down (`reconnecting`), polls each `(path, channel)`
-/// (but those of instruments the venue refused) every `interval` through the venue's [`rest::RestClient`] (so within its
-/// budget and its `Retry-After`) and publishes the tickers `parse` reads
-/// from the reply, so ticker subscribers keep getting prices.
-pub async fn rest_fallback(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    polls: Vec<(String, Arc<Channel>)>,
-    parse: TickerParser,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    let mut every = tokio::time::interval(cfg.rest_fallback_interval);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if status.state() != SourceState::Reconnecting {
-            continue;
-        }
-        let failed = status.failed_instruments();
-        for (url, channel) in &polls {
-            // an instrument the venue refused costs no call (nor credit)
-            if channel
-                .name
-                .rsplit('.')
-                .next()
-                .is_some_and(|i| failed.contains_key(i))
-            {
-                continue;
-            }
-            let tickers = match cfg.rest.get(url, 2).await {
-                Ok(body) => parse(&body),
-                Err(e) => Err(SourceError::Rest(e)),
-            };
-            match tickers {
-                Ok(list) => {
-                    for (time_ns, ticker) in list {
-                        status.rest_polled();
-                        publish(&hub, channel, time_ns, Payload::Ticker(ticker));
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(source = %status.name, url = %url, error = %e, "REST fallback failed")
-                }
-            }
-        }
-    }
-}
-
-/// One exchange connection's future (boxed so the shared loop stays `Send`).
-pub type SessionFuture<'a> =
-    std::pin::Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send + 'a>>;
-
-/// What the shared exchange loop ([`run_exchange`]) needs of a connector.
-pub trait Exchange: Send {
-    /// The hub it publishes into.
-    fn hub(&self) -> &Arc<Hub>;
-    /// Its settings.
-    fn config(&self) -> &ExchangeConfig;
-    /// The REST ticker polls of the fallback, `(URL, ticker channel)` per
-    /// instrument, and how to read a reply.
-    fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser);
-    /// One connection: runs until the stream fails or goes stale.
-    fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a>;
-}
-
-/// Runs an exchange until shutdown: sessions one after another with
-/// [`Reconnect`]'s backoff between them, and the REST ticker fallback
-/// beside them while the stream is down.
-pub async fn run_exchange<E: Exchange>(
-    mut exchange: E,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    let (polls, parse) = exchange.ticker_polls();
-    let fallback = rest_fallback(
-        exchange.hub().clone(),
-        exchange.config().clone(),
-        polls,
-        parse,
-        status.clone(),
-        shutdown.clone(),
-    );
-    let stream = async {
-        let mut reconnect = Reconnect::new(exchange.config());
-        loop {
-            let started = Instant::now();
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = exchange.session(&status) => r,
-            };
-            let Err(error) = result else { break };
-            if !reconnect
-                .after_failure(&status, started, error, &shutdown)
-                .await
-            {
-                break;
-            }
-        }
-        status.ended(SourceState::Stopped);
-    };
-    tokio::join!(stream, fallback);
-}
-
-/// Time between the starts of a venue's connections.
-const SHARD_STAGGER: Duration = Duration::from_millis(400);
-
-/// Validates `cfg`'s instruments against the venue, then runs one
-/// connection per `per_connection` instruments (the venue's limit), each
-/// with its own sessions, all reporting to `status`.
-pub async fn run_sharded<E, F>(
-    venue: &'static str,
-    mut cfg: ExchangeConfig,
-    per_connection: usize,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-    make: F,
-) where
-    E: Exchange,
-    F: Fn(ExchangeConfig) -> Result<E, ChannelError>,
-{
-    tokio::select! {
-        _ = shutdown.cancelled() => return,
-        () = instruments::validate(venue, &mut cfg, &status) => {}
-    }
-    let mut shards = Vec::new();
-    for (i, chunk) in cfg.instruments.chunks(per_connection.max(1)).enumerate() {
-        match make(cfg.shard(chunk)) {
-            Ok(e) => {
-                let (status, shutdown) = (status.clone(), shutdown.clone());
-                shards.push(async move {
-                    // new connections are spread out: OKX takes 3 per
-                    // second per IP, Binance 300 per 5 minutes
-                    let start = SHARD_STAGGER.saturating_mul(i as u32);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(start) => {}
-                    }
-                    run_exchange(e, status, shutdown).await
-                });
-            }
-            Err(e) => tracing::error!(source = venue, error = %e, "cannot start a connection"),
-        }
-    }
-    if shards.is_empty() {
-        status.set_error("no instrument to stream");
-        shutdown.cancelled().await;
-        status.ended(SourceState::Stopped);
-        return;
-    }
-    futures_util::future::join_all(shards).await;
 }
 
 /// Whether any exchange venue (with books) is among the sources.
@@ -447,7 +314,7 @@ pub struct Running {
     pub analytics: Option<crate::analytics::Handle>,
 }
 
-type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Builds every configured source (`sim` when none is) and runs them on a
 /// thread of their own until `shutdown`.
@@ -527,12 +394,15 @@ pub fn start(
                     &config.binance_rest_url,
                     rest::BudgetRule::BINANCE,
                 )?;
-                status.attach(hub, "binance")?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "binance", inst)?;
-                }
-                Box::pin(binance::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "binance",
+                    binance::Binance::new,
+                    hub,
+                    cfg,
+                    binance::SYMBOLS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::Okx => {
                 let symbols = config.okx_symbols.as_ref().unwrap_or(&config.symbols);
@@ -544,12 +414,15 @@ pub fn start(
                     &config.okx_rest_url,
                     rest::BudgetRule::OKX,
                 )?;
-                status.attach(hub, "okx")?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "okx", inst)?;
-                }
-                Box::pin(okx::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "okx",
+                    okx::Okx::new,
+                    hub,
+                    cfg,
+                    okx::BOOKS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::Bybit | SourceSpec::Coinbase => {
                 let bybit = spec == SourceSpec::Bybit;
@@ -571,18 +444,27 @@ pub fn start(
                 let symbols = symbols.unwrap_or(&config.symbols);
                 let mut cfg =
                     ExchangeConfig::from_config(config, venue, symbols, ws, rest, budget)?;
-                if !bybit {
-                    coinbase::map_products(&mut cfg.instruments);
-                }
-                status.attach(hub, venue)?;
-                // channels exist from the start, before the venue answers
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, venue, inst)?;
-                }
                 if bybit {
-                    Box::pin(bybit::run(hub.clone(), cfg, st, shutdown))
+                    sharded(
+                        "bybit",
+                        bybit::Bybit::new,
+                        hub,
+                        cfg,
+                        bybit::SYMBOLS_PER_CONNECTION,
+                        st,
+                        shutdown,
+                    )?
                 } else {
-                    Box::pin(coinbase::run(hub.clone(), cfg, st, shutdown))
+                    coinbase::map_products(&mut cfg.instruments);
+                    sharded(
+                        "coinbase",
+                        coinbase::Coinbase::new,
+                        hub,
+                        cfg,
+                        coinbase::BOOKS_PER_CONNECTION,
+                        st,
+                        shutdown,
+                    )?
                 }
             }
             SourceSpec::Kraken => {
@@ -595,11 +477,15 @@ pub fn start(
                     &config.kraken_rest_url,
                     rest::BudgetRule::KRAKEN,
                 )?;
-                status.attach(hub, "kraken")?;
-                for inst in &cfg.instruments {
-                    MarketChannels::resolve(hub, "kraken", inst)?;
-                }
-                Box::pin(kraken::run(hub.clone(), cfg, st, shutdown))
+                sharded(
+                    "kraken",
+                    kraken::Kraken::new,
+                    hub,
+                    cfg,
+                    kraken::SYMBOLS_PER_CONNECTION,
+                    st,
+                    shutdown,
+                )?
             }
             SourceSpec::TwelveData => {
                 let symbols = config

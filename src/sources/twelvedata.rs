@@ -169,8 +169,7 @@ impl TwelveData {
                         Some(Ok(_)) => continue,
                     };
                     if let Err(e) = self.on_text(text.as_str(), status) {
-                        tracing::warn!(source = VENUE, error = %e, "message skipped");
-                        status.set_error(&e.to_string());
+                        super::skipped(VENUE, status, &e);
                     }
                 }
                 _ = heartbeat.tick() => {

@@ -17,16 +17,14 @@
 //! `serverShutdown` and `--rotate-after` (Binance cuts connections at 24 h)
 //! replace the connection make-before-break (see [`legs`](super::legs)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::TopView;
 use super::rest::{MarketBackoff, RestError};
 use super::{
@@ -95,25 +93,6 @@ enum RestReply {
     Trades(usize, Result<Vec<HistTrade>, RestError>),
 }
 
-/// Streams Binance until shutdown: validates the instruments, then one
-/// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Binance::new(hub.clone(), cfg),
-    )
-    .await
-}
-
 /// The Binance source (one connection's symbols).
 #[derive(Debug)]
 pub struct Binance {
@@ -126,13 +105,14 @@ pub struct Binance {
 impl Binance {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(inst.joined(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_symbol) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::joined,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 sync: BookSync::buffering(),
                 view: TopView::default(),
@@ -142,8 +122,8 @@ impl Binance {
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(60)),
                 resyncing: false,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,
@@ -197,29 +177,17 @@ impl Binance {
             }
         }
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        let mut next_data = false;
-        let mut caught_up = false;
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate: Option<String> = None;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue, // pings are answered by tungstenite
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     last_data = Instant::now();
                     status.messages(1);
@@ -229,21 +197,16 @@ impl Binance {
                                 rotate = Some("binance serverShutdown".into());
                             }
                         }
-                        Ok(Handled::Fresh) => next_data |= leg == Leg::Next,
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
-                        Ok(Handled::Repeat) => caught_up |= leg == Leg::Current && next_data,
+                        Ok(Handled::Fresh) => overlap.data(leg),
+                        Ok(Handled::Repeat) => overlap.repeat(leg),
                         Ok(Handled::Other) => {}
-                        Err(e) => {
-                            tracing::warn!(source = "binance", error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped("binance", status, &e),
                     }
                 },
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                _ = legs::until(rotate_at) => {
                     rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
                 }
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(switch_at) => {
                     legs.switch().await;
                 }
                 Some(reply) = rx.recv() => match reply {
@@ -259,25 +222,18 @@ impl Binance {
             if let Some(why) = rotate
                 && !legs.rotating()
             {
-                status.rotating(&why);
-                tracing::info!(source = "binance", reason = %why, "opening a new connection (make-before-break)");
-                match net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await {
-                    Ok(ws) => {
-                        legs.start(ws);
-                        next_data = false;
-                        caught_up = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = "binance", error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce("binance", status, &why);
+                let opened = net::ws_connect(&self.stream_url(), self.cfg.io_timeout).await;
+                // Binance subscribes at connect: no request to wait for
+                let opened = opened.map(|ws| (ws, HashSet::new())).map_err(Into::into);
+                if let Some(ids) = legs.start_opened("binance", opened) {
+                    overlap.start(ids);
                 }
             }
-            // the new leg streams (Binance subscribes at connect) and the
-            // old one has delivered everything before the new one's start
-            if legs.rotating() && next_data && caught_up {
-                legs.switch().await;
-                tracing::info!(source = "binance", "switched to the new connection");
+            // the new leg streams and the old one has delivered everything
+            // before the new one's start
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged("binance").await;
             }
         }
     }
@@ -511,15 +467,9 @@ impl Exchange for Binance {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!("/api/v3/ticker/24hr?symbol={}", m.inst.joined());
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| format!("/api/v3/ticker/24hr?symbol={}", i.joined());
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 pub mod book;
 pub mod msg;
 
 use super::activity::Activity;
 use super::dedup::RecentIds;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::{Side, TopView};
 use super::{
     Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
@@ -47,25 +46,6 @@ pub const SYMBOLS_PER_CONNECTION: usize = 50;
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 /// Levels of the book topic (spot: 1, 50, 200, 1000).
 const DEPTH: u32 = 50;
-
-/// Streams Bybit until shutdown: validates the symbols, then one
-/// connection per [`SYMBOLS_PER_CONNECTION`] symbols.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Bybit::new(hub.clone(), cfg),
-    )
-    .await
-}
 
 #[derive(Debug)]
 struct Market {
@@ -107,13 +87,14 @@ pub struct Bybit {
 impl Bybit {
     /// Resolves the channels of every configured symbol.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(inst.joined(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_symbol) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::joined,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 state: BookState::awaiting(),
                 view: TopView::default(),
@@ -121,8 +102,8 @@ impl Bybit {
                 trades: RecentIds::default(),
                 last_ticker_ns: 0,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,
@@ -177,9 +158,7 @@ impl Bybit {
         status.connected();
         tracing::info!(source = VENUE, "stream connected");
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        // the next leg's unanswered subscribe ids, and whether it sent data
-        let mut pending: HashSet<String> = HashSet::new();
-        let (mut next_data, mut caught_up) = (false, false);
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         // every 20 s as Bybit asks, sooner when silence is judged sooner
@@ -187,52 +166,32 @@ impl Bybit {
         ping.tick().await;
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate = false;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue,
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     match self.on_text(text.as_str(), &mut legs, status).await {
                         Ok(Handled::Data) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            next_data |= leg == Leg::Next;
+                            overlap.data(leg);
                         }
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
                         Ok(Handled::Repeat) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            caught_up |= leg == Leg::Current && next_data;
+                            overlap.repeat(leg);
                         }
-                        Ok(Handled::Ack(id)) => {
-                            if leg == Leg::Next {
-                                pending.remove(&id);
-                            }
-                        }
+                        Ok(Handled::Ack(id)) => overlap.ack(leg, &id),
                         Ok(Handled::Other) => {}
                         Err(SourceError::Net(e)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped(VENUE, status, &e),
                     }
                 }
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => rotate = true,
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(rotate_at) => rotate = true,
+                _ = legs::until(switch_at) => {
                     tracing::warn!(source = VENUE, "new connection not ready in time; switching anyway");
                     legs.switch().await;
                 }
@@ -251,23 +210,13 @@ impl Bybit {
             }
             if rotate && !legs.rotating() {
                 let why = format!("connection is {:?} old", self.cfg.rotate_after);
-                status.rotating(&why);
-                tracing::info!(source = VENUE, reason = %why, "opening a new connection (make-before-break)");
-                match self.open_leg().await {
-                    Ok((ws, ids)) => {
-                        legs.start(ws);
-                        pending = ids;
-                        (next_data, caught_up) = (false, false);
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = VENUE, error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce(VENUE, status, &why);
+                if let Some(ids) = legs.start_opened(VENUE, self.open_leg().await) {
+                    overlap.start(ids);
                 }
             }
-            if legs.rotating() && next_data && caught_up && pending.is_empty() {
-                legs.switch().await;
-                tracing::info!(source = VENUE, "switched to the new connection");
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged(VENUE).await;
             }
         }
     }
@@ -292,18 +241,11 @@ impl Bybit {
             };
             if op == "subscribe" && env.success == Some(false) {
                 let why = format!("bybit refused the subscription: {}", env.ret_msg);
-                match market {
-                    Some(idx) => {
-                        let m = &mut self.markets[idx];
-                        m.failed = true;
-                        tracing::error!(source = VENUE, instrument = %m.inst.dashed(), "{why}; instrument skipped");
-                        status.instrument_failed(&m.inst.dashed(), &why);
-                    }
-                    None => {
-                        tracing::warn!(source = VENUE, "{why}");
-                        status.set_error(&why);
-                    }
+                if let Some(idx) = market {
+                    self.markets[idx].failed = true;
                 }
+                let inst = market.map(|idx| &self.markets[idx].inst);
+                super::refused(VENUE, status, inst, &why);
             }
             // a refusal answers its request too, for the rotation's bookkeeping
             return Ok(match (op, env.req_id) {
@@ -502,18 +444,10 @@ impl Exchange for Bybit {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/v5/market/tickers?category=spot&symbol={}",
-                    m.inst.joined()
-                );
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path =
+            |i: &Instrument| format!("/v5/market/tickers?category=spot&symbol={}", i.joined());
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

@@ -28,8 +28,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 pub mod book;
 pub mod msg;
 mod session;
@@ -79,25 +77,6 @@ pub fn map_products(instruments: &mut Vec<Instrument>) {
     *instruments = out;
 }
 
-/// Streams Coinbase until shutdown: validates the products, then one
-/// connection per [`BOOKS_PER_CONNECTION`] products.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        BOOKS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Coinbase::new(hub.clone(), cfg),
-    )
-    .await
-}
-
 #[derive(Debug)]
 struct Market {
     inst: Instrument,
@@ -137,13 +116,14 @@ pub(super) struct Sequences {
 impl Coinbase {
     /// Resolves the channels of every configured product.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_product = HashMap::new();
-        for inst in &cfg.instruments {
-            by_product.insert(inst.dashed(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_product) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::dashed,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 state: BookState::awaiting(),
                 view: TopView::default(),
@@ -153,8 +133,8 @@ impl Coinbase {
                 failed: false,
                 activity: Activity::new(),
                 next: BookState::awaiting(),
-            });
-        }
+            },
+        )?;
         Ok(Self {
             hub,
             cfg,
@@ -350,18 +330,14 @@ impl Exchange for Coinbase {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!(
-                    "/api/v3/brokerage/market/products/{}/ticker?limit=1",
-                    m.inst.dashed()
-                );
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| {
+            format!(
+                "/api/v3/brokerage/market/products/{}/ticker?limit=1",
+                i.dashed()
+            )
+        };
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

@@ -16,7 +16,7 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::super::activity::Activity;
-use super::super::legs::{Leg, Legs};
+use super::super::legs::{self, Leg, Legs};
 use super::super::{SourceError, SourceStatus, net, publish};
 use super::book::BookState;
 use super::msg::subscription;
@@ -105,26 +105,15 @@ impl Coinbase {
         let mut last_alive = Instant::now();
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate = false;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if leg == Leg::Current && legs.rotating() {
-                                self.adopt_next(&mut seqs, status);
-                            }
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue,
+                    if legs::ended(&msg) && leg == Leg::Current && legs.rotating() {
+                        self.adopt_next(&mut seqs, status);
+                    }
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     match self.on_text(text.as_str(), leg, &mut seqs, &mut legs, status).await {
                         Ok(data) => {
@@ -135,14 +124,11 @@ impl Coinbase {
                             }
                         }
                         Err(SourceError::Net(e)) => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::super::skipped(VENUE, status, &e),
                     }
                 }
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => rotate = true,
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(rotate_at) => rotate = true,
+                _ = legs::until(switch_at) => {
                     // its books never all came: the current connection stays
                     tracing::warn!(source = VENUE, "new connection not ready in time; keeping the current one");
                     legs.abandon_next();
@@ -155,24 +141,17 @@ impl Coinbase {
             }
             if rotate && !legs.rotating() {
                 let why = format!("connection is {:?} old", self.cfg.rotate_after);
-                status.rotating(&why);
-                tracing::info!(source = VENUE, reason = %why, "opening a new connection (make-before-break)");
+                legs::announce(VENUE, status, &why);
                 for m in &mut self.markets {
                     m.next = BookState::awaiting();
                 }
                 seqs.next = Default::default();
-                match self.open_leg().await {
-                    Ok(ws) => legs.start(ws),
-                    Err(e) => {
-                        tracing::warn!(source = VENUE, error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
-                }
+                let opened = self.open_leg().await.map(|ws| (ws, ()));
+                legs.start_opened(VENUE, opened);
             }
             if legs.rotating() && self.markets.iter().all(|m| m.failed || m.next.is_live()) {
                 self.adopt_next(&mut seqs, status);
-                legs.switch().await;
-                tracing::info!(source = VENUE, "switched to the new connection");
+                legs.switch_logged(VENUE).await;
             }
         }
     }

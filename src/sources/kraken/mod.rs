@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::backoff::Backoff;
@@ -59,26 +58,6 @@ pub fn subscribed_depth(book_depth: usize) -> usize {
         .into_iter()
         .find(|d| *d >= book_depth)
         .unwrap_or(DEPTHS[DEPTHS.len() - 1])
-}
-
-/// Streams Kraken until shutdown: validates the instruments against
-/// `/0/public/AssetPairs`, then one connection per
-/// [`SYMBOLS_PER_CONNECTION`] instruments.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        SYMBOLS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Kraken::new(hub.clone(), cfg),
-    )
-    .await
 }
 
 #[derive(Debug)]
@@ -115,28 +94,26 @@ pub struct Kraken {
 impl Kraken {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_symbol = HashMap::new();
-        for inst in &cfg.instruments {
-            by_symbol.insert(ws_symbol(inst), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
-                inst: inst.clone(),
-                book: None,
-                view: TopView::default(),
-                last_trade: None,
-                activity: Activity::new(),
-                failed: false,
-                resync_backoff: Backoff::new(
-                    Duration::from_millis(250),
-                    Duration::from_secs(30),
-                    Duration::from_secs(60),
-                ),
-                resync_due: None,
-                live_since: Instant::now(),
-            });
-        }
+        let (markets, by_symbol) =
+            super::markets(&hub, VENUE, &cfg, ws_symbol, |inst, channels, decimals| {
+                Market {
+                    channels,
+                    decimals,
+                    inst: inst.clone(),
+                    book: None,
+                    view: TopView::default(),
+                    last_trade: None,
+                    activity: Activity::new(),
+                    failed: false,
+                    resync_backoff: Backoff::new(
+                        Duration::from_millis(250),
+                        Duration::from_secs(30),
+                        Duration::from_secs(60),
+                    ),
+                    resync_due: None,
+                    live_since: Instant::now(),
+                }
+            })?;
         let depth = subscribed_depth(cfg.book_depth.max(10));
         Ok(Self {
             hub,
@@ -204,10 +181,7 @@ impl Kraken {
                             status.messages(1);
                         }
                         Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(source = VENUE, error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped(VENUE, status, &e),
                     }
                 }
                 _ = check.tick() => {
@@ -282,18 +256,14 @@ impl Kraken {
                         .as_ref()
                         .and_then(|r| r["symbol"].as_str().map(String::from))
                 });
-                match symbol.and_then(|s| self.by_symbol.get(&s).copied()) {
-                    Some(idx) if m == "subscribe" => {
-                        let mk = &mut self.markets[idx];
-                        mk.failed = true;
-                        tracing::error!(source = VENUE, instrument = %mk.inst.dashed(), "{why}; instrument skipped");
-                        status.instrument_failed(&mk.inst.dashed(), &why);
-                    }
-                    _ => {
-                        tracing::warn!(source = VENUE, "{why}");
-                        status.set_error(&why);
-                    }
+                let market = symbol
+                    .and_then(|s| self.by_symbol.get(&s).copied())
+                    .filter(|_| m == "subscribe");
+                if let Some(idx) = market {
+                    self.markets[idx].failed = true;
                 }
+                let inst = market.map(|idx| &self.markets[idx].inst);
+                super::refused(VENUE, status, inst, &why);
             }
             return Ok(false);
         }
@@ -449,15 +419,9 @@ impl Exchange for Kraken {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!("/0/public/Ticker?pair={}", rest_pair(&m.inst));
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, msg::parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| format!("/0/public/Ticker?pair={}", rest_pair(i));
+        (super::ticker_polls(markets, path), msg::parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {

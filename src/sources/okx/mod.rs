@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
-use super::legs::{Leg, Legs};
+use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::TopView;
 mod books;
 mod msg;
@@ -49,25 +48,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 const REST_DEPTH: u32 = 400;
 /// OKX notice code: the connection will soon be closed for a service upgrade.
 const SERVICE_UPGRADE: &str = "64008";
-
-/// Streams OKX until shutdown: validates the instruments, then one
-/// connection per [`BOOKS_PER_CONNECTION`] instruments.
-pub async fn run(
-    hub: Arc<Hub>,
-    cfg: ExchangeConfig,
-    status: Arc<SourceStatus>,
-    shutdown: CancellationToken,
-) {
-    super::run_sharded(
-        VENUE,
-        cfg,
-        BOOKS_PER_CONNECTION,
-        status,
-        shutdown,
-        move |cfg| Okx::new(hub.clone(), cfg),
-    )
-    .await
-}
 
 #[derive(Debug)]
 struct Market {
@@ -119,13 +99,14 @@ pub struct Okx {
 impl Okx {
     /// Resolves the channels of every configured instrument.
     pub fn new(hub: Arc<Hub>, cfg: ExchangeConfig) -> Result<Self, crate::protocol::ChannelError> {
-        let mut markets = Vec::new();
-        let mut by_inst = HashMap::new();
-        for inst in &cfg.instruments {
-            by_inst.insert(inst.dashed(), markets.len());
-            markets.push(Market {
-                channels: MarketChannels::resolve(&hub, VENUE, inst)?,
-                decimals: cfg.decimals.get(&inst.dashed()).copied(),
+        let (markets, by_inst) = super::markets(
+            &hub,
+            VENUE,
+            &cfg,
+            Instrument::dashed,
+            |inst, channels, decimals| Market {
+                channels,
+                decimals,
                 inst: inst.clone(),
                 sync: BookSync::awaiting(false),
                 view: TopView::default(),
@@ -135,8 +116,8 @@ impl Okx {
                 backoff: MarketBackoff::new(Duration::from_millis(500), Duration::from_secs(30)),
                 generation: 0,
                 activity: Activity::new(),
-            });
-        }
+            },
+        )?;
         let (snap_tx, snap_rx) = mpsc::channel(64);
         Ok(Self {
             hub,
@@ -187,34 +168,20 @@ impl Okx {
         status.connected();
         tracing::info!(source = "okx", "stream connected");
         let mut legs = Legs::new(ws, self.cfg.rotate_after);
-        // the next leg's unanswered subscribe ids, and whether it sent data
-        let mut pending: HashSet<String> = HashSet::new();
-        let mut next_data = false;
-        let mut caught_up = false;
+        let mut overlap = Overlap::default();
         let stale = self.cfg.stale_after;
         let mut last_data = Instant::now();
         let mut last_any = Instant::now();
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             let keepalive_at = last_any + KEEPALIVE.min(stale);
-            let switch_at = legs.switch_deadline();
-            let (rotate_at, rotating) = (legs.rotate_at, legs.rotating());
+            let (rotate_at, switch_at) = (legs.rotation_due(), legs.switch_deadline());
             let mut rotate: Option<String> = None;
             tokio::select! {
                 (leg, msg) = legs.recv() => {
                     last_any = Instant::now();
-                    let text = match msg {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            if legs.lost(leg).await {
-                                continue; // the other leg carries on
-                            }
-                            return Err(match msg {
-                                Some(Err(e)) => net::NetError::from(e).into(),
-                                _ => SourceError::Closed,
-                            });
-                        }
-                        Some(Ok(_)) => continue,
+                    let Some(text) = legs.text(leg, msg).await? else {
+                        continue;
                     };
                     if text.as_str() == "pong" {
                         continue;
@@ -223,36 +190,27 @@ impl Okx {
                         Ok(Handled::Data) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            next_data |= leg == Leg::Next;
+                            overlap.data(leg);
                         }
-                        // the old leg repeats what the new one sent: it
-                        // caught up, nothing can be missed by closing it
                         Ok(Handled::Repeat) => {
                             last_data = Instant::now();
                             status.messages(1);
-                            caught_up |= leg == Leg::Current && next_data;
+                            overlap.repeat(leg);
                         }
-                        Ok(Handled::Ack(id)) => {
-                            if leg == Leg::Next {
-                                pending.remove(&id);
-                            }
-                        }
+                        Ok(Handled::Ack(id)) => overlap.ack(leg, &id),
                         Ok(Handled::Notice(why)) => {
                             if leg == Leg::Current {
                                 rotate = Some(why);
                             }
                         }
                         Ok(Handled::Other) => {}
-                        Err(e) => {
-                            tracing::warn!(source = "okx", error = %e, "message skipped");
-                            status.set_error(&e.to_string());
-                        }
+                        Err(e) => super::skipped("okx", status, &e),
                     }
                 }
-                _ = tokio::time::sleep_until(rotate_at), if !rotating => {
+                _ = legs::until(rotate_at) => {
                     rotate = Some(format!("connection is {:?} old", self.cfg.rotate_after));
                 }
-                _ = async { tokio::time::sleep_until(switch_at.unwrap_or_else(tokio::time::Instant::now)).await }, if switch_at.is_some() => {
+                _ = legs::until(switch_at) => {
                     tracing::warn!(source = "okx", "new connection not ready in time; switching anyway");
                     legs.switch().await;
                 }
@@ -272,24 +230,13 @@ impl Okx {
             if let Some(why) = rotate
                 && !legs.rotating()
             {
-                status.rotating(&why);
-                tracing::info!(source = "okx", reason = %why, "opening a new connection (make-before-break)");
-                match self.open_leg().await {
-                    Ok((ws, ids)) => {
-                        legs.start(ws);
-                        pending = ids;
-                        next_data = false;
-                        caught_up = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = "okx", error = %e, "new connection failed; keeping the current one");
-                        legs.abandon_next();
-                    }
+                legs::announce("okx", status, &why);
+                if let Some(ids) = legs.start_opened("okx", self.open_leg().await) {
+                    overlap.start(ids);
                 }
             }
-            if legs.rotating() && next_data && caught_up && pending.is_empty() {
-                legs.switch().await;
-                tracing::info!(source = "okx", "switched to the new connection");
+            if legs.rotating() && overlap.ready() {
+                legs.switch_logged("okx").await;
             }
         }
     }
@@ -316,18 +263,11 @@ impl Okx {
                         .and_then(|id| self.requests.get(id))
                         .copied();
                     let why = format!("okx error {code}: {msg}");
-                    match market {
-                        Some(idx) => {
-                            let m = &mut self.markets[idx];
-                            m.failed = true;
-                            tracing::error!(source = "okx", instrument = %m.inst.dashed(), "{why}; instrument skipped");
-                            status.instrument_failed(&m.inst.dashed(), &why);
-                        }
-                        None => {
-                            tracing::warn!(source = "okx", "{why}");
-                            status.set_error(&why);
-                        }
+                    if let Some(idx) = market {
+                        self.markets[idx].failed = true;
                     }
+                    let inst = market.map(|idx| &self.markets[idx].inst);
+                    super::refused("okx", status, inst, &why);
                     // an answered request, for the rotation's bookkeeping
                     env.id.map_or(Handled::Other, Handled::Ack)
                 }
@@ -432,15 +372,9 @@ impl Exchange for Okx {
     }
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
-        let polls = self
-            .markets
-            .iter()
-            .map(|m| {
-                let path = format!("/api/v5/market/ticker?instId={}", m.inst.dashed());
-                (path, m.channels.ticker.clone())
-            })
-            .collect();
-        (polls, parse_rest_ticker)
+        let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
+        let path = |i: &Instrument| format!("/api/v5/market/ticker?instId={}", i.dashed());
+        (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 
     fn session<'a>(&'a mut self, status: &'a SourceStatus) -> SessionFuture<'a> {
