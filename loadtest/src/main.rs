@@ -39,6 +39,8 @@ pub enum Spawn {
     NaiveRust,
     LimitProbe,
     NodeWs,
+    /// uWebSockets.js (`loadtest/peers/uws`, `npm ci` there first).
+    Uws,
 }
 
 #[derive(Debug, Parser)]
@@ -158,6 +160,8 @@ pub struct Plan {
     pub storm_within: Duration,
     pub source_ips: u8,
     pub arrival: arrival::Arrival,
+    /// The load generator's runtime worker threads (for its CPU share).
+    pub client_threads: usize,
 }
 
 fn spawn_name(s: Spawn) -> &'static str {
@@ -166,6 +170,7 @@ fn spawn_name(s: Spawn) -> &'static str {
         Spawn::NaiveRust => "naive-rust",
         Spawn::LimitProbe => "limit-probe",
         Spawn::NodeWs => "node-ws",
+        Spawn::Uws => "uws",
     }
 }
 
@@ -199,6 +204,14 @@ fn spawn_server(which: Spawn, args: &Args, sc: &scenario::Scenario) -> spawn::Sp
             "node".into(),
             vec![
                 root.join("loadtest/peers/node-ws/server.js")
+                    .to_string_lossy()
+                    .into(),
+            ],
+        ),
+        Spawn::Uws => (
+            "node".into(),
+            vec![
+                root.join("loadtest/peers/uws/server.js")
                     .to_string_lossy()
                     .into(),
             ],
@@ -309,6 +322,10 @@ fn main() {
             .unwrap_or("10s")),
         source_ips: args.source_ips.max(1),
         arrival: args.arrival,
+        client_threads: args
+            .threads
+            .map(|n| n.max(1))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     if matches!(args.spawn, Some(s) if s != Spawn::Tickwire)
         && args.scenario.is_some()

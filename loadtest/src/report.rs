@@ -38,8 +38,8 @@ impl Report {
             None => println!("deliveries/s   {:>12.0}", self.rate()),
         }
         println!(
-            "gaps {} | lagged {} | closes {:?}",
-            self.gaps, self.lagged, self.closes
+            "gaps {} ({} messages missed) | lagged {} | closes {:?}",
+            self.gaps, self.missed, self.lagged, self.closes
         );
         let ms = |us: u64| us as f64 / 1000.0;
         let [p50, p90, p99, p999, max] = self.latency_us;
@@ -77,6 +77,12 @@ impl Report {
                 );
             }
         }
+        println!(
+            "load client    CPU {:.2} s in window ({:.0}% of a core; {} threads)",
+            self.client_cpu_s,
+            100.0 * self.client_cpu_s / self.window_s.max(1e-9),
+            p.client_threads
+        );
         if let Some(e) = self.events_published_per_s {
             println!("events published/s {e:.0} (server /stats)");
         }
@@ -97,12 +103,15 @@ impl Report {
             "window_s": self.window_s, "deliveries_per_s": self.rate(),
             "offered_per_s": self.offered(),
             "pct_of_offered": self.offered().map(|o| 100.0 * self.rate() / o),
-            "gaps": self.gaps, "lagged": self.lagged, "closes": self.closes,
+            "gaps": self.gaps, "missed": self.missed, "lagged": self.lagged, "closes": self.closes,
             "latency_ms": {"p50": p50 as f64 / 1e3, "p90": p90 as f64 / 1e3, "p99": p99 as f64 / 1e3,
                             "p99_9": p999 as f64 / 1e3, "max": max as f64 / 1e3},
             "bytes_in_per_s": self.bytes as f64 / self.window_s,
             "server_rss_kib": self.rss_start_kib, "server_rss_max_kib": self.rss_max_kib,
             "server_cpu_s": self.server_cpu_s,
+            "client_cpu_s": self.client_cpu_s,
+            "client_cpu_pct": 100.0 * self.client_cpu_s / self.window_s.max(1e-9),
+            "client_threads": p.client_threads,
             "server_cpu_s_per_million": if self.deliveries > 0 { Some(self.server_cpu_s / (self.deliveries as f64 / 1e6)) } else { None },
             "rss_per_client_kib": self.rss_per_client_kib(),
             "events_published_per_s": self.events_published_per_s,

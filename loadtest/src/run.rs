@@ -27,6 +27,8 @@ struct Shared {
     deliveries: AtomicU64,
     bytes: AtomicU64,
     gaps: AtomicU64,
+    /// Messages skipped inside the gaps in the window (seq jumps summed).
+    missed: AtomicU64,
     lagged: AtomicU64,
     connected: AtomicU64,
     failed: AtomicU64,
@@ -53,6 +55,9 @@ pub struct Report {
     pub deliveries: u64,
     pub bytes: u64,
     pub gaps: u64,
+    /// Messages the gaps in the window skipped (a jump from seq 5 to 9
+    /// misses 3): what a peer that skips slow clients dropped.
+    pub missed: u64,
     pub lagged: u64,
     pub closes: BTreeMap<String, u64>,
     pub latency_us: [u64; 5],
@@ -64,6 +69,9 @@ pub struct Report {
     pub rss_start_kib: u64,
     pub rss_max_kib: u64,
     pub server_cpu_s: f64,
+    /// The load generator's own CPU time in the window: near the number of
+    /// its threads x the window, the client (not the server) is the limit.
+    pub client_cpu_s: f64,
     pub events_published_per_s: Option<f64>,
 }
 
@@ -200,6 +208,8 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
     // server may answer the second one seconds after the window ends
     let published0_at = Instant::now();
     let cpu0 = pid.map(procstat::cpu_secs).unwrap_or(0.0);
+    let me = std::process::id();
+    let client_cpu0 = procstat::cpu_secs(me);
     let rss_start_kib = pid.map(procstat::rss_kib).unwrap_or(0);
     let d0 = shared.deliveries.load(Relaxed);
     let b0 = shared.bytes.load(Relaxed);
@@ -250,6 +260,7 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
     shared.measuring.store(false, Relaxed);
     let window_s = t0.elapsed().as_secs_f64();
     let cpu1 = pid.map(procstat::cpu_secs).unwrap_or(0.0);
+    let client_cpu1 = procstat::cpu_secs(me);
     let published1 = if plan.target == Target::Tickwire {
         events_published(plan.addr).await
     } else {
@@ -280,6 +291,7 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
         deliveries,
         bytes,
         gaps: shared.gaps.load(Relaxed),
+        missed: shared.missed.load(Relaxed),
         lagged: shared.lagged.load(Relaxed),
         closes: shared.closes.lock().expect("closes lock").clone(),
         latency_us: [q(0.5), q(0.9), q(0.99), q(0.999), hist.max()],
@@ -289,6 +301,7 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
         rss_start_kib,
         rss_max_kib,
         server_cpu_s: cpu1 - cpu0,
+        client_cpu_s: client_cpu1 - client_cpu0,
         events_published_per_s: match (published0, published1) {
             (Some(a), Some(b)) => Some((b - a) as f64 / published_span_s),
             _ => None,
@@ -348,6 +361,9 @@ impl Local {
             Some(want) => {
                 if seq != *want {
                     shared.gaps.fetch_add(1, Relaxed);
+                    if seq > *want && shared.measuring.load(Relaxed) {
+                        shared.missed.fetch_add(seq - *want, Relaxed);
+                    }
                 }
                 *want = seq + 1;
             }

@@ -21,63 +21,11 @@
 // Prints `listening on HOST:PORT` to stderr once bound.
 'use strict';
 
+const { parseArgs } = require('../peer-args.js');
 const { WebSocketServer } = require('ws');
 const { performance } = require('node:perf_hooks');
 
-function usage(msg) {
-  process.stderr.write(
-    `${msg}\nusage: node server.js [--listen HOST:PORT] [--rate N] [--size BYTES]\n`,
-  );
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const opts = { listen: '127.0.0.1:9001', rate: 1000, size: 200 };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq !== -1) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const next = () => {
-      if (value !== undefined) return value;
-      if (i + 1 >= argv.length) usage(`missing value for ${arg}`);
-      return argv[++i];
-    };
-    switch (arg) {
-      case '--listen':
-        opts.listen = next();
-        break;
-      case '--rate':
-        opts.rate = Number(next());
-        break;
-      case '--size':
-        opts.size = Number(next());
-        break;
-      case '-h':
-      case '--help':
-        usage('tickwire naive Node ws peer');
-        break;
-      default:
-        usage(`unknown argument: ${arg}`);
-    }
-  }
-  if (!Number.isInteger(opts.rate) || opts.rate < 0) usage('--rate must be a non-negative integer');
-  if (!Number.isInteger(opts.size) || opts.size < 16) usage('--size must be an integer >= 16');
-  const colon = opts.listen.lastIndexOf(':');
-  if (colon <= 0) usage('--listen must be HOST:PORT');
-  let host = opts.listen.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(opts.listen.slice(colon + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) usage('bad port in --listen');
-  opts.host = host;
-  opts.port = port;
-  return opts;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseArgs(process.argv.slice(2), 'tickwire naive Node ws peer');
 
 const wss = new WebSocketServer({
   host: opts.host,

@@ -1,21 +1,43 @@
 //! `peer-limit-probe`: the "practical ceiling" baseline peer for tickwire's
-//! load tests.
+//! load tests: how much fan-out this machine's kernel does on one core when
+//! the server does almost nothing per delivery.
 //!
-//! The load generator measures this server side by side with tickwire to show
-//! roughly how much fan-out the machine can do at all. It does the least
-//! possible work per delivery: ONE thread, non-blocking sockets and a `mio`
-//! event loop; a hand-written HTTP upgrade; each message framed ONCE (unmasked
-//! binary header + payload in one buffer) and appended to every client's
-//! pending output; then ONE `write` per socket per loop turn of everything
-//! pending, keeping any unwritten remainder for the next turn. It is not fair:
-//! when a client's pending output exceeds 4 MiB the oldest whole frames are
-//! dropped (down to half of that, so the copy is amortised). Pings are not
-//! answered (there is no WebSocket library here); client input is discarded.
+//! Design (the strongest of those issue 16 compared):
+//! - ONE thread, non-blocking sockets, a `mio` event loop; a hand-written
+//!   HTTP upgrade (no WebSocket library).
+//! - Every message is framed ONCE into a shared log ([`log::FrameLog`], a
+//!   ring of whole frames). A client is a byte cursor into it: no per-client
+//!   queue, no per-client copy, memory is the ring whatever the clients.
+//! - Each loop turn (a "tick", at most 1 ms apart): publish the messages due,
+//!   then ONE `writev` per socket carrying everything that client has
+//!   pending (the log from its cursor to the head: one or two slices). A
+//!   short write leaves the cursor inside a frame; the next write continues
+//!   there. A socket that answered `WouldBlock` is skipped until `mio` says
+//!   it is writable again.
+//! - A client more than half the ring behind (`--log-frames`, default 4096
+//!   frames: 2 s at 1000 messages/s) skips to the head, checked every tick
+//!   whether its socket takes bytes or not: the rest of the frame it is
+//!   inside (a short write can stop mid-frame) is copied aside and written
+//!   first, then it goes on from the newest frame boundary. The frames
+//!   skipped are counted (summed over clients) and printed to stderr every
+//!   5 s when they changed; the client sees them as a jump in the sequence.
+//!   A client whose unsent bytes were overwritten before it got them (only
+//!   possible if one turn publishes more than half the ring) is closed and
+//!   counted.
 //!
-//! CLI (same for every peer):
+//! Pings are not answered and client input is discarded.
+//!
+//! The probe before this one (in git history before the issue 16 work)
+//! copied each frame into every client's own output buffer (4 MiB cap per
+//! client): 2.93M deliveries/s and 5.8 GB RSS at broadcast-10k. What it
+//! showed, that per-client copies and queues are what cost at 10 000
+//! clients, is said in BENCHMARKS.md; it is not kept.
+//!
+//! CLI (same for every peer, plus --log-frames):
 //!   --listen HOST:PORT  (default 127.0.0.1:9001; port 0 picks a free port)
 //!   --rate N            messages per second published in total (default 1000)
 //!   --size BYTES        payload size of each message (default 200, minimum 16)
+//!   --log-frames N      frames the shared log holds (default 4096, minimum 16)
 //!
 //! Wire format: the upgrade is accepted on any path (clients use `/ws`). Every
 //! message goes to every connected client as ONE binary WebSocket frame of
@@ -27,37 +49,34 @@
 //!   bytes 16..   zero padding
 //! Prints `listening on HOST:PORT` to stderr once bound.
 
-use std::io::{self, Read, Write};
+mod handshake;
+mod log;
+
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::exit;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use sha1::{Digest, Sha1};
+
+use handshake::Outcome;
+use log::FrameLog;
 
 /// Clients use `Token(slot + 1)`.
 const LISTENER: Token = Token(0);
-/// Pending output above this is trimmed by dropping the oldest whole frames.
-// 4 MiB per client bounds a 10k-client run to ~40 GB worst case less the
-// kernel's share; 64 MiB let one run reach 21 GB RSS on this 24 GB machine.
-const MAX_PENDING: usize = 4 << 20;
-/// ...down to this much, so a stuck client costs one big copy now and then.
-const TRIM_TO: usize = MAX_PENDING / 2;
-/// Largest HTTP request head accepted for the upgrade.
-const MAX_HEAD: usize = 16 << 10;
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 struct Opts {
     listen: SocketAddr,
     rate: u64,
     size: usize,
+    log_frames: usize,
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: peer-limit-probe [--listen HOST:PORT] [--rate N] [--size BYTES]");
+    eprintln!(
+        "{msg}\nusage: peer-limit-probe [--listen HOST:PORT] [--rate N] [--size BYTES] [--log-frames N]"
+    );
     exit(2);
 }
 
@@ -65,6 +84,7 @@ fn parse_args() -> Opts {
     let mut listen = "127.0.0.1:9001".to_string();
     let mut rate: u64 = 1000;
     let mut size: usize = 200;
+    let mut log_frames: usize = 4096;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -89,6 +109,11 @@ fn parse_args() -> Opts {
                     .parse()
                     .unwrap_or_else(|_| usage("--size must be an integer"))
             }
+            "--log-frames" => {
+                log_frames = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--log-frames must be an integer"))
+            }
             "-h" | "--help" => usage("tickwire limit-probe peer"),
             _ => usage(&format!("unknown argument: {arg}")),
         }
@@ -96,12 +121,20 @@ fn parse_args() -> Opts {
     if size < 16 {
         usage("--size must be at least 16");
     }
+    if !(16..=1 << 24).contains(&log_frames) {
+        usage("--log-frames must be from 16 to 2^24");
+    }
     let listen = listen
         .to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
         .unwrap_or_else(|| usage(&format!("cannot resolve --listen {listen}")));
-    Opts { listen, rate, size }
+    Opts {
+        listen,
+        rate,
+        size,
+        log_frames,
+    }
 }
 
 fn unix_nanos() -> i64 {
@@ -111,137 +144,122 @@ fn unix_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-/// Unmasked binary frame header (FIN + opcode 2) for a payload of `len` bytes.
-fn put_frame_header(out: &mut Vec<u8>, len: usize) {
-    out.push(0x82);
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= 0xffff {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-}
-
-enum Outcome {
-    /// Keep reading.
-    Incomplete,
-    /// Upgrade accepted; the response to send.
-    Upgrade(Vec<u8>),
-    /// Not a WebSocket upgrade; the response to send before closing.
-    Reject(&'static [u8]),
-}
-
-/// Parses a complete-or-partial HTTP request head and builds the 101 response.
-fn handshake(head: &[u8]) -> Outcome {
-    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if head.len() > MAX_HEAD {
-            Outcome::Reject(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n",
-            )
-        } else {
-            Outcome::Incomplete
-        };
-    };
-    const BAD: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
-    let Ok(text) = std::str::from_utf8(&head[..end]) else {
-        return Outcome::Reject(BAD);
-    };
-    let mut lines = text.split("\r\n");
-    if !lines.next().is_some_and(|l| l.starts_with("GET ")) {
-        return Outcome::Reject(BAD);
-    }
-    let key = lines.find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("sec-websocket-key")
-            .then(|| value.trim())
-    });
-    let Some(key) = key else {
-        return Outcome::Reject(BAD);
-    };
-    let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
-    sha.update(WS_GUID.as_bytes());
-    let accept = BASE64.encode(sha.finalize());
-    Outcome::Upgrade(
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes(),
-    )
+/// What the probe counts (printed to stderr).
+#[derive(Default, PartialEq, Clone, Copy)]
+struct Stats {
+    /// Frames skipped by clients that fell behind, summed over clients.
+    skipped: u64,
+    /// Clients closed because their unsent bytes were overwritten.
+    overrun: u64,
 }
 
 struct Client {
     stream: TcpStream,
     /// Request head bytes while the upgrade is in progress; `None` once open.
     head: Option<Vec<u8>>,
-    /// Pending output; `out[pos..]` is not yet written.
-    out: Vec<u8>,
-    pos: usize,
-    /// Bytes at `out[pos..]` that are not whole, untouched frames (the rest
-    /// of the 101 response or of a partly written frame). Everything after
-    /// them is whole frames of `frame_len` bytes, so they can be dropped.
-    head_len: usize,
-    /// Close after the pending output is written (rejected handshake).
+    /// Bytes to write before the log's: the HTTP response, or the rest of
+    /// the frame a skipped client was inside (`prefix[prefix_pos..]`).
+    prefix: Vec<u8>,
+    prefix_pos: usize,
+    /// Upgraded: reads the log from `cursor`.
+    open: bool,
+    /// Close once the response is written (rejected handshake).
     closing: bool,
+    /// The next log byte this client gets.
+    cursor: u64,
+    /// False after `WouldBlock`, until `mio` reports the socket writable.
+    writable: bool,
+}
+
+/// The first `len` bytes of the two slices `a` then `b`.
+fn cut<'a>(a: &'a [u8], b: &'a [u8], len: usize) -> (&'a [u8], &'a [u8]) {
+    if len <= a.len() {
+        (&a[..len], &[])
+    } else {
+        (a, &b[..(len - a.len()).min(b.len())])
+    }
 }
 
 impl Client {
-    fn pending(&self) -> usize {
-        self.out.len() - self.pos
-    }
-
-    /// ONE write of everything pending. Returns false if the client is gone.
-    fn flush(&mut self, frame_len: usize) -> bool {
-        if self.pending() == 0 {
-            return !self.closing;
+    /// Skips a client more than `max_lag` bytes behind to the head (also
+    /// while its socket is full: a stalled client holds nothing back). If
+    /// it is inside a frame, the rest of that frame (under `frame_len`
+    /// bytes, its only copy) goes to `prefix` so its stream stays whole.
+    fn catch_up(&mut self, log: &FrameLog, max_lag: u64, stats: &mut Stats) -> bool {
+        let head = log.head();
+        if !self.open || head - self.cursor <= max_lag {
+            return true;
         }
-        match self.stream.write(&self.out[self.pos..]) {
-            Ok(0) => return false,
-            Ok(n) => {
-                if n <= self.head_len {
-                    self.head_len -= n;
-                } else {
-                    let into_frames = (n - self.head_len) % frame_len;
-                    self.head_len = if into_frames == 0 {
-                        0
-                    } else {
-                        frame_len - into_frames
-                    };
+        let frame_len = log.frame_len() as u64;
+        let into_frame = self.cursor % frame_len;
+        let mut from = self.cursor;
+        if into_frame != 0 {
+            let rest = frame_len - into_frame;
+            match log.since(self.cursor) {
+                Some((a, b)) => {
+                    let (a, b) = cut(a, b, rest as usize);
+                    self.prefix.drain(..self.prefix_pos);
+                    self.prefix_pos = 0;
+                    self.prefix.extend_from_slice(a);
+                    self.prefix.extend_from_slice(b);
                 }
-                self.pos += n;
+                None => {
+                    stats.overrun += 1;
+                    return false;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            from += rest;
         }
-        if self.pos == self.out.len() {
-            self.out.clear();
-            self.pos = 0;
-            return !self.closing;
-        }
-        // Compact once the written prefix dominates (amortised memmove).
-        if self.pos >= 64 << 10 && self.pos * 2 >= self.out.len() {
-            self.out.drain(..self.pos);
-            self.pos = 0;
-        }
+        stats.skipped += (head - from) / frame_len;
+        self.cursor = head;
         true
     }
 
-    /// Drops the oldest whole frames if pending output exceeds `MAX_PENDING`.
-    fn trim(&mut self, frame_len: usize) {
-        if self.pending() <= MAX_PENDING {
-            return;
+    /// This tick's ONE write: the prefix and everything pending in the log.
+    /// Returns false if the client is to be dropped.
+    fn flush(&mut self, log: &FrameLog, max_lag: u64, stats: &mut Stats) -> bool {
+        if !self.catch_up(log, max_lag, stats) {
+            return false;
         }
-        let first = self.pos + self.head_len;
-        let whole = (self.out.len() - first) / frame_len;
-        let excess = self.pending() - TRIM_TO;
-        let drop = excess.div_ceil(frame_len).min(whole);
-        self.out.drain(first..first + drop * frame_len);
+        if !self.writable {
+            return true;
+        }
+        let (a, b) = if self.open {
+            match log.since(self.cursor) {
+                Some(slices) => slices,
+                None => {
+                    stats.overrun += 1;
+                    return false;
+                }
+            }
+        } else {
+            (&[][..], &[][..])
+        };
+        let prefix = &self.prefix[self.prefix_pos..];
+        if prefix.is_empty() && a.is_empty() {
+            return !self.closing;
+        }
+        let bufs = [IoSlice::new(prefix), IoSlice::new(a), IoSlice::new(b)];
+        let skip = if prefix.is_empty() { 1 } else { 0 };
+        match self.stream.write_vectored(&bufs[skip..]) {
+            Ok(0) => false,
+            Ok(n) => {
+                let to_prefix = n.min(prefix.len());
+                self.prefix_pos += to_prefix;
+                if self.prefix_pos == self.prefix.len() {
+                    self.prefix.clear();
+                    self.prefix_pos = 0;
+                }
+                self.cursor += (n - to_prefix) as u64;
+                !(self.closing && self.prefix.is_empty())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(_) => false,
+        }
     }
 }
 
@@ -250,7 +268,9 @@ struct Server {
     listener: TcpListener,
     clients: Vec<Option<Client>>,
     free: Vec<usize>,
-    frame_len: usize,
+    log: FrameLog,
+    max_lag: u64,
+    stats: Stats,
 }
 
 impl Server {
@@ -279,10 +299,12 @@ impl Server {
                     self.clients[idx] = Some(Client {
                         stream,
                         head: Some(Vec::new()),
-                        out: Vec::new(),
-                        pos: 0,
-                        head_len: 0,
+                        prefix: Vec::new(),
+                        prefix_pos: 0,
+                        open: false,
                         closing: false,
+                        cursor: 0,
+                        writable: true,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -305,6 +327,7 @@ impl Server {
 
     /// Reads everything available; handshake bytes are parsed, the rest discarded.
     fn read(&mut self, idx: usize, scratch: &mut [u8]) {
+        let head = self.log.head();
         let Some(c) = self.clients[idx].as_mut() else {
             return;
         };
@@ -312,22 +335,23 @@ impl Server {
             match c.stream.read(scratch) {
                 Ok(0) => break false,
                 Ok(n) => {
-                    let Some(head) = c.head.as_mut() else {
+                    let Some(req) = c.head.as_mut() else {
                         continue; // open connection: discard input
                     };
-                    head.extend_from_slice(&scratch[..n]);
-                    match handshake(head) {
+                    req.extend_from_slice(&scratch[..n]);
+                    match handshake::handshake(req) {
                         Outcome::Incomplete => {}
                         Outcome::Upgrade(resp) => {
                             c.head = None;
-                            c.head_len = resp.len();
-                            c.out.extend_from_slice(&resp);
+                            c.prefix = resp;
+                            c.open = true;
+                            // new clients start at the newest frame boundary
+                            c.cursor = head;
                         }
                         Outcome::Reject(resp) => {
                             c.head = None;
                             c.closing = true;
-                            c.head_len = resp.len();
-                            c.out.extend_from_slice(resp);
+                            c.prefix = resp.to_vec();
                         }
                     }
                 }
@@ -341,22 +365,11 @@ impl Server {
         }
     }
 
-    /// Appends a batch of whole frames to every open client.
-    fn broadcast(&mut self, frames: &[u8]) {
-        for c in self.clients.iter_mut().flatten() {
-            if c.head.is_none() && !c.closing {
-                c.out.extend_from_slice(frames);
-                c.trim(self.frame_len);
-            }
-        }
-    }
-
-    /// One write per socket with pending output.
+    /// One write per socket that has something pending.
     fn flush_all(&mut self) {
         for idx in 0..self.clients.len() {
-            let frame_len = self.frame_len;
             if let Some(c) = self.clients[idx].as_mut()
-                && !c.flush(frame_len)
+                && !c.flush(&self.log, self.max_lag, &mut self.stats)
             {
                 self.drop_client(idx);
             }
@@ -385,22 +398,25 @@ fn main() {
         Err(_) => eprintln!("listening on {}", opts.listen),
     }
 
-    let mut header = Vec::with_capacity(10);
-    put_frame_header(&mut header, opts.size);
+    let header = handshake::frame_header(opts.size);
     let frame_len = header.len() + opts.size;
-
+    let log = FrameLog::new(frame_len, opts.log_frames);
+    let max_lag = log.capacity() / 2;
     let mut server = Server {
         poll,
         listener,
         clients: Vec::new(),
         free: Vec::new(),
-        frame_len,
+        log,
+        max_lag,
+        stats: Stats::default(),
     };
     let mut events = Events::with_capacity(1024);
     let mut scratch = vec![0u8; 64 << 10];
-    let mut batch: Vec<u8> = Vec::new();
     let start = Instant::now();
     let mut seq: u64 = 0;
+    let mut reported = Stats::default();
+    let mut report_at = start + Duration::from_secs(5);
 
     loop {
         match server
@@ -418,28 +434,43 @@ fn main() {
             match ev.token() {
                 LISTENER => server.accept(),
                 Token(t) => {
+                    if ev.is_writable()
+                        && let Some(c) = server.clients[t - 1].as_mut()
+                    {
+                        c.writable = true;
+                    }
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         server.read(t - 1, &mut scratch);
                     }
-                    // Writability needs no handling: every turn flushes.
                 }
             }
         }
 
         // Publish the messages due by elapsed time, each framed once.
         let due = (start.elapsed().as_nanos() * u128::from(opts.rate) / 1_000_000_000) as u64;
-        if seq < due {
-            batch.clear();
-            while seq < due {
-                seq += 1;
-                batch.extend_from_slice(&header);
-                batch.extend_from_slice(&seq.to_le_bytes());
-                batch.extend_from_slice(&unix_nanos().to_le_bytes());
-                batch.resize(batch.len() + opts.size - 16, 0);
-            }
-            server.broadcast(&batch);
+        while seq < due {
+            seq += 1;
+            server.log.push(|f| {
+                let (h, body) = f.split_at_mut(header.len());
+                h.copy_from_slice(&header);
+                body[..8].copy_from_slice(&seq.to_le_bytes());
+                body[8..16].copy_from_slice(&unix_nanos().to_le_bytes());
+                body[16..].fill(0);
+            });
         }
 
         server.flush_all();
+
+        if Instant::now() >= report_at {
+            report_at += Duration::from_secs(5);
+            if server.stats != reported {
+                reported = server.stats;
+                let open = server.clients.iter().flatten().count();
+                eprintln!(
+                    "skipped {} frames (summed over clients), {} clients closed for overrun; {open} clients; {seq} published",
+                    reported.skipped, reported.overrun
+                );
+            }
+        }
     }
 }
