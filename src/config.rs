@@ -14,32 +14,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use thiserror::Error;
+
+use crate::analytics::CandleInterval;
+pub use crate::server::SlowConsumerPolicy;
+pub use crate::sources::SourceSpec;
+pub use crate::sources::record::ReplaySpeed;
+pub use crate::sources::sim::SimRate;
 
 mod example;
 mod file;
 mod load;
 
-pub use load::{check_file, example, serve_command};
-
-/// What happens to a client that falls too far behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SlowConsumerPolicy {
-    /// Send `lagged` naming the skipped range, then a fresh snapshot.
-    Lagged,
-    /// Close the connection with 4008.
-    Close,
-}
-
-/// How fast the simulator publishes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimRate {
-    /// About this many events per second in total.
-    PerSecond(f64),
-    /// As fast as one task can publish.
-    Max,
-}
+pub use file::FileDefaults;
+pub use load::{check_file, environment_only, example, parse_with_file, serve_command};
 
 fn parse_sim_tick(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -49,7 +38,8 @@ fn parse_sim_tick(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
+/// Reads `--sim-rate`: events per second or `max`.
+pub fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
     if s == "max" {
         return Ok(SimRate::Max);
     }
@@ -61,31 +51,8 @@ fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
     }
 }
 
-/// One `--source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    /// The built-in market simulator.
-    Sim,
-    /// Binance public streams.
-    Binance,
-    /// OKX public streams.
-    Okx,
-    /// Bybit v5 spot public streams.
-    Bybit,
-    /// Coinbase Advanced Trade public market data.
-    Coinbase,
-    /// Kraken Spot WebSocket v2.
-    Kraken,
-    /// Twelve Data prices (stocks, forex).
-    TwelveData,
-    /// Events recorded by `tickwire record`.
-    Replay(PathBuf),
-    /// No source: an edge node of a cluster (`--nats-url`) serving what
-    /// the ingest publishes.
-    None,
-}
-
-fn parse_source(s: &str) -> Result<SourceSpec, String> {
+/// Reads one `--source`.
+pub fn parse_source(s: &str) -> Result<SourceSpec, String> {
     match s {
         "sim" => Ok(SourceSpec::Sim),
         "binance" => Ok(SourceSpec::Binance),
@@ -104,15 +71,6 @@ fn parse_source(s: &str) -> Result<SourceSpec, String> {
     }
 }
 
-/// How fast a replay runs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ReplaySpeed {
-    /// This many times the recorded pacing (1 = as recorded).
-    Times(f64),
-    /// As fast as the hub takes events.
-    Max,
-}
-
 fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
     if s == "max" {
         return Ok(ReplaySpeed::Max);
@@ -125,10 +83,9 @@ fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
     }
 }
 
-fn parse_interval_label(s: &str) -> Result<String, String> {
-    crate::analytics::candles::parse_interval(s)
-        .map(|_| s.to_string())
-        .ok_or_else(|| format!("`{s}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
+fn parse_on_off() -> impl clap::builder::TypedValueParser<Value = bool> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["on", "off"]).map(|s| s == "on")
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -185,7 +142,7 @@ impl Config {
     /// Whether analytics runs.
     pub fn analytics_on(&self) -> bool {
         // an edge serves the ingest's analytics events, it makes none
-        self.analytics == "on" && !self.is_edge()
+        self.analytics && !self.is_edge()
     }
 
     /// Whether this node is a cluster edge: `--nats-url` and `--source none`
@@ -418,17 +375,17 @@ pub struct Config {
     pub publish_key: Option<String>,
 
     /// Analytics (candles from trades, signals, sentiment, scanner): `on` or `off`.
-    #[arg(long, env = "TICKWIRE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
-    pub analytics: String,
+    #[arg(long, env = "TICKWIRE_ANALYTICS", default_value = "on", action = clap::ArgAction::Set, value_parser = parse_on_off())]
+    pub analytics: bool,
 
     /// Candle intervals built from trades (`1s`, `1m`, `5m`, `1h`, `1d`),
     /// published on `candle<interval>.<venue>.<instrument>`.
-    #[arg(long, env = "TICKWIRE_CANDLE_INTERVALS", value_delimiter = ',', default_value = "1m,5m,1h", value_parser = parse_interval_label)]
-    pub candle_intervals: Vec<String>,
+    #[arg(long, env = "TICKWIRE_CANDLE_INTERVALS", value_delimiter = ',', default_value = "1m,5m,1h", value_parser = CandleInterval::parse)]
+    pub candle_intervals: Vec<CandleInterval>,
 
     /// Candle interval at whose close signals are computed.
-    #[arg(long, env = "TICKWIRE_SIGNAL_INTERVAL", default_value = "1m", value_parser = parse_interval_label)]
-    pub signal_interval: String,
+    #[arg(long, env = "TICKWIRE_SIGNAL_INTERVAL", default_value = "1m", value_parser = CandleInterval::parse)]
+    pub signal_interval: CandleInterval,
 
     /// How often each venue's sentiment index is published.
     #[arg(long, env = "TICKWIRE_SENTIMENT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
@@ -605,55 +562,6 @@ pub struct Config {
     pub log: String,
 }
 
-/// The command line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "tickwire",
-    version,
-    about = "Market-data feed server: protobuf and JSON over WebSocket"
-)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// `serve` flags, accepted without the subcommand too.
-    #[command(flatten)]
-    pub serve: Config,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the feed (the default).
-    Serve(Box<Config>),
-    /// Record events from a running tickwire (or from sources run in-process)
-    /// to a `.twr` file for `serve --source replay:FILE`.
-    Record(crate::recorder::RecordArgs),
-    /// Print an example config file, or check one.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Print the events of channels or patterns as they arrive (a wscat for
-    /// this feed: columns on a terminal, JSON lines when piped).
-    Sub(crate::cli::SubArgs),
-    /// Show a live order-book ladder of a book channel, checksum verified.
-    Book(crate::cli::BookArgs),
-    /// List the server's channels with their kind and seq.
-    Channels(crate::cli::ChannelsArgs),
-}
-
-/// `tickwire config ...`.
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Print a commented TOML file with every key of `serve` and its default.
-    Example,
-    /// Check a TOML file as `serve --config FILE` would load it (`-` reads
-    /// stdin). The environment is not consulted.
-    Check {
-        /// The file to check.
-        file: PathBuf,
-    },
-}
-
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -684,5 +592,3 @@ pub enum ConfigError {
     Cli(#[from] clap::Error),
 }
 
-#[cfg(test)]
-mod tests;

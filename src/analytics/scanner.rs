@@ -76,10 +76,10 @@ fn quick_score(v: &InstrumentView) -> (f64, String) {
 
 fn deep_score(v: &InstrumentView) -> (f64, String) {
     let (quick, _) = quick_score(v);
-    let g = |k: &str| v.values.get(k).copied();
+    let ind = &v.values;
     let mut parts: Vec<(f64, String)> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    if let Some(rsi) = g("rsi14") {
+    if let Some(rsi) = ind.rsi14 {
         if (30.0..=70.0).contains(&rsi) {
             notes.push(format!("RSI14 {rsi:.0} neutral"));
         } else {
@@ -87,12 +87,16 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
             parts.push(((50.0 - rsi) / 50.0, format!("RSI14 {rsi:.0} {label}")));
         }
     }
-    if let (Some(h), Some(atr)) = (g("macd_hist"), g("atr14"))
+    if let (Some(h), Some(atr)) = (ind.macd.map(|m| m.histogram), ind.atr14)
         && atr > 0.0
     {
         parts.push(((2.0 * h / atr).tanh(), format!("MACD histogram {h:+.4}")));
     }
-    if let (Some(c), Some(m), Some(u)) = (g("close"), g("bb_middle"), g("bb_upper"))
+    if let (c, Some(m), Some(u)) = (
+        ind.close,
+        ind.bollinger.map(|b| b.middle),
+        ind.bollinger.map(|b| b.upper),
+    )
         && u > m
     {
         let pos = ((c - m) / (u - m)).clamp(-1.0, 1.0);
@@ -103,7 +107,7 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
         let mean = parts.iter().map(|p| p.0).sum::<f64>() / parts.len() as f64;
         score = 0.5 * quick + 0.5 * mean;
     }
-    if let Some(z) = g("volume_z") {
+    if let Some(z) = ind.volume_z {
         score *= 1.0 + 0.25 * z.clamp(-2.0, 2.0).tanh();
         parts.push((0.0, format!("volume z {z:+.1}")));
     }

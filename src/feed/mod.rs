@@ -9,6 +9,7 @@ pub mod hub;
 pub mod log;
 pub mod registry;
 pub mod replica;
+pub mod trade_tap;
 
 pub use channel::{Channel, ChannelId, Doorbell};
 pub use encoded::Encoded;
@@ -16,3 +17,4 @@ pub use hub::{EventSink, Hub, Position, PublishError, payload_name};
 pub use log::{ChannelLog, LogLimits, ReadOutcome};
 pub use registry::Registry;
 pub use replica::Replicated;
+pub use trade_tap::{TappedTrade, TradeTap};

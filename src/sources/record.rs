@@ -29,7 +29,6 @@ use tickwire_proto::framing::FramingError;
 use tokio_util::sync::CancellationToken;
 
 use super::{SourceState, SourceStatus};
-use crate::config::ReplaySpeed;
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
 use crate::protocol::ChannelKind;
@@ -37,6 +36,16 @@ use crate::protocol::pb::Event;
 
 const MAGIC: &[u8; 4] = b"TWR1";
 const FLAG_GZIP: u8 = 1;
+
+/// How fast a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplaySpeed {
+    /// This many times the recorded pacing (1 = as recorded).
+    Times(f64),
+    /// As fast as the hub takes events.
+    Max,
+}
+
 /// Largest event accepted from a file (a corrupt length must not allocate GBs).
 const MAX_EVENT_BYTES: usize = 16 << 20;
 const MAX_HEADER_BYTES: usize = 1 << 20;

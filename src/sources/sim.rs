@@ -17,12 +17,20 @@ use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{SourceState, SourceStatus};
-use crate::config::SimRate;
 use crate::feed::{Channel, Hub};
 use crate::protocol::now_ns;
 use crate::protocol::pb::{
     BookSnapshot, BookUpdate, Candle, Level, Side, Ticker, Trade, event::Payload,
 };
+
+/// How fast the simulator publishes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SimRate {
+    /// About this many events per second in total.
+    PerSecond(f64),
+    /// As fast as one task can publish.
+    Max,
+}
 
 /// The venue token of simulator channels.
 pub const VENUE: &str = "sim";

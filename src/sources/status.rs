@@ -43,6 +43,15 @@ pub enum SourceState {
 }
 
 impl SourceState {
+    /// The names of every state, as [`SourceState::as_str`] gives them.
+    pub const NAMES: &'static [&'static str] = &[
+        "connecting",
+        "connected",
+        "reconnecting",
+        "finished",
+        "stopped",
+    ];
+
     fn from_u8(v: u8) -> Self {
         match v {
             1 => Self::Connected,
@@ -321,5 +330,16 @@ impl SourceStatus {
             "rotations": self.rotations.load(Relaxed),
             "trades_backfilled": self.backfilled.load(Relaxed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_names_are_those_the_states_show() {
+        let all = (0..5).map(|v| SourceState::from_u8(v).as_str());
+        assert_eq!(all.collect::<Vec<_>>(), SourceState::NAMES);
     }
 }
