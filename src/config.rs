@@ -20,7 +20,7 @@ use thiserror::Error;
 use crate::analytics::CandleInterval;
 pub use crate::server::SlowConsumerPolicy;
 pub use crate::sources::SourceSpec;
-pub use crate::sources::record::ReplaySpeed;
+pub use crate::sources::replay::ReplaySpeed;
 pub use crate::sources::sim::SimRate;
 
 mod example;
@@ -591,4 +591,3 @@ pub enum ConfigError {
     #[error(transparent)]
     Cli(#[from] clap::Error),
 }
-

@@ -23,9 +23,7 @@ async fn start() -> (String, Arc<Hub>, CancellationToken) {
     .unwrap()
     .into_config();
     let shutdown = CancellationToken::new();
-    let server = tickwire::app::bind(config, shutdown.clone())
-        .await
-        .unwrap();
+    let server = tickwire::app::bind(config, shutdown.clone()).await.unwrap();
     let url = format!("ws://{}/ws", server.local_addr().unwrap());
     let hub = server.hub().clone();
     tokio::spawn(server.serve());

@@ -271,7 +271,11 @@ fn the_top_modules_form_no_cycle() {
 fn every_top_module_of_src_is_in_a_layer() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     for entry in std::fs::read_dir(&root).expect("src/") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         let module = name.strip_suffix(".rs").unwrap_or(&name);
         if module == "lib" {
             continue;
@@ -291,7 +295,10 @@ fn the_checker_refuses_the_hub_using_analytics() {
         "use crate::protocol::Format;\nuse crate::analytics::tap::Tap;\n",
     ));
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("`feed` uses `analytics`"), "{problems:?}");
+    assert!(
+        problems[0].contains("`feed` uses `analytics`"),
+        "{problems:?}"
+    );
     // a grouped use, a full path in code and a `super` chain count too
     for text in [
         "use crate::{protocol::Format, analytics::tap::Tap};",

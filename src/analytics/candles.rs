@@ -192,7 +192,10 @@ mod tests {
     fn intervals_parse() {
         assert_eq!(parse_interval("1s"), Some(S));
         let i = CandleInterval::parse("5m").unwrap();
-        assert_eq!((i.label(), i.ns(), i.to_string()), ("5m", 300 * S, "5m".into()));
+        assert_eq!(
+            (i.label(), i.ns(), i.to_string()),
+            ("5m", 300 * S, "5m".into())
+        );
         assert_eq!(parse_interval("5m"), Some(300 * S));
         assert_eq!(parse_interval("1h"), Some(3600 * S));
         for bad in ["", "m", "0m", "5x", "-1m", "1.5m"] {

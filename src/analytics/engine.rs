@@ -22,7 +22,7 @@ use super::Settings;
 use super::board::{Board, InstrumentView};
 use super::candles::CandleBuilder;
 use super::indicators::{Bar, IndicatorSet};
-use super::sentiment::{SentimentIndex, Window};
+use super::sentiment::{PriceWindow, SentimentIndex};
 use super::signals::{Inputs, SignalRule};
 use crate::feed::{Channel, Hub, TappedTrade, TradeTap};
 use crate::protocol::now_ns;
@@ -39,7 +39,7 @@ struct Interval {
     dirty: bool,
 }
 
-struct Instrument {
+struct InstrumentState {
     venue: String,
     name: String,
     /// Published intervals, then (if not among them) the signal interval.
@@ -60,7 +60,7 @@ pub struct Engine {
     cfg: Settings,
     rx: mpsc::Receiver<TappedTrade>,
     board: Arc<Board>,
-    instruments: HashMap<Arc<str>, Instrument>,
+    instruments: HashMap<Arc<str>, InstrumentState>,
     sentiment: BTreeMap<String, (SentimentIndex, Option<Arc<Channel>>)>,
     closed: Vec<Candle>,
 }
@@ -82,22 +82,13 @@ pub fn new(hub: Arc<Hub>, cfg: Settings) -> (Arc<TradeTap>, Engine, Arc<Board>) 
     (tap, engine, board)
 }
 
-fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
-    if let Err(e) = hub.publish(channel, time_ns, payload) {
-        tracing::error!(channel = %channel.name, error = %e, "analytics event refused");
-    }
-}
-
 impl Engine {
     /// Runs until shutdown.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut flush = tokio::time::interval(FLUSH);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut sentiment = tokio::time::interval(
-            self.cfg
-                .sentiment_interval
-                .max(Duration::from_millis(100)),
-        );
+        let mut sentiment =
+            tokio::time::interval(self.cfg.sentiment_interval.max(Duration::from_millis(100)));
         sentiment.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         sentiment.tick().await;
         let mut batch = Vec::with_capacity(1024);
@@ -163,7 +154,7 @@ impl Engine {
             });
             self.instruments.insert(
                 channel.clone(),
-                Instrument {
+                InstrumentState {
                     venue: venue.to_string(),
                     name: name.to_string(),
                     intervals,
@@ -224,7 +215,7 @@ impl Engine {
     ) {
         for c in closed.drain(..) {
             if let Some(ch) = &iv.channel {
-                publish(hub, ch, c.open_time_ns, Payload::Candle(c.clone()));
+                hub.publish_or_log(ch, c.open_time_ns, Payload::Candle(c.clone()));
             }
             if is_signal {
                 signal_closes.push(c);
@@ -252,7 +243,8 @@ impl Engine {
             interval: self.cfg.signal_interval.label().to_string(),
             indicators: values.to_map().into_iter().collect(),
         };
-        publish(&self.hub, &inst.signal, now_ns(), Payload::Signal(signal));
+        self.hub
+            .publish_or_log(&inst.signal, now_ns(), Payload::Signal(signal));
         let change_pct = if inst.first_price > 0.0 {
             (inst.last_price / inst.first_price - 1.0) * 100.0
         } else {
@@ -294,7 +286,8 @@ impl Engine {
                 if iv.dirty
                     && let (Some(ch), Some(c)) = (&iv.channel, iv.builder.current())
                 {
-                    publish(&self.hub, ch, c.open_time_ns, Payload::Candle(c.clone()));
+                    self.hub
+                        .publish_or_log(ch, c.open_time_ns, Payload::Candle(c.clone()));
                 }
                 iv.dirty = false;
             }
@@ -306,12 +299,12 @@ impl Engine {
     }
 
     fn sentiment(&mut self) {
-        let mut windows: BTreeMap<&str, Vec<Window>> = BTreeMap::new();
+        let mut windows: BTreeMap<&str, Vec<PriceWindow>> = BTreeMap::new();
         for inst in self.instruments.values_mut() {
             windows
                 .entry(inst.venue.as_str())
                 .or_default()
-                .push(Window {
+                .push(PriceWindow {
                     start: inst.window_start,
                     end: inst.last_price,
                     volume: inst.window_volume,
@@ -322,7 +315,7 @@ impl Engine {
         for (venue, w) in windows {
             if let Some((index, Some(ch))) = self.sentiment.get_mut(venue) {
                 let s = index.update(&w, w.len());
-                publish(&self.hub, ch, now_ns(), Payload::Sentiment(s));
+                self.hub.publish_or_log(ch, now_ns(), Payload::Sentiment(s));
             }
         }
     }

@@ -59,12 +59,6 @@ pub struct ScanRequest {
     pub top_n: u32,
 }
 
-fn publish(hub: &Hub, channel: &Channel, payload: Payload) {
-    if let Err(e) = hub.publish(channel, now_ns(), payload) {
-        tracing::error!(channel = %channel.name, error = %e, "scan event refused");
-    }
-}
-
 fn quick_score(v: &InstrumentView) -> (f64, String) {
     let s = (0.6 * v.signal_score + 0.4 * (v.change_pct / 2.0).tanh()).clamp(-1.0, 1.0);
     let reason = format!(
@@ -96,8 +90,7 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
         ind.close,
         ind.bollinger.map(|b| b.middle),
         ind.bollinger.map(|b| b.upper),
-    )
-        && u > m
+    ) && u > m
     {
         let pos = ((c - m) / (u - m)).clamp(-1.0, 1.0);
         parts.push((pos, format!("Bollinger position {pos:+.2}")));
@@ -138,10 +131,7 @@ async fn run(
     let scan_id = format!("scan-{}", NEXT_SCAN.fetch_add(1, Ordering::Relaxed));
     let instruments = board.venue(&req.venue);
     if instruments.is_empty() {
-        publish(
-            &hub,
-            &channel,
-            Payload::ScanError(ScanError {
+        hub.publish_or_log(&channel, now_ns(), Payload::ScanError(ScanError {
                 request_id: req.request_id,
                 scan_id,
                 message: format!(
@@ -157,9 +147,9 @@ async fn run(
             ("deep", deep_score),
         ] {
             let total = instruments.len() as u32;
-            publish(
-                &hub,
+            hub.publish_or_log(
                 &channel,
+                now_ns(),
                 Payload::ScanStarted(ScanStarted {
                     request_id: req.request_id,
                     scan_id: scan_id.clone(),
@@ -170,9 +160,9 @@ async fn run(
             let mut ranked = Vec::with_capacity(instruments.len());
             for (i, (name, view)) in instruments.iter().enumerate() {
                 let (s, reason) = score(view);
-                publish(
-                    &hub,
+                hub.publish_or_log(
                     &channel,
+                    now_ns(),
                     Payload::SymbolAnalyzed(SymbolAnalyzed {
                         scan_id: scan_id.clone(),
                         pass: pass.into(),
@@ -181,9 +171,9 @@ async fn run(
                     }),
                 );
                 let processed = i as u32 + 1;
-                publish(
-                    &hub,
+                hub.publish_or_log(
                     &channel,
+                    now_ns(),
                     Payload::ScanProgress(ScanProgress {
                         scan_id: scan_id.clone(),
                         pass: pass.into(),
@@ -207,9 +197,9 @@ async fn run(
             }
             ranked.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
             ranked.truncate(top_n);
-            publish(
-                &hub,
+            hub.publish_or_log(
                 &channel,
+                now_ns(),
                 Payload::ScanResult(ScanResult {
                     scan_id: scan_id.clone(),
                     pass: pass.into(),
@@ -217,9 +207,9 @@ async fn run(
                 }),
             );
         }
-        publish(
-            &hub,
+        hub.publish_or_log(
             &channel,
+            now_ns(),
             Payload::ScanDone(ScanDone {
                 request_id: req.request_id,
                 scan_id,

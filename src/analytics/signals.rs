@@ -257,8 +257,8 @@ mod tests {
 
 #[cfg(test)]
 mod path_tests {
-    use super::*;
     use super::super::indicators::{Bar, IndicatorSet};
+    use super::*;
 
     /// Runs the rules over a close path (bars with a small range around it).
     fn actions(closes: &[f64]) -> Vec<SignalAction> {

@@ -72,7 +72,11 @@ pub fn sources(c: &Config) -> crate::sources::Settings {
         binance: endpoint(&c.binance_ws_url, &c.binance_rest_url, &c.binance_symbols),
         okx: endpoint(&c.okx_ws_url, &c.okx_rest_url, &c.okx_symbols),
         bybit: endpoint(&c.bybit_ws_url, &c.bybit_rest_url, &c.bybit_symbols),
-        coinbase: endpoint(&c.coinbase_ws_url, &c.coinbase_rest_url, &c.coinbase_symbols),
+        coinbase: endpoint(
+            &c.coinbase_ws_url,
+            &c.coinbase_rest_url,
+            &c.coinbase_symbols,
+        ),
         kraken: endpoint(&c.kraken_ws_url, &c.kraken_rest_url, &c.kraken_symbols),
         twelvedata: endpoint(
             &c.twelvedata_ws_url,

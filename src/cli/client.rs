@@ -179,4 +179,3 @@ pub async fn channels(args: ChannelsArgs) -> Result<(), CliError> {
     client.close().await;
     Ok(())
 }
-

@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
+use super::Settings;
 use super::{
     ClusterError, ClusterStats, EPOCH_SUBJECT, EVENT_PREFIX, EVENTS_STREAM, META_STREAM,
     SNAP_PREFIX,
 };
-use super::Settings;
 
 /// How long an edge waits at startup for an ingest to create the streams.
 const WAIT_FOR_INGEST: Duration = Duration::from_secs(30);

@@ -172,7 +172,11 @@ impl Config {
     /// Checks the combinations of `self`'s values, read from `matches` with
     /// `file` as defaults (see [`parse_with_file`]); the error names where
     /// each value came from.
-    pub fn check(&self, matches: &clap::ArgMatches, file: &FileDefaults) -> Result<(), ConfigError> {
+    pub fn check(
+        &self,
+        matches: &clap::ArgMatches,
+        file: &FileDefaults,
+    ) -> Result<(), ConfigError> {
         self.validate(&|id| origin(matches, file, id))
             .map_err(ConfigError::Invalid)
     }

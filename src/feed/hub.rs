@@ -160,6 +160,16 @@ impl Hub {
         self.registry.get_or_create(name)
     }
 
+    /// Publishes like [`Hub::publish`], logging (not returning) a refusal:
+    /// for the program's own publishers (sources, analytics, the
+    /// consolidated book), whose events are built by code, so a refusal is
+    /// a bug to see in the log and not an answer owed to anyone.
+    pub fn publish_or_log(&self, channel: &Channel, source_time_ns: i64, payload: Payload) {
+        if let Err(e) = self.publish(channel, source_time_ns, payload) {
+            tracing::error!(channel = %channel.name, error = %e, "event refused");
+        }
+    }
+
     /// Publishes one event on `channel` and returns its seq.
     ///
     /// hot path: one encode, one ring append, one doorbell pass; nothing per

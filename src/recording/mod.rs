@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::pb::Event;
-use crate::sources::record::{Header, RecordError, Writer};
+use crate::sources::twr::{Header, TwrError, Writer};
 
 /// Settings of a recording.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub struct Settings {
 #[derive(Debug, Error)]
 pub enum RecorderError {
     #[error(transparent)]
-    File(#[from] RecordError),
+    File(#[from] TwrError),
     #[error("cannot connect to {url}: {source}")]
     Connect {
         url: String,

@@ -201,12 +201,13 @@ impl Server {
     /// Binds the listener on `config.listen` and reads the auth key and
     /// the TLS files: everything that can fail, before the sources start.
     pub async fn bind(config: Settings) -> Result<Bound, ServerError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let auth = match (&config.jwt_secret, &config.jwt_public_key) {
             (Some(secret), _) => Some(auth::Authenticator::with_secret(secret.as_bytes())),
             (None, Some(path)) => {

@@ -18,12 +18,13 @@ pub mod legs;
 pub mod local_book;
 pub mod net;
 pub mod okx;
-pub mod record;
+pub mod replay;
 pub mod rest;
 pub mod sim;
 pub mod startup;
 pub mod status;
 pub mod twelvedata;
+pub mod twr;
 pub mod venue;
 
 use std::sync::Arc;
@@ -40,7 +41,6 @@ pub(crate) use venue::{markets, sharded, ticker_polls};
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
 use crate::protocol::ChannelError;
-use crate::protocol::pb::event::Payload;
 use backoff::Backoff;
 
 /// Why a source's session ended (it reconnects after most of them).
@@ -59,7 +59,7 @@ pub enum SourceError {
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error("replay file: {0}")]
-    Replay(#[from] record::RecordError),
+    Replay(#[from] twr::TwrError),
     #[error(transparent)]
     Rest(#[from] rest::RestError),
 }
@@ -72,7 +72,7 @@ pub enum StartError {
     #[error("bad --symbols entry `{0}`: use BTCUSDT, BTC-USDT or BTC/USDT")]
     Symbol(String),
     #[error("{0}")]
-    Replay(#[from] record::RecordError),
+    Replay(#[from] twr::TwrError),
     #[error("cannot start the sources' thread: {0}")]
     Thread(std::io::Error),
     #[error("{0}")]
@@ -85,14 +85,14 @@ const QUOTES: &[&str] = &[
     "ETH", "BNB", "USD",
 ];
 
-/// An instrument as tickwire names it: `BASE-QUOTE`.
+/// A currency pair as tickwire names an exchange instrument: `BASE-QUOTE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instrument {
+pub struct Pair {
     pub base: String,
     pub quote: String,
 }
 
-impl Instrument {
+impl Pair {
     /// Reads `BTCUSDT`, `BTC-USDT` or `BTC/USDT` (any case). A joined
     /// symbol ends in one of the known quote currencies (longest first, so
     /// `BTCUSDT` is USDT and `BTCUSD` is USD).
@@ -135,7 +135,7 @@ pub struct MarketChannels {
 
 impl MarketChannels {
     /// Resolves `trade|ticker|book.<venue>.<BASE-QUOTE>`.
-    pub fn resolve(hub: &Hub, venue: &str, inst: &Instrument) -> Result<Self, ChannelError> {
+    pub fn resolve(hub: &Hub, venue: &str, inst: &Pair) -> Result<Self, ChannelError> {
         let ch = |stream: &str| hub.channel(&format!("{stream}.{venue}.{}", inst.dashed()));
         if let Some(bbo) = hub.bbo_tap() {
             bbo.declare(hub, &inst.base, &inst.quote)?;
@@ -153,7 +153,7 @@ impl MarketChannels {
 pub struct ExchangeConfig {
     pub ws_url: String,
     pub rest_url: String,
-    pub instruments: Vec<Instrument>,
+    pub instruments: Vec<Pair>,
     pub book_depth: usize,
     pub stale_after: Duration,
     pub rest_fallback_interval: Duration,
@@ -183,7 +183,7 @@ impl ExchangeConfig {
         let symbols = endpoint.symbols.as_ref().unwrap_or(&settings.symbols);
         let instruments = symbols
             .iter()
-            .map(|s| Instrument::parse(s).ok_or_else(|| StartError::Symbol(s.clone())))
+            .map(|s| Pair::parse(s).ok_or_else(|| StartError::Symbol(s.clone())))
             .collect::<Result<_, _>>()?;
         let (ws_url, rest_url) = (&endpoint.ws_url, &endpoint.rest_url);
         let t = &settings.timing;
@@ -206,7 +206,7 @@ impl ExchangeConfig {
     }
 
     /// The same settings for a subset of the instruments (one connection's shard).
-    pub fn shard(&self, instruments: &[Instrument]) -> Self {
+    pub fn shard(&self, instruments: &[Pair]) -> Self {
         Self {
             instruments: instruments.to_vec(),
             ..self.clone()
@@ -276,7 +276,7 @@ pub(crate) fn skipped(venue: &str, status: &SourceStatus, error: &SourceError) {
 /// The venue refused a request: the instrument it names is reported failed
 /// (the caller stops subscribing it); a refusal tied to no instrument
 /// becomes the source's last error.
-pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrument>, why: &str) {
+pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Pair>, why: &str) {
     match inst {
         Some(inst) => {
             tracing::error!(source = venue, instrument = %inst.dashed(), "{why}; instrument skipped");
@@ -289,33 +289,26 @@ pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrume
     }
 }
 
-/// Publishes, logging (not failing) when the hub refuses the event.
-pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
-    if let Err(e) = hub.publish(channel, time_ns, payload) {
-        tracing::error!(channel = %channel.name, error = %e, "source event refused");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn instruments_are_read_in_both_spellings() {
-        let i = Instrument::parse("btcusdt").unwrap();
+        let i = Pair::parse("btcusdt").unwrap();
         assert_eq!(
             (i.dashed(), i.joined()),
             ("BTC-USDT".into(), "BTCUSDT".into())
         );
-        assert_eq!(Instrument::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
-        assert_eq!(Instrument::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
+        assert_eq!(Pair::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
+        assert_eq!(Pair::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
         // the shared --symbols spellings of issue 13: BTC-USD, BTCUSD, BTC/USD
         for spelling in ["BTC-USD", "btcusd", "BTC/USD"] {
-            assert_eq!(Instrument::parse(spelling).unwrap().dashed(), "BTC-USD");
+            assert_eq!(Pair::parse(spelling).unwrap().dashed(), "BTC-USD");
         }
-        assert_eq!(Instrument::parse("BTCUSDC").unwrap().dashed(), "BTC-USDC");
+        assert_eq!(Pair::parse("BTCUSDC").unwrap().dashed(), "BTC-USDC");
         for bad in ["USDT", "BTC-", "BTC.USDT", "XYZ", "BTC/"] {
-            assert!(Instrument::parse(bad).is_none(), "{bad}");
+            assert!(Pair::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::record::{self, ReplaySpeed};
+use super::replay::{Replay, ReplaySpeed};
 use super::sim::{SimConfig, Simulator};
 use super::{
     ExchangeConfig, SourceStatus, StartError, binance, bybit, coinbase, kraken, okx, rest,
@@ -312,7 +312,7 @@ pub fn start(
                 Box::pin(run_exchange(td, st, shutdown))
             }
             SourceSpec::Replay(path) => {
-                let replay = record::Replay::open(
+                let replay = Replay::open(
                     hub.clone(),
                     &path,
                     config.replay_speed,
@@ -347,4 +347,3 @@ pub fn start(
         .map_err(StartError::Thread)?;
     Ok(Running { statuses, thread })
 }
-

@@ -169,9 +169,7 @@ impl SourceStatus {
         let payload = Payload::Custom(Custom {
             body: Some(custom::Body::Json(v.to_string())),
         });
-        if let Err(e) = feed.hub.publish(&feed.channel, now_ns(), payload) {
-            tracing::error!(channel = %feed.channel.name, error = %e, "status event refused");
-        }
+        feed.hub.publish_or_log(&feed.channel, now_ns(), payload);
     }
 
     /// `live` rather than `connected` once streaming, as the status
