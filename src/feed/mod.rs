@@ -1,5 +1,6 @@
 //! The feed: channels, their history rings and snapshot state, and the hub
-//! that publishes into them. See ARCHITECTURE.md for the path a message takes.
+//! that publishes into them. docs/architecture.md follows the path a message
+//! takes.
 
 pub mod bbo;
 pub mod book;
