@@ -92,7 +92,7 @@ pub enum CliError {
     Runtime(std::io::Error),
 }
 
-pub(super) fn config(url: &str, token: &Option<String>) -> ClientConfig {
+pub(super) fn client_config(url: &str, token: &Option<String>) -> ClientConfig {
     let mut config = ClientConfig::new(url).format(Format::Proto);
     if let Some(token) = token {
         config = config.token(token.clone());
@@ -129,7 +129,7 @@ pub async fn sub(args: SubArgs) -> Result<(), CliError> {
     } else {
         OutputFormat::Jsonl
     });
-    let mut client = Client::connect(config(&args.url, &args.token)).await?;
+    let mut client = Client::connect(client_config(&args.url, &args.token)).await?;
     let names: Vec<&str> = args.patterns.iter().map(String::as_str).collect();
     client.subscribe_with(&names, !args.no_snapshot).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -160,7 +160,7 @@ pub async fn sub(args: SubArgs) -> Result<(), CliError> {
 
 /// `tickwire channels`: every channel with its kind and seq.
 pub async fn channels(args: ChannelsArgs) -> Result<(), CliError> {
-    let mut client = Client::connect(config(&args.url, &args.token)).await?;
+    let mut client = Client::connect(client_config(&args.url, &args.token)).await?;
     let mut list = client.list_channels(&args.pattern).await?;
     list.sort_by(|a, b| a.channel.cmp(&b.channel));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

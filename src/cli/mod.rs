@@ -17,7 +17,7 @@ pub use client::{BookArgs, ChannelsArgs, CliError, OutputFormat, SubArgs, channe
 pub use command::{Cli, Command, ConfigCommand};
 pub use record::RecordArgs;
 
-use client::config;
+use client::client_config;
 
 #[cfg(test)]
 mod load_tests;

@@ -152,13 +152,12 @@ pub fn start(
     beside: Vec<Task>,
     shutdown: &CancellationToken,
 ) -> Result<Running, StartError> {
-    let config = settings;
     // `none` (an edge node) runs nothing; it only makes the list non-empty
-    let specs: Vec<SourceSpec> = if config.specs.is_empty() {
+    let specs: Vec<SourceSpec> = if settings.specs.is_empty() {
         vec![SourceSpec::Sim]
     } else {
         let none = SourceSpec::None;
-        config
+        settings
             .specs
             .iter()
             .filter(|s| **s != none)
@@ -168,11 +167,11 @@ pub fn start(
     let mut statuses = Vec::new();
     let mut tasks: Vec<Task> = Vec::new();
     // the consolidated book (bbo.all.*) runs beside exchange sources
-    let consolidate = config
+    let consolidate = settings
         .consolidated_book
-        .unwrap_or_else(|| specs_have_venues(&config.specs));
+        .unwrap_or_else(|| specs_have_venues(&settings.specs));
     if consolidate {
-        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
+        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &settings.consolidate);
         hub.set_bbo_tap(tap);
         tasks.push(Box::pin(engine.run(shutdown.clone())));
     }
@@ -188,17 +187,17 @@ pub fn start(
                 let sim = Simulator::new(
                     hub.clone(),
                     &SimConfig {
-                        candles: !config.analytics,
-                        ..config.sim.clone()
+                        candles: !settings.analytics,
+                        ..settings.sim.clone()
                     },
                 )?;
                 Box::pin(sim.run(shutdown, st))
             }
             SourceSpec::Binance => {
                 let cfg = ExchangeConfig::from_settings(
-                    config,
+                    settings,
                     "binance",
-                    &config.binance,
+                    &settings.binance,
                     rest::BudgetRule::BINANCE,
                 )?;
                 sharded(
@@ -213,9 +212,9 @@ pub fn start(
             }
             SourceSpec::Okx => {
                 let cfg = ExchangeConfig::from_settings(
-                    config,
+                    settings,
                     "okx",
-                    &config.okx,
+                    &settings.okx,
                     rest::BudgetRule::OKX,
                 )?;
                 sharded(
@@ -231,11 +230,11 @@ pub fn start(
             SourceSpec::Bybit | SourceSpec::Coinbase => {
                 let bybit = spec == SourceSpec::Bybit;
                 let (venue, endpoint, budget) = if bybit {
-                    ("bybit", &config.bybit, rest::BudgetRule::BYBIT)
+                    ("bybit", &settings.bybit, rest::BudgetRule::BYBIT)
                 } else {
-                    ("coinbase", &config.coinbase, rest::BudgetRule::COINBASE)
+                    ("coinbase", &settings.coinbase, rest::BudgetRule::COINBASE)
                 };
-                let mut cfg = ExchangeConfig::from_settings(config, venue, endpoint, budget)?;
+                let mut cfg = ExchangeConfig::from_settings(settings, venue, endpoint, budget)?;
                 if bybit {
                     sharded(
                         "bybit",
@@ -261,9 +260,9 @@ pub fn start(
             }
             SourceSpec::Kraken => {
                 let cfg = ExchangeConfig::from_settings(
-                    config,
+                    settings,
                     "kraken",
-                    &config.kraken,
+                    &settings.kraken,
                     rest::BudgetRule::KRAKEN,
                 )?;
                 sharded(
@@ -277,12 +276,12 @@ pub fn start(
                 )?
             }
             SourceSpec::TwelveData => {
-                let symbols = config
+                let symbols = settings
                     .twelvedata
                     .symbols
                     .as_ref()
-                    .unwrap_or(&config.symbols);
-                let key = config.twelvedata_api_key.clone().unwrap_or_default();
+                    .unwrap_or(&settings.symbols);
+                let key = settings.twelvedata_api_key.clone().unwrap_or_default();
                 if key.is_empty() {
                     return Err(StartError::Config(
                         "the twelvedata source needs an API key: --twelvedata-api-key or TICKWIRE_TWELVEDATA_API_KEY".into(),
@@ -290,20 +289,20 @@ pub fn start(
                 }
                 let endpoint = Endpoint {
                     symbols: Some(Vec::new()),
-                    ..config.twelvedata.clone()
+                    ..settings.twelvedata.clone()
                 };
                 let mut cfg = ExchangeConfig::from_settings(
-                    config,
+                    settings,
                     "twelvedata",
                     &endpoint,
-                    rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                    rest::BudgetRule::twelvedata(settings.twelvedata_credits_per_minute.max(1)),
                 )?;
                 cfg.rest = Arc::new(
                     rest::RestClient::new(
                         "twelvedata",
                         &cfg.rest_url,
                         cfg.io_timeout,
-                        rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
+                        rest::BudgetRule::twelvedata(settings.twelvedata_credits_per_minute.max(1)),
                     )
                     .with_auth(&format!("apikey {key}")),
                 );
@@ -315,9 +314,9 @@ pub fn start(
                 let replay = Replay::open(
                     hub.clone(),
                     &path,
-                    config.replay_speed,
-                    config.replay_loop,
-                    config.analytics,
+                    settings.replay_speed,
+                    settings.replay_loop,
+                    settings.analytics,
                 )?;
                 Box::pin(replay.run(st, shutdown))
             }
