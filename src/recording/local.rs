@@ -19,13 +19,13 @@ const QUEUE: usize = 65_536;
 
 /// The hub's end: offers the events of matching channels without waiting.
 #[derive(Debug)]
-struct Tap {
+struct Sink {
     patterns: Vec<Pattern>,
     tx: mpsc::Sender<Arc<Encoded>>,
     dropped: Arc<AtomicU64>,
 }
 
-impl EventSink for Tap {
+impl EventSink for Sink {
     fn offer(&self, channel: &Channel, event: &Arc<Encoded>) {
         if self.patterns.iter().any(|p| p.matches(&channel.name))
             && self.tx.try_send(event.clone()).is_err()
@@ -81,7 +81,7 @@ impl Recorder {
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        hub.set_sink(Arc::new(Tap {
+        hub.set_sink(Arc::new(Sink {
             patterns,
             tx,
             dropped: dropped.clone(),
