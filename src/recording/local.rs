@@ -106,3 +106,83 @@ impl Recorder {
         super::run(settings, origin, self.queue, shutdown).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::feed::{LogLimits, Registry};
+    use crate::metrics::Metrics;
+    use crate::protocol::pb::{Custom, Trade, custom, event::Payload};
+    use crate::sources::twr::Reader;
+
+    fn hub() -> Arc<Hub> {
+        let metrics = Arc::new(Metrics::default());
+        let registry = Arc::new(Registry::new(LogLimits {
+            max_messages: 16,
+            max_age_ns: 0,
+        }));
+        Arc::new(Hub::new(registry, "test".into(), 1024, metrics))
+    }
+
+    fn settings(out: &std::path::Path, max_events: u64) -> Settings {
+        Settings {
+            out: out.to_path_buf(),
+            channels: vec!["trade.*.*".into()],
+            gzip: false,
+            duration: None,
+            max_events: Some(max_events),
+            progress: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_recorder_writes_the_matching_channels_of_the_hub_in_order() {
+        let dir = std::env::temp_dir().join(format!("tickwire-local-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("local.twr");
+        let hub = hub();
+        let settings = settings(&out, 3);
+        let recorder = Recorder::attach(&hub, &settings).unwrap();
+        let trade = hub.channel("trade.sim.BTC-USDT").unwrap();
+        let other = hub.channel("custom.sim.x").unwrap();
+        for i in 1..=3 {
+            let t = Trade {
+                price: i as f64,
+                ..Default::default()
+            };
+            hub.publish(&trade, i, Payload::Trade(t)).unwrap();
+            let c = Custom {
+                body: Some(custom::Body::Json("{}".into())),
+            };
+            hub.publish(&other, i, Payload::Custom(c)).unwrap();
+        }
+        let summary = recorder
+            .record(&settings, "in-process: test", CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.events, summary.channels, summary.lagged),
+            (3, 1, 0)
+        );
+        let mut reader = Reader::open(&out).unwrap();
+        assert_eq!(reader.header().origin, "in-process: test");
+        let mut seqs = Vec::new();
+        while let Some(e) = reader.next_event().unwrap() {
+            assert_eq!(e.channel, "trade.sim.BTC-USDT");
+            seqs.push(e.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_bad_pattern_is_refused_before_anything_is_recorded() {
+        let hub = hub();
+        let mut s = settings(std::path::Path::new("/nonexistent/x.twr"), 1);
+        s.channels = vec!["not a pattern".into()];
+        let err = Recorder::attach(&hub, &s).err().expect("refused");
+        assert!(matches!(err, RecorderError::Pattern(_)), "{err}");
+    }
+}
