@@ -3,9 +3,9 @@
 //! pattern matching.
 //!
 //! Guards: publish cost grows only by the cheap per-subscriber doorbell step
-//! (ARCHITECTURE.md rule 1); a drain of 64 events is reference-count
-//! increments and slice building, no copies (rule 2); matching a channel
-//! against 100 patterns is allocation-free.
+//! (docs/architecture.md, the hot path); a drain of 64 events is
+//! reference-count increments and slice building, no copies; matching a
+//! channel against 100 patterns is allocation-free.
 
 use std::hint::black_box;
 use std::io::IoSlice;

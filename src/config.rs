@@ -14,178 +14,33 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use thiserror::Error;
+
+use crate::analytics::CandleInterval;
+pub use crate::server::SlowConsumerPolicy;
+pub use crate::sources::SourceSpec;
+pub use crate::sources::replay::ReplaySpeed;
+pub use crate::sources::sim::SimRate;
 
 mod example;
 mod file;
 mod load;
+mod parse;
 
-pub use load::{check_file, example, serve_command};
-
-/// What happens to a client that falls too far behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SlowConsumerPolicy {
-    /// Send `lagged` naming the skipped range, then a fresh snapshot.
-    Lagged,
-    /// Close the connection with 4008.
-    Close,
-}
-
-/// How fast the simulator publishes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SimRate {
-    /// About this many events per second in total.
-    PerSecond(f64),
-    /// As fast as one task can publish.
-    Max,
-}
-
-fn parse_sim_tick(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(1) {
-        return Err(format!("sim tick must be between 1ms and 1s, got {s}"));
-    }
-    Ok(d)
-}
-
-fn parse_sim_rate(s: &str) -> Result<SimRate, String> {
-    if s == "max" {
-        return Ok(SimRate::Max);
-    }
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(SimRate::PerSecond(r)),
-        _ => Err(format!(
-            "`{s}` is not a rate: give events per second or `max`"
-        )),
-    }
-}
-
-/// One `--source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    /// The built-in market simulator.
-    Sim,
-    /// Binance public streams.
-    Binance,
-    /// OKX public streams.
-    Okx,
-    /// Bybit v5 spot public streams.
-    Bybit,
-    /// Coinbase Advanced Trade public market data.
-    Coinbase,
-    /// Kraken Spot WebSocket v2.
-    Kraken,
-    /// Twelve Data prices (stocks, forex).
-    TwelveData,
-    /// Events recorded by `tickwire record`.
-    Replay(PathBuf),
-    /// No source: an edge node of a cluster (`--nats-url`) serving what
-    /// the ingest publishes.
-    None,
-}
-
-fn parse_source(s: &str) -> Result<SourceSpec, String> {
-    match s {
-        "sim" => Ok(SourceSpec::Sim),
-        "binance" => Ok(SourceSpec::Binance),
-        "okx" => Ok(SourceSpec::Okx),
-        "bybit" => Ok(SourceSpec::Bybit),
-        "coinbase" => Ok(SourceSpec::Coinbase),
-        "kraken" => Ok(SourceSpec::Kraken),
-        "twelvedata" => Ok(SourceSpec::TwelveData),
-        "none" => Ok(SourceSpec::None),
-        _ => match s.strip_prefix("replay:") {
-            Some(path) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
-            _ => Err(format!(
-                "`{s}` is not a source: use sim, binance, okx, bybit, coinbase, kraken, twelvedata, replay:FILE or none"
-            )),
-        },
-    }
-}
-
-/// How fast a replay runs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ReplaySpeed {
-    /// This many times the recorded pacing (1 = as recorded).
-    Times(f64),
-    /// As fast as the hub takes events.
-    Max,
-}
-
-fn parse_replay_speed(s: &str) -> Result<ReplaySpeed, String> {
-    if s == "max" {
-        return Ok(ReplaySpeed::Max);
-    }
-    match s.trim_end_matches('x').parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(ReplaySpeed::Times(r)),
-        _ => Err(format!(
-            "`{s}` is not a replay speed: give a factor (1, 10) or `max`"
-        )),
-    }
-}
-
-fn parse_interval_label(s: &str) -> Result<String, String> {
-    crate::analytics::candles::parse_interval(s)
-        .map(|_| s.to_string())
-        .ok_or_else(|| format!("`{s}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
-}
-
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    let addrs: Vec<SocketAddr> = s
-        .to_socket_addrs()
-        .map_err(|e| {
-            format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080): {e}")
-        })?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("`{s}` resolves to no address"))
-}
-
-fn parse_instrument(s: &str) -> Result<String, String> {
-    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
-    match s.split_once('-') {
-        Some((base, quote)) if ok(base) && ok(quote) => Ok(s.to_string()),
-        _ => Err(format!(
-            "`{s}` is not an instrument: use BASE-QUOTE, e.g. BTC-USDT"
-        )),
-    }
-}
-
-fn parse_consolidate(s: &str) -> Result<(String, String), String> {
-    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric());
-    match s.split_once('=') {
-        Some((from, to)) if ok(from) && ok(to) => {
-            Ok((from.to_ascii_uppercase(), to.to_ascii_uppercase()))
-        }
-        _ => Err(format!(
-            "`{s}` is not a quote mapping: use FROM=TO, e.g. USDT=USD"
-        )),
-    }
-}
-
-fn parse_book_depth(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("a book needs at least 1 level per side".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a number of levels")),
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 15s, 500ms)"))
-}
+pub use file::FileDefaults;
+pub use load::{check_file, environment_only, example, parse_with_file, serve_command};
+use parse::{
+    parse_book_depth, parse_consolidate, parse_duration, parse_instrument, parse_listen,
+    parse_on_off, parse_replay_speed, parse_sim_tick,
+};
+pub use parse::{parse_sim_rate, parse_source};
 
 impl Config {
     /// Whether analytics runs.
     pub fn analytics_on(&self) -> bool {
         // an edge serves the ingest's analytics events, it makes none
-        self.analytics == "on" && !self.is_edge()
+        self.analytics && !self.is_edge()
     }
 
     /// Whether this node is a cluster edge: `--nats-url` and `--source none`
@@ -418,17 +273,17 @@ pub struct Config {
     pub publish_key: Option<String>,
 
     /// Analytics (candles from trades, signals, sentiment, scanner): `on` or `off`.
-    #[arg(long, env = "TICKWIRE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
-    pub analytics: String,
+    #[arg(long, env = "TICKWIRE_ANALYTICS", default_value = "on", action = clap::ArgAction::Set, value_parser = parse_on_off())]
+    pub analytics: bool,
 
     /// Candle intervals built from trades (`1s`, `1m`, `5m`, `1h`, `1d`),
     /// published on `candle<interval>.<venue>.<instrument>`.
-    #[arg(long, env = "TICKWIRE_CANDLE_INTERVALS", value_delimiter = ',', default_value = "1m,5m,1h", value_parser = parse_interval_label)]
-    pub candle_intervals: Vec<String>,
+    #[arg(long, env = "TICKWIRE_CANDLE_INTERVALS", value_delimiter = ',', default_value = "1m,5m,1h", value_parser = CandleInterval::parse)]
+    pub candle_intervals: Vec<CandleInterval>,
 
     /// Candle interval at whose close signals are computed.
-    #[arg(long, env = "TICKWIRE_SIGNAL_INTERVAL", default_value = "1m", value_parser = parse_interval_label)]
-    pub signal_interval: String,
+    #[arg(long, env = "TICKWIRE_SIGNAL_INTERVAL", default_value = "1m", value_parser = CandleInterval::parse)]
+    pub signal_interval: CandleInterval,
 
     /// How often each venue's sentiment index is published.
     #[arg(long, env = "TICKWIRE_SENTIMENT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
@@ -605,55 +460,6 @@ pub struct Config {
     pub log: String,
 }
 
-/// The command line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "tickwire",
-    version,
-    about = "Market-data feed server: protobuf and JSON over WebSocket"
-)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// `serve` flags, accepted without the subcommand too.
-    #[command(flatten)]
-    pub serve: Config,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the feed (the default).
-    Serve(Box<Config>),
-    /// Record events from a running tickwire (or from sources run in-process)
-    /// to a `.twr` file for `serve --source replay:FILE`.
-    Record(crate::recorder::RecordArgs),
-    /// Print an example config file, or check one.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Print the events of channels or patterns as they arrive (a wscat for
-    /// this feed: columns on a terminal, JSON lines when piped).
-    Sub(crate::cli::SubArgs),
-    /// Show a live order-book ladder of a book channel, checksum verified.
-    Book(crate::cli::BookArgs),
-    /// List the server's channels with their kind and seq.
-    Channels(crate::cli::ChannelsArgs),
-}
-
-/// `tickwire config ...`.
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Print a commented TOML file with every key of `serve` and its default.
-    Example,
-    /// Check a TOML file as `serve --config FILE` would load it (`-` reads
-    /// stdin). The environment is not consulted.
-    Check {
-        /// The file to check.
-        file: PathBuf,
-    },
-}
-
 /// Why the configuration could not be loaded.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -683,6 +489,3 @@ pub enum ConfigError {
     #[error(transparent)]
     Cli(#[from] clap::Error),
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,9 +1,10 @@
-//! `tickwire`: the feed server's command line.
+//! `tickwire`: the feed server's binary. Parses the command line
+//! (`cli`) and hands the run to the composition root (`app`).
 
 use std::process::ExitCode;
 
 use mimalloc::MiMalloc;
-use tickwire::config::Cli;
+use tickwire::cli::{Cli, Command, ConfigCommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -20,20 +21,20 @@ fn main() -> ExitCode {
         }
     };
     match &cli.command {
-        Some(tickwire::config::Command::Config(cmd)) => return config_command(cmd),
-        Some(tickwire::config::Command::Sub(args)) => {
+        Some(Command::Config(cmd)) => return config_command(cmd),
+        Some(Command::Sub(args)) => {
             return tickwire::cli::run(tickwire::cli::sub(args.clone()));
         }
-        Some(tickwire::config::Command::Book(args)) => {
+        Some(Command::Book(args)) => {
             return tickwire::cli::run(tickwire::cli::book(args.clone()));
         }
-        Some(tickwire::config::Command::Channels(args)) => {
+        Some(Command::Channels(args)) => {
             return tickwire::cli::run(tickwire::cli::channels(args.clone()));
         }
         _ => {}
     }
     let record = match &cli.command {
-        Some(tickwire::config::Command::Record(args)) => Some(args.clone()),
+        Some(Command::Record(args)) => Some(args.clone()),
         _ => None,
     };
     let config = cli.into_config();
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
             tracing::info!("signal received");
         });
         if let Some(args) = record {
-            return match tickwire::recorder::record(args.clone(), shutdown).await {
+            return match tickwire::app::record(&args, shutdown).await {
                 Ok(s) => {
                     eprintln!(
                         "recorded {} events on {} channels in {:.1} s to {} ({} skipped by lag)",
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        match tickwire::server::run(config, shutdown).await {
+        match tickwire::app::serve(config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");
@@ -108,8 +109,7 @@ fn main() -> ExitCode {
 }
 
 /// `tickwire config example` and `tickwire config check FILE`.
-fn config_command(cmd: &tickwire::config::ConfigCommand) -> ExitCode {
-    use tickwire::config::ConfigCommand;
+fn config_command(cmd: &ConfigCommand) -> ExitCode {
     match cmd {
         ConfigCommand::Example => {
             print!("{}", tickwire::config::example());

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Client, Fmt, Server, WAIT};
-use tickwire::sources::record::Reader;
+use tickwire::sources::twr::Reader;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use support::{Client, Fmt};
-use tickwire::config::Cli;
+use tickwire::cli::Cli;
 use tickwire::feed::Hub;
 use tickwire::protocol::pb::{
     self, Custom, client_message, custom, event::Payload, server_message::Kind,
@@ -23,9 +23,7 @@ async fn start() -> (String, Arc<Hub>, CancellationToken) {
     .unwrap()
     .into_config();
     let shutdown = CancellationToken::new();
-    let server = tickwire::server::Server::bind(config, shutdown.clone())
-        .await
-        .unwrap();
+    let server = tickwire::app::bind(config, shutdown.clone()).await.unwrap();
     let url = format!("ws://{}/ws", server.local_addr().unwrap());
     let hub = server.hub().clone();
     tokio::spawn(server.serve());

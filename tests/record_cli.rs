@@ -98,7 +98,7 @@ async fn no_matching_channel_is_said_and_a_later_channel_is_recorded() {
     publish(&server, KEY, "custom.later.A-B").await;
     wait_line(&rx, "recorded 1 events on 1 channels", &mut seen);
     assert!(child.wait().unwrap().success(), "{seen:#?}");
-    let mut reader = tickwire::sources::record::Reader::open(&out).unwrap();
+    let mut reader = tickwire::sources::twr::Reader::open(&out).unwrap();
     let event = reader.next_event().unwrap().expect("one event");
     assert_eq!(event.channel, "custom.later.A-B");
     assert!(reader.next_event().unwrap().is_none());

@@ -13,7 +13,7 @@ use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{
     ResumePosition, Subscribe, client_message, event::Payload, server_message,
 };
-use tickwire::sources::record::Reader;
+use tickwire::sources::twr::Reader;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tickwire-{name}-{}", std::process::id()));

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use super::indicators::Values;
+
 /// What the scanner reads: the latest indicator values per instrument.
 #[derive(Debug, Clone, Default)]
 pub struct InstrumentView {
-    pub values: BTreeMap<String, f64>,
+    pub values: Values,
     pub bars: u64,
     /// Change of the last price against the first price seen, in percent.
     pub change_pct: f64,

@@ -15,7 +15,7 @@ use crate::protocol::pb::Candle;
 pub const MAX_FILL: usize = 1000;
 
 /// Parses `1s`, `5m`, `1h`, `1d` into nanoseconds.
-pub fn parse_interval(label: &str) -> Option<i64> {
+fn parse_interval(label: &str) -> Option<i64> {
     let (num, unit) = label.split_at(label.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
     let unit_ns: i64 = match unit {
@@ -26,6 +26,43 @@ pub fn parse_interval(label: &str) -> Option<i64> {
         _ => return None,
     };
     n.checked_mul(unit_ns)
+}
+
+/// A candle interval: its label as channel names carry it (`1m` in
+/// `candle1m.<venue>.<instrument>`) and its length. Parsed once, when the
+/// configuration is read; a bad label is an error there, never a fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandleInterval {
+    label: String,
+    ns: i64,
+}
+
+impl CandleInterval {
+    /// Reads `1s`, `5m`, `1h`, `1d` (a positive count and a unit).
+    pub fn parse(label: &str) -> Result<Self, String> {
+        parse_interval(label)
+            .map(|ns| Self {
+                label: label.to_string(),
+                ns,
+            })
+            .ok_or_else(|| format!("`{label}` is not an interval: use e.g. 1s, 1m, 5m, 1h, 1d"))
+    }
+
+    /// The label (`1m`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The length in nanoseconds.
+    pub fn ns(&self) -> i64 {
+        self.ns
+    }
+}
+
+impl std::fmt::Display for CandleInterval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 /// Builds the candles of one instrument at one interval.
@@ -154,10 +191,17 @@ mod tests {
     #[test]
     fn intervals_parse() {
         assert_eq!(parse_interval("1s"), Some(S));
+        let i = CandleInterval::parse("5m").unwrap();
+        assert_eq!(
+            (i.label(), i.ns(), i.to_string()),
+            ("5m", 300 * S, "5m".into())
+        );
         assert_eq!(parse_interval("5m"), Some(300 * S));
         assert_eq!(parse_interval("1h"), Some(3600 * S));
         for bad in ["", "m", "0m", "5x", "-1m", "1.5m"] {
             assert_eq!(parse_interval(bad), None, "{bad}");
+            let err = CandleInterval::parse(bad).unwrap_err();
+            assert!(err.contains("is not an interval"), "{err}");
         }
     }
 

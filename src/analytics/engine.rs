@@ -2,7 +2,7 @@
 //! publishes (from any source) and publishes candles, signals and
 //! sentiment back through the hub as ordinary channels.
 //!
-//! The hub hands trades over through a bounded queue ([`Tap`]) with
+//! The hub hands trades over through a bounded queue ([`TradeTap`], defined by the feed) with
 //! `try_send`, so the publish path never waits for analytics; if the
 //! engine falls behind, trades are dropped from analytics (counted in
 //! `/stats` as `analytics_dropped`), never from the feed.
@@ -18,13 +18,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::Settings;
 use super::board::{Board, InstrumentView};
 use super::candles::CandleBuilder;
 use super::indicators::{Bar, IndicatorSet};
-use super::sentiment::{SentimentIndex, Window};
-use super::signals::{SignalRule, inputs_from_map};
-use super::tap::{Tap, TapTrade};
-use crate::feed::{Channel, Hub};
+use super::sentiment::{PriceWindow, SentimentIndex};
+use super::signals::{Inputs, SignalRule};
+use crate::feed::{Channel, Hub, TappedTrade, TradeTap};
 use crate::protocol::now_ns;
 use crate::protocol::pb::{Candle, Signal, event::Payload};
 
@@ -33,23 +33,13 @@ pub const FLUSH: Duration = Duration::from_millis(100);
 /// Trades queued between the hub and the engine.
 const QUEUE: usize = 65_536;
 
-/// Settings of the engine.
-#[derive(Debug, Clone)]
-pub struct AnalyticsConfig {
-    /// Published candle intervals: (label, ns).
-    pub candle_intervals: Vec<(String, i64)>,
-    /// The interval signals are computed on.
-    pub signal_interval: (String, i64),
-    pub sentiment_interval: Duration,
-}
-
 struct Interval {
     builder: CandleBuilder,
     channel: Option<Arc<Channel>>,
     dirty: bool,
 }
 
-struct Instrument {
+struct InstrumentState {
     venue: String,
     name: String,
     /// Published intervals, then (if not among them) the signal interval.
@@ -67,19 +57,19 @@ struct Instrument {
 /// The engine task's state.
 pub struct Engine {
     hub: Arc<Hub>,
-    cfg: AnalyticsConfig,
-    rx: mpsc::Receiver<TapTrade>,
+    cfg: Settings,
+    rx: mpsc::Receiver<TappedTrade>,
     board: Arc<Board>,
-    instruments: HashMap<Arc<str>, Instrument>,
+    instruments: HashMap<Arc<str>, InstrumentState>,
     sentiment: BTreeMap<String, (SentimentIndex, Option<Arc<Channel>>)>,
     closed: Vec<Candle>,
 }
 
 /// Creates the queue and the engine; the tap goes to the hub.
-pub fn new(hub: Arc<Hub>, cfg: AnalyticsConfig) -> (Arc<Tap>, Engine, Arc<Board>) {
+pub fn new(hub: Arc<Hub>, cfg: Settings) -> (Arc<TradeTap>, Engine, Arc<Board>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let board = Arc::new(Board::default());
-    let tap = Arc::new(Tap::new(tx));
+    let tap = Arc::new(TradeTap::new(tx));
     let engine = Engine {
         hub,
         cfg,
@@ -92,18 +82,13 @@ pub fn new(hub: Arc<Hub>, cfg: AnalyticsConfig) -> (Arc<Tap>, Engine, Arc<Board>
     (tap, engine, board)
 }
 
-fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
-    if let Err(e) = hub.publish(channel, time_ns, payload) {
-        tracing::error!(channel = %channel.name, error = %e, "analytics event refused");
-    }
-}
-
 impl Engine {
     /// Runs until shutdown.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut flush = tokio::time::interval(FLUSH);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut sentiment = tokio::time::interval(self.cfg.sentiment_interval);
+        let mut sentiment =
+            tokio::time::interval(self.cfg.sentiment_interval.max(Duration::from_millis(100)));
         sentiment.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         sentiment.tick().await;
         let mut batch = Vec::with_capacity(1024);
@@ -139,21 +124,21 @@ impl Engine {
                 .cfg
                 .candle_intervals
                 .iter()
-                .map(|(label, ns)| Interval {
-                    builder: CandleBuilder::new(label, *ns),
-                    channel: ch(&format!("candle{label}")),
+                .map(|i| Interval {
+                    builder: CandleBuilder::new(i.label(), i.ns()),
+                    channel: ch(&format!("candle{i}")),
                     dirty: false,
                 })
                 .collect();
             let signal_at = match intervals
                 .iter()
-                .position(|i| i.builder.label() == self.cfg.signal_interval.0)
+                .position(|i| i.builder.label() == self.cfg.signal_interval.label())
             {
                 Some(i) => i,
                 None => {
-                    let (label, ns) = &self.cfg.signal_interval;
+                    let signal = &self.cfg.signal_interval;
                     intervals.push(Interval {
-                        builder: CandleBuilder::new(label, *ns),
+                        builder: CandleBuilder::new(signal.label(), signal.ns()),
                         channel: None,
                         dirty: false,
                     });
@@ -169,7 +154,7 @@ impl Engine {
             });
             self.instruments.insert(
                 channel.clone(),
-                Instrument {
+                InstrumentState {
                     venue: venue.to_string(),
                     name: name.to_string(),
                     intervals,
@@ -187,7 +172,7 @@ impl Engine {
         true
     }
 
-    fn trade(&mut self, t: TapTrade, wall: i64) {
+    fn trade(&mut self, t: TappedTrade, wall: i64) {
         if !self.ensure_instrument(&t.channel) {
             return;
         }
@@ -230,7 +215,7 @@ impl Engine {
     ) {
         for c in closed.drain(..) {
             if let Some(ch) = &iv.channel {
-                publish(hub, ch, c.open_time_ns, Payload::Candle(c.clone()));
+                hub.publish_or_log(ch, c.open_time_ns, Payload::Candle(c.clone()));
             }
             if is_signal {
                 signal_closes.push(c);
@@ -249,16 +234,17 @@ impl Engine {
             close: c.close,
             volume: c.volume,
         });
-        let values = inst.indicators.values().to_map();
-        let d = inst.rule.decide(&inputs_from_map(&values));
+        let values = inst.indicators.values();
+        let d = inst.rule.decide(&Inputs::from_values(&values));
         let signal = Signal {
             action: d.action as i32,
             strength: d.strength,
             reason: d.reason,
-            interval: self.cfg.signal_interval.0.clone(),
-            indicators: values.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            interval: self.cfg.signal_interval.label().to_string(),
+            indicators: values.to_map().into_iter().collect(),
         };
-        publish(&self.hub, &inst.signal, now_ns(), Payload::Signal(signal));
+        self.hub
+            .publish_or_log(&inst.signal, now_ns(), Payload::Signal(signal));
         let change_pct = if inst.first_price > 0.0 {
             (inst.last_price / inst.first_price - 1.0) * 100.0
         } else {
@@ -300,7 +286,8 @@ impl Engine {
                 if iv.dirty
                     && let (Some(ch), Some(c)) = (&iv.channel, iv.builder.current())
                 {
-                    publish(&self.hub, ch, c.open_time_ns, Payload::Candle(c.clone()));
+                    self.hub
+                        .publish_or_log(ch, c.open_time_ns, Payload::Candle(c.clone()));
                 }
                 iv.dirty = false;
             }
@@ -312,12 +299,12 @@ impl Engine {
     }
 
     fn sentiment(&mut self) {
-        let mut windows: BTreeMap<&str, Vec<Window>> = BTreeMap::new();
+        let mut windows: BTreeMap<&str, Vec<PriceWindow>> = BTreeMap::new();
         for inst in self.instruments.values_mut() {
             windows
                 .entry(inst.venue.as_str())
                 .or_default()
-                .push(Window {
+                .push(PriceWindow {
                     start: inst.window_start,
                     end: inst.last_price,
                     volume: inst.window_volume,
@@ -328,7 +315,7 @@ impl Engine {
         for (venue, w) in windows {
             if let Some((index, Some(ch))) = self.sentiment.get_mut(venue) {
                 let s = index.update(&w, w.len());
-                publish(&self.hub, ch, now_ns(), Payload::Sentiment(s));
+                self.hub.publish_or_log(ch, now_ns(), Payload::Sentiment(s));
             }
         }
     }

@@ -76,7 +76,7 @@ impl Sum {
 /// a flat window reports exactly zero deviation and any rounding residue
 /// from a volatile period is discarded.
 #[derive(Debug, Clone, PartialEq)]
-struct Window {
+struct RollingStats {
     buf: Box<[f64]>,
     /// Next slot to write (the oldest value once the window is full).
     pos: usize,
@@ -89,7 +89,7 @@ struct Window {
     last: f64,
 }
 
-impl Window {
+impl RollingStats {
     fn new(period: usize) -> Self {
         let n = period_of(period);
         Self {
@@ -161,14 +161,14 @@ impl Window {
 /// via a ring buffer and a running mean.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sma {
-    window: Window,
+    window: RollingStats,
 }
 
 impl Sma {
     /// An SMA over `period` values (0 is treated as 1).
     pub fn new(period: usize) -> Self {
         Self {
-            window: Window::new(period),
+            window: RollingStats::new(period),
         }
     }
 
@@ -413,7 +413,7 @@ pub struct Bands {
 /// variance (see the module docs for the numerical approach).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bollinger {
-    window: Window,
+    window: RollingStats,
     k: f64,
 }
 
@@ -423,7 +423,7 @@ impl Bollinger {
     /// conventional 2.0 so the bands stay finite.
     pub fn new(period: usize, k: f64) -> Self {
         Self {
-            window: Window::new(period),
+            window: RollingStats::new(period),
             k: if k.is_finite() { k.abs() } else { 2.0 },
         }
     }
@@ -561,7 +561,7 @@ impl Vwap {
 /// 0.0 when the window's volumes are all equal (no deviation to measure).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeZ {
-    window: Window,
+    window: RollingStats,
     value: Option<f64>,
 }
 
@@ -569,7 +569,7 @@ impl VolumeZ {
     /// A z-score over `period` volumes (0 is treated as 1).
     pub fn new(period: usize) -> Self {
         Self {
-            window: Window::new(period),
+            window: RollingStats::new(period),
             value: None,
         }
     }

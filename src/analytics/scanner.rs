@@ -59,12 +59,6 @@ pub struct ScanRequest {
     pub top_n: u32,
 }
 
-fn publish(hub: &Hub, channel: &Channel, payload: Payload) {
-    if let Err(e) = hub.publish(channel, now_ns(), payload) {
-        tracing::error!(channel = %channel.name, error = %e, "scan event refused");
-    }
-}
-
 fn quick_score(v: &InstrumentView) -> (f64, String) {
     let s = (0.6 * v.signal_score + 0.4 * (v.change_pct / 2.0).tanh()).clamp(-1.0, 1.0);
     let reason = format!(
@@ -76,10 +70,10 @@ fn quick_score(v: &InstrumentView) -> (f64, String) {
 
 fn deep_score(v: &InstrumentView) -> (f64, String) {
     let (quick, _) = quick_score(v);
-    let g = |k: &str| v.values.get(k).copied();
+    let ind = &v.values;
     let mut parts: Vec<(f64, String)> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    if let Some(rsi) = g("rsi14") {
+    if let Some(rsi) = ind.rsi14 {
         if (30.0..=70.0).contains(&rsi) {
             notes.push(format!("RSI14 {rsi:.0} neutral"));
         } else {
@@ -87,13 +81,16 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
             parts.push(((50.0 - rsi) / 50.0, format!("RSI14 {rsi:.0} {label}")));
         }
     }
-    if let (Some(h), Some(atr)) = (g("macd_hist"), g("atr14"))
+    if let (Some(h), Some(atr)) = (ind.macd.map(|m| m.histogram), ind.atr14)
         && atr > 0.0
     {
         parts.push(((2.0 * h / atr).tanh(), format!("MACD histogram {h:+.4}")));
     }
-    if let (Some(c), Some(m), Some(u)) = (g("close"), g("bb_middle"), g("bb_upper"))
-        && u > m
+    if let (c, Some(m), Some(u)) = (
+        ind.close,
+        ind.bollinger.map(|b| b.middle),
+        ind.bollinger.map(|b| b.upper),
+    ) && u > m
     {
         let pos = ((c - m) / (u - m)).clamp(-1.0, 1.0);
         parts.push((pos, format!("Bollinger position {pos:+.2}")));
@@ -103,7 +100,7 @@ fn deep_score(v: &InstrumentView) -> (f64, String) {
         let mean = parts.iter().map(|p| p.0).sum::<f64>() / parts.len() as f64;
         score = 0.5 * quick + 0.5 * mean;
     }
-    if let Some(z) = g("volume_z") {
+    if let Some(z) = ind.volume_z {
         score *= 1.0 + 0.25 * z.clamp(-2.0, 2.0).tanh();
         parts.push((0.0, format!("volume z {z:+.1}")));
     }
@@ -134,10 +131,7 @@ async fn run(
     let scan_id = format!("scan-{}", NEXT_SCAN.fetch_add(1, Ordering::Relaxed));
     let instruments = board.venue(&req.venue);
     if instruments.is_empty() {
-        publish(
-            &hub,
-            &channel,
-            Payload::ScanError(ScanError {
+        hub.publish_or_log(&channel, now_ns(), Payload::ScanError(ScanError {
                 request_id: req.request_id,
                 scan_id,
                 message: format!(
@@ -153,9 +147,9 @@ async fn run(
             ("deep", deep_score),
         ] {
             let total = instruments.len() as u32;
-            publish(
-                &hub,
+            hub.publish_or_log(
                 &channel,
+                now_ns(),
                 Payload::ScanStarted(ScanStarted {
                     request_id: req.request_id,
                     scan_id: scan_id.clone(),
@@ -166,9 +160,9 @@ async fn run(
             let mut ranked = Vec::with_capacity(instruments.len());
             for (i, (name, view)) in instruments.iter().enumerate() {
                 let (s, reason) = score(view);
-                publish(
-                    &hub,
+                hub.publish_or_log(
                     &channel,
+                    now_ns(),
                     Payload::SymbolAnalyzed(SymbolAnalyzed {
                         scan_id: scan_id.clone(),
                         pass: pass.into(),
@@ -177,9 +171,9 @@ async fn run(
                     }),
                 );
                 let processed = i as u32 + 1;
-                publish(
-                    &hub,
+                hub.publish_or_log(
                     &channel,
+                    now_ns(),
                     Payload::ScanProgress(ScanProgress {
                         scan_id: scan_id.clone(),
                         pass: pass.into(),
@@ -203,9 +197,9 @@ async fn run(
             }
             ranked.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
             ranked.truncate(top_n);
-            publish(
-                &hub,
+            hub.publish_or_log(
                 &channel,
+                now_ns(),
                 Payload::ScanResult(ScanResult {
                     scan_id: scan_id.clone(),
                     pass: pass.into(),
@@ -213,9 +207,9 @@ async fn run(
                 }),
             );
         }
-        publish(
-            &hub,
+        hub.publish_or_log(
             &channel,
+            now_ns(),
             Payload::ScanDone(ScanDone {
                 request_id: req.request_id,
                 scan_id,

@@ -24,7 +24,7 @@ const EWMA: f64 = 0.2;
 
 /// Price and volume of one instrument over a window.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Window {
+pub struct PriceWindow {
     /// Last price before the window (0 = unknown).
     pub start: f64,
     /// Last price in the window.
@@ -53,7 +53,7 @@ fn ratio(x: f64, base: f64) -> f64 {
 impl SentimentIndex {
     /// The index for one window over `instruments` (all of the venue's,
     /// including those without data).
-    pub fn update(&mut self, windows: &[Window], instruments: usize) -> Sentiment {
+    pub fn update(&mut self, windows: &[PriceWindow], instruments: usize) -> Sentiment {
         let returns: Vec<f64> = windows
             .iter()
             .filter(|w| w.start > 0.0 && w.end > 0.0)
@@ -110,9 +110,9 @@ impl SentimentIndex {
 mod tests {
     use super::*;
 
-    fn windows(ret: &[f64]) -> Vec<Window> {
+    fn windows(ret: &[f64]) -> Vec<PriceWindow> {
         ret.iter()
-            .map(|r| Window {
+            .map(|r| PriceWindow {
                 start: 100.0,
                 end: 100.0 * (1.0 + r),
                 volume: 10.0,
@@ -147,8 +147,8 @@ mod tests {
         let mut idx = SentimentIndex::default();
         let full = idx.clone().update(&windows(&[0.01, 0.01]), 2);
         let mut w = windows(&[0.01, 0.01]);
-        w.push(Window::default());
-        w.push(Window::default());
+        w.push(PriceWindow::default());
+        w.push(PriceWindow::default());
         let half = idx.update(&w, 4);
         assert!(half.confidence < full.confidence);
         assert!((0.0..=100.0).contains(&half.fear_greed));

@@ -20,7 +20,7 @@
 //! (floored at 0, e.g. while a reversal awaits confirmation), `|score|` for
 //! HOLD.
 
-use std::collections::BTreeMap;
+use super::indicators::Values;
 
 use crate::protocol::pb::SignalAction;
 
@@ -191,16 +191,17 @@ impl SignalRule {
     }
 }
 
-/// Inputs from named indicator values (as `Values::to_map` gives them).
-pub fn inputs_from_map(m: &BTreeMap<String, f64>) -> Inputs {
-    let g = |k: &str| m.get(k).copied();
-    Inputs {
-        close: g("close").unwrap_or(0.0),
-        ema20: g("ema20"),
-        atr14: g("atr14"),
-        rsi14: g("rsi14"),
-        macd_hist: g("macd_hist"),
-        bands: g("bb_middle").zip(g("bb_upper")),
+impl Inputs {
+    /// The rule's inputs from an indicator set's readings.
+    pub fn from_values(v: &Values) -> Self {
+        Self {
+            close: v.close,
+            ema20: v.ema20,
+            atr14: v.atr14,
+            rsi14: v.rsi14,
+            macd_hist: v.macd.map(|m| m.histogram),
+            bands: v.bollinger.map(|b| (b.middle, b.upper)),
+        }
     }
 }
 
@@ -256,8 +257,8 @@ mod tests {
 
 #[cfg(test)]
 mod path_tests {
+    use super::super::indicators::{Bar, IndicatorSet};
     use super::*;
-    use crate::analytics::indicators::{Bar, IndicatorSet};
 
     /// Runs the rules over a close path (bars with a small range around it).
     fn actions(closes: &[f64]) -> Vec<SignalAction> {
@@ -276,8 +277,8 @@ mod path_tests {
                     volume: 10.0,
                 });
                 prev = c;
-                let values = set.values().to_map();
-                rule.decide(&inputs_from_map(&values)).action
+                let values = set.values();
+                rule.decide(&Inputs::from_values(&values)).action
             })
             .collect()
     }
@@ -352,7 +353,7 @@ mod path_tests {
             });
             prev = c;
             let mut fresh = SignalRule::default();
-            let d = fresh.decide(&inputs_from_map(&set.values().to_map()));
+            let d = fresh.decide(&Inputs::from_values(&set.values()));
             raw.push(ACTIONS[BOUNDS.iter().filter(|b| d.score >= **b).count()]);
         }
         println!(

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use tickwire_client::{Client, Item, OrderBook};
 
-use super::{BookArgs, CliError, config};
+use super::{BookArgs, CliError, client_config};
 
 fn draw(
     out: &mut impl Write,
@@ -55,7 +55,7 @@ fn draw(
 /// Runs the ladder until `--count` book events (or Ctrl-C).
 pub async fn book(args: BookArgs) -> Result<(), CliError> {
     let live = std::io::stdout().is_terminal();
-    let mut client = Client::connect(config(&args.url, &args.token)).await?;
+    let mut client = Client::connect(client_config(&args.url, &args.token)).await?;
     client.subscribe(&[&args.channel]).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut last_notice: Option<String> = None;

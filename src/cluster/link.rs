@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
+use super::Settings;
 use super::{
     ClusterError, ClusterStats, EPOCH_SUBJECT, EVENT_PREFIX, EVENTS_STREAM, META_STREAM,
     SNAP_PREFIX,
 };
-use crate::config::Config;
 
 /// How long an edge waits at startup for an ingest to create the streams.
 const WAIT_FOR_INGEST: Duration = Duration::from_secs(30);
@@ -43,10 +43,10 @@ impl Link {
     /// An ingest first waits for the ingest lease (a standby waits here
     /// until the active ingest is gone, or `shutdown`).
     pub async fn connect(
-        config: &Config,
+        config: &Settings,
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> Result<Self, ClusterError> {
-        let url = config.nats_url.clone().unwrap_or_default();
+        let url = config.nats_url.clone();
         let mut opts = async_nats::ConnectOptions::new()
             .name("tickwire")
             .connection_timeout(Duration::from_secs(5));
@@ -71,7 +71,7 @@ impl Link {
             })?;
         let js = jetstream::new(client.clone());
         let mut lease = None;
-        let (events, epoch) = if config.is_edge() {
+        let (events, epoch) = if config.edge {
             wait_for_ingest(&js).await?
         } else {
             lease = super::lease::acquire(&js, config.nats_replicas, shutdown).await?;
@@ -156,7 +156,7 @@ impl Link {
 
 /// The events stream's settings: per subject, `--history-messages` and
 /// `--history-seconds` (the same bounds as a node's ring).
-fn events_config(config: &Config) -> stream::Config {
+fn events_config(config: &Settings) -> stream::Config {
     stream::Config {
         name: EVENTS_STREAM.into(),
         subjects: vec![format!("{EVENT_PREFIX}>"), format!("{SNAP_PREFIX}>")],
@@ -173,7 +173,7 @@ fn events_config(config: &Config) -> stream::Config {
 /// stream (the history) exists, and made anew when it did not.
 async fn create_streams(
     js: &jetstream::Context,
-    config: &Config,
+    config: &Settings,
 ) -> Result<(stream::Stream, String), ClusterError> {
     let had_history = js.get_stream(EVENTS_STREAM).await.is_ok();
     let events = js

@@ -165,16 +165,36 @@ impl Node {
     }
 }
 
+/// Settings of cluster mode, built by the composition root from the
+/// configuration (`--nats-*` and the history bounds).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// NATS server (`nats://HOST:PORT`).
+    pub nats_url: String,
+    /// NATS credentials file.
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// PEM file of the CA of the NATS server's certificate (TLS on).
+    pub nats_tls_ca: Option<std::path::PathBuf>,
+    /// Copies JetStream keeps of the event history.
+    pub nats_replicas: usize,
+    /// This node is an edge (`--source none`): it serves what the ingest publishes.
+    pub edge: bool,
+    /// Events of history kept per channel (the JetStream stream's bound too).
+    pub history_messages: usize,
+    /// Seconds of history kept per channel.
+    pub history_seconds: u64,
+}
+
 /// Starts cluster mode for `hub` as `config` says: an edge when the only
 /// source is `none`, else an ingest (whose seqs continue from JetStream).
 /// Call before the sources start.
 pub async fn start(
-    config: &crate::config::Config,
+    config: &Settings,
     link: Link,
     hub: &Arc<crate::feed::Hub>,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> Result<Node, ClusterError> {
-    if config.is_edge() {
+    if config.edge {
         Ok(Node::Edge(edge::Edge::start(link, hub.clone(), shutdown)))
     } else {
         Ok(Node::Ingest(

@@ -4,22 +4,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, FromArgMatches};
+use clap::{Args, FromArgMatches};
 
 use super::file::{self, FileDefaults};
-use super::{Cli, Command, Config, ConfigError};
+use super::{Config, ConfigError};
 
 /// Finds `--config FILE` (or `--config=FILE`, or `TICKWIRE_CONFIG`) of a
-/// serve command line; `record` and `config` do not read the file.
+/// serve command line.
 fn config_path(args: &[String]) -> Option<PathBuf> {
-    if args.get(1).is_some_and(|a| {
-        matches!(
-            a.as_str(),
-            "record" | "config" | "help" | "sub" | "book" | "channels"
-        )
-    }) {
-        return None;
-    }
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--config" {
@@ -110,7 +102,11 @@ impl Config {
                 origin("signal_interval"),
                 self.signal_interval,
                 origin("candle_intervals"),
-                self.candle_intervals.join(","),
+                self.candle_intervals
+                    .iter()
+                    .map(|i| i.label())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ));
         }
         if self.reconnect_min > self.reconnect_max {
@@ -149,48 +145,46 @@ pub fn example() -> String {
     super::example::render(&serve_command())
 }
 
-impl Cli {
-    /// Parses `args` (program name first), with the TOML file of
-    /// `--config` (or `TICKWIRE_CONFIG`) as the defaults of the flags.
-    pub fn load(args: Vec<String>) -> Result<Self, ConfigError> {
-        let mut cmd = Self::command();
-        let mut file = FileDefaults::default();
-        if let Some(path) = config_path(&args) {
-            let table = file::read_table(&path)?;
-            file = file::check(&serve_command(), &path, &table)?;
-            cmd = file.apply(cmd);
-        }
-        let matches = cmd
-            .try_get_matches_from(&args)
-            .map_err(|e| from_env(e, &args))?;
-        let cli = Self::from_arg_matches(&matches)?;
-        let serve = match (&cli.command, matches.subcommand()) {
-            (Some(Command::Serve(c)), Some((_, sub))) => Some((&**c, sub)),
-            (None, _) => Some((&cli.serve, &matches)),
-            _ => None,
-        };
-        if let Some((config, m)) = serve {
-            config
-                .validate(&|id| origin(m, &file, id))
-                .map_err(ConfigError::Invalid)?;
-        }
-        Ok(cli)
+/// Parses `args` (program name first) with `cmd`, a command that holds the
+/// serve flags (at its top or under a subcommand). When `serve` is true the
+/// TOML file of `--config` (or `TICKWIRE_CONFIG`) gives the flags their
+/// defaults; other subcommands do not read it. A bad value from a
+/// `TICKWIRE_*` variable is reported under the variable's name.
+pub fn parse_with_file(
+    cmd: clap::Command,
+    args: &[String],
+    serve: bool,
+) -> Result<(clap::ArgMatches, FileDefaults), ConfigError> {
+    let mut cmd = cmd;
+    let mut file = FileDefaults::default();
+    if let Some(path) = config_path(args).filter(|_| serve) {
+        let table = file::read_table(&path)?;
+        file = file::check(&serve_command(), &path, &table)?;
+        cmd = file.apply(cmd);
     }
+    let matches = cmd
+        .try_get_matches_from(args)
+        .map_err(|e| from_env(e, args))?;
+    Ok((matches, file))
+}
 
-    /// The serve settings, whichever form the command line took (the
-    /// defaults under `record`, `config` and the client commands, which have
-    /// their own).
-    pub fn into_config(self) -> Config {
-        match self.command {
-            Some(Command::Serve(c)) => *c,
-            Some(
-                Command::Record(_)
-                | Command::Config(_)
-                | Command::Sub(_)
-                | Command::Book(_)
-                | Command::Channels(_),
-            )
-            | None => self.serve,
-        }
+impl Config {
+    /// Checks the combinations of `self`'s values, read from `matches` with
+    /// `file` as defaults (see [`parse_with_file`]); the error names where
+    /// each value came from.
+    pub fn check(
+        &self,
+        matches: &clap::ArgMatches,
+        file: &FileDefaults,
+    ) -> Result<(), ConfigError> {
+        self.validate(&|id| origin(matches, file, id))
+            .map_err(ConfigError::Invalid)
     }
+}
+
+/// The serve settings of no command line: the defaults, with the
+/// `TICKWIRE_*` environment applied (no config file).
+pub fn environment_only() -> Result<Config, ConfigError> {
+    let matches = serve_command().try_get_matches_from(["tickwire serve"])?;
+    Ok(Config::from_arg_matches(&matches)?)
 }

@@ -252,9 +252,7 @@ impl Consolidated {
         let payload = Payload::Custom(Custom {
             body: Some(custom::Body::Json(json)),
         });
-        if let Err(e) = self.hub.publish(&book.channel, time_ns, payload) {
-            tracing::error!(channel = %book.channel.name, error = %e, "bbo event refused");
-        }
+        self.hub.publish_or_log(&book.channel, time_ns, payload);
     }
 }
 

@@ -14,7 +14,7 @@ use super::book::OrderBook;
 use super::channel::{Channel, SnapshotState};
 use super::encoded::Encoded;
 use super::registry::Registry;
-use crate::analytics::tap::{Tap, TapTrade};
+use super::trade_tap::{TappedTrade, TradeTap};
 use crate::metrics::{Metrics, inc};
 use crate::protocol::codec::encode_event_proto;
 use crate::protocol::pb::event::Payload;
@@ -57,9 +57,10 @@ pub fn payload_name(p: &Payload) -> &'static str {
     }
 }
 
-/// Where a cluster ingest sends every event the hub publishes (see
-/// `crate::cluster`). Called under the channel's lock, so in seq order per
-/// channel; it must not block (a bounded queue that counts what it drops).
+/// Where every event the hub publishes also goes: a cluster ingest's outbox,
+/// or an in-process recorder. Called under the channel's lock, so in seq
+/// order per channel; it must not block (a bounded queue that counts what
+/// it drops).
 pub trait EventSink: Send + Sync + std::fmt::Debug {
     fn offer(&self, channel: &Channel, event: &Arc<Encoded>);
 }
@@ -79,8 +80,8 @@ pub struct Hub {
     epoch: Arc<str>,
     gzip_threshold: usize,
     metrics: Arc<Metrics>,
-    /// Where trades go for analytics (set once, when analytics is on).
-    tap: OnceLock<Arc<Tap>>,
+    /// Where trades go for a consumer above the feed (analytics; set once).
+    tap: OnceLock<Arc<TradeTap>>,
     /// Where book tops and venue states go for `bbo.all.*` (set once,
     /// when an exchange source runs).
     bbo: OnceLock<Arc<super::bbo::BboTap>>,
@@ -108,7 +109,7 @@ impl Hub {
     }
 
     /// Hands every published trade to `tap` from now on.
-    pub fn set_tap(&self, tap: Arc<Tap>) {
+    pub fn set_trade_tap(&self, tap: Arc<TradeTap>) {
         let _ = self.tap.set(tap);
     }
 
@@ -122,13 +123,14 @@ impl Hub {
         self.bbo.get()
     }
 
-    /// Hands every published event to `sink` from now on (cluster mode).
+    /// Hands every published event to `sink` from now on (set once: the
+    /// cluster ingest's outbox, or the recorder of `tickwire record --source`).
     pub fn set_sink(&self, sink: Arc<dyn EventSink>) {
         let _ = self.sink.set(sink);
     }
 
-    /// The analytics tap, if set.
-    pub fn tap(&self) -> Option<&Arc<Tap>> {
+    /// The trade tap, if set.
+    pub fn trade_tap(&self) -> Option<&Arc<TradeTap>> {
         self.tap.get()
     }
 
@@ -158,6 +160,16 @@ impl Hub {
         self.registry.get_or_create(name)
     }
 
+    /// Publishes like [`Hub::publish`], logging (not returning) a refusal:
+    /// for the program's own publishers (sources, analytics, the
+    /// consolidated book), whose events are built by code, so a refusal is
+    /// a bug to see in the log and not an answer owed to anyone.
+    pub fn publish_or_log(&self, channel: &Channel, source_time_ns: i64, payload: Payload) {
+        if let Err(e) = self.publish(channel, source_time_ns, payload) {
+            tracing::error!(channel = %channel.name, error = %e, "event refused");
+        }
+    }
+
     /// Publishes one event on `channel` and returns its seq.
     ///
     /// hot path: one encode, one ring append, one doorbell pass; nothing per
@@ -172,7 +184,7 @@ impl Hub {
         if let (Payload::Trade(t), Some(tap)) = (&payload, self.tap.get())
             && channel.kind == ChannelKind::Trade
         {
-            tap.offer(TapTrade {
+            tap.offer(TappedTrade {
                 channel: channel.name.clone(),
                 time_ns: source_time_ns,
                 price: t.price,

@@ -16,7 +16,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::Metrics;
-use crate::sources::{SourceState, SourceStatus};
 
 type Res = Result<(), std::fmt::Error>;
 
@@ -24,8 +23,13 @@ type Res = Result<(), std::fmt::Error>;
 #[derive(Debug)]
 pub struct Exposition {
     pub metrics: Arc<Metrics>,
-    /// The running sources, one label value each.
-    pub sources: Vec<Arc<SourceStatus>>,
+    /// The running sources' states as `/stats` shows them (`name`,
+    /// `state` and the counters), one label value each. JSON keeps this
+    /// module below the sources: it reads what they show, not their types.
+    pub sources: Vec<serde_json::Value>,
+    /// Every state a source can be in, for the 0/1 `tickwire_source_state`
+    /// series.
+    pub source_states: &'static [&'static str],
     /// Trades the analytics tap dropped because its queue was full.
     pub analytics_dropped: u64,
     /// The limits in force, named as in `/stats` (`limits` and
@@ -92,14 +96,6 @@ fn per_source<M: EncodeMetric>(
     }
     Ok(())
 }
-
-const STATES: [SourceState; 5] = [
-    SourceState::Connecting,
-    SourceState::Connected,
-    SourceState::Reconnecting,
-    SourceState::Finished,
-    SourceState::Stopped,
-];
 
 impl Exposition {
     fn server(&self, e: &mut DescriptorEncoder) -> Res {
@@ -222,13 +218,9 @@ impl Exposition {
     }
 
     fn sources(&self, e: &mut DescriptorEncoder) -> Res {
-        // SourceStatus keeps its counters private and shows them as JSON;
-        // reading that JSON keeps this module out of the sources' code.
-        let sources: Vec<(String, serde_json::Value)> = self
-            .sources
-            .iter()
-            .map(|s| (s.name.clone(), s.to_json()))
-            .collect();
+        let name = |j: &serde_json::Value| j["name"].as_str().unwrap_or_default().to_string();
+        let sources: Vec<(String, serde_json::Value)> =
+            self.sources.iter().map(|j| (name(j), j.clone())).collect();
         {
             let mut family = e.encode_descriptor(
                 "tickwire_source_state",
@@ -236,11 +228,11 @@ impl Exposition {
                 None,
                 MetricType::Gauge,
             )?;
-            for s in &self.sources {
-                let current = s.state();
-                for state in STATES {
-                    let labels = [("source", s.name.as_str()), ("state", state.as_str())];
-                    ConstGauge::new(i64::from(state == current))
+            for (source, json) in &sources {
+                let current = json["state"].as_str().unwrap_or_default();
+                for state in self.source_states {
+                    let labels = [("source", source.as_str()), ("state", *state)];
+                    ConstGauge::new(i64::from(*state == current))
                         .encode(family.encode_family(&labels)?)?;
                 }
             }
@@ -367,10 +359,19 @@ mod tests {
     use super::*;
     use crate::metrics::inc;
 
-    fn render(m: &Arc<Metrics>, sources: Vec<Arc<SourceStatus>>) -> String {
+    const STATES: &[&str] = &[
+        "connecting",
+        "connected",
+        "reconnecting",
+        "finished",
+        "stopped",
+    ];
+
+    fn render(m: &Arc<Metrics>, sources: Vec<serde_json::Value>) -> String {
         render_prometheus(Exposition {
             metrics: m.clone(),
             sources,
+            source_states: STATES,
             analytics_dropped: 7,
             limits: vec![("max_connections".into(), 100.0)],
         })
@@ -382,9 +383,14 @@ mod tests {
         inc(&m.events_published);
         m.write_latency.observe(0.0003);
         m.exchange_lag.for_venue("binance").observe(0.02);
-        let src = Arc::new(SourceStatus::new("binance"));
-        src.connected();
-        src.messages(3);
+        // as `SourceStatus::to_json` shows a connected source with 3 messages
+        let src = serde_json::json!({
+            "name": "binance",
+            "state": "connected",
+            "reconnects": 0,
+            "messages_in": 3,
+            "last_message_age_ms": 0,
+        });
         let text = render(&m, vec![src]);
         for name in [
             "tickwire_connections ",

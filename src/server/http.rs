@@ -107,7 +107,8 @@ async fn route_method(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             crate::metrics::render_prometheus(crate::metrics::exposition::Exposition {
                 metrics: ctx.metrics.clone(),
-                sources: ctx.sources.clone(),
+                sources: ctx.sources.iter().map(|s| s.to_json()).collect(),
+                source_states: crate::sources::SourceState::NAMES,
                 analytics_dropped: ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()),
                 limits: limits_for_metrics(&ctx),
             }),

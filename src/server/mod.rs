@@ -10,6 +10,7 @@ pub mod limits;
 mod probe;
 mod publish;
 pub mod session;
+mod settings;
 mod socket;
 mod tls;
 mod writer;
@@ -28,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
-use crate::feed::{Hub, LogLimits, Registry};
+use crate::feed::Hub;
 use crate::metrics::Metrics;
 use crate::sources::SourceStatus;
+pub use settings::{Settings, SlowConsumerPolicy};
 
 /// Why the server could not run.
 #[derive(Debug, Error)]
@@ -41,20 +42,17 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("sources: {0}")]
-    Sources(#[from] crate::sources::StartError),
     #[error("JWT public key: {0}")]
     JwtKey(String),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("cluster: {0}")]
-    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What every connection and route shares.
 #[derive(Debug)]
 pub struct ServerContext {
-    pub config: Config,
+    /// The server's settings (named `config` where the sessions read them).
+    pub config: Settings,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins shutting down.
@@ -87,7 +85,7 @@ pub const RETIRE_IDLE_EVERY: Duration = Duration::from_secs(60);
 impl ServerContext {
     /// A context for a server that has not accepted anything yet.
     pub fn new(
-        config: Config,
+        config: Settings,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
@@ -114,9 +112,17 @@ impl ServerContext {
     }
 }
 
-/// A random epoch: 16 hex digits, different on every start.
-fn new_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// What the composition root built for the server to serve: the hub with
+/// its sources running, and the optional analytics and cluster parts.
+pub struct Parts {
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    /// The running sources' states, for `/health` and `/stats`.
+    pub sources: Vec<Arc<SourceStatus>>,
+    /// The sources' own thread, joined on shutdown.
+    pub sources_thread: std::thread::JoinHandle<()>,
+    pub analytics: Option<crate::analytics::Handle>,
+    pub cluster: Option<crate::cluster::Node>,
 }
 
 /// A bound server with its sources running, ready to serve.
@@ -144,37 +150,64 @@ fn url_host(local: SocketAddr) -> (String, &'static str) {
     }
 }
 
+/// A listener with the server's auth and TLS ready, waiting for the hub
+/// and the sources (see [`Server::bind`]).
+pub struct Bound {
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    auth: Option<auth::Authenticator>,
+    config: Settings,
+}
+
+impl Bound {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server serving what `parts` holds, ready to [`Server::serve`].
+    pub fn with(self, parts: Parts, shutdown: CancellationToken) -> Server {
+        let Self {
+            listener,
+            tls,
+            auth,
+            config,
+        } = self;
+        let ctx = ServerContext::new(
+            config,
+            parts.hub,
+            parts.metrics,
+            shutdown,
+            auth,
+            parts.sources,
+            parts.analytics,
+        );
+        if let Some(node) = parts.cluster {
+            if let crate::cluster::Node::Ingest(_) = &node {
+                tokio::spawn(publish::serve_forwarded(ctx.clone(), node.link().clone()));
+            }
+            let _ = ctx.cluster.set(node);
+        }
+        Server {
+            listener,
+            tls,
+            ctx,
+            sources: parts.sources_thread,
+        }
+    }
+}
+
 impl Server {
-    /// Binds the listener, builds the hub and starts the sources.
-    pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Self, ServerError> {
-        let bind_err = |source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        };
-        let listener = TcpListener::bind(config.listen).await.map_err(bind_err)?;
-        let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::new(LogLimits {
-            max_messages: config.history_messages,
-            max_age_ns: (config.history_seconds as i64).saturating_mul(1_000_000_000),
-        }));
-        // cluster mode: the epoch is the cluster's, kept in JetStream
-        let link = match &config.nats_url {
-            Some(_) => Some(crate::cluster::Link::connect(&config, &shutdown).await?),
-            None => None,
-        };
-        let epoch = link
-            .as_ref()
-            .map_or_else(|| new_epoch().into(), |l| l.epoch().clone());
-        let hub = Arc::new(Hub::new(
-            registry,
-            epoch,
-            config.gzip_threshold,
-            metrics.clone(),
-        ));
-        let cluster = match link {
-            Some(link) => Some(crate::cluster::start(&config, link, &hub, &shutdown).await?),
-            None => None,
-        };
+    /// Binds the listener on `config.listen` and reads the auth key and
+    /// the TLS files: everything that can fail, before the sources start.
+    pub async fn bind(config: Settings) -> Result<Bound, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let auth = match (&config.jwt_secret, &config.jwt_public_key) {
             (Some(secret), _) => Some(auth::Authenticator::with_secret(secret.as_bytes())),
             (None, Some(path)) => {
@@ -191,28 +224,11 @@ impl Server {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(ServerError::Tls)?),
             _ => None,
         };
-        let running = crate::sources::start(&hub, &config, &shutdown)?;
-        let sources = running.thread;
-        let ctx = ServerContext::new(
-            config,
-            hub,
-            metrics,
-            shutdown,
-            auth,
-            running.statuses,
-            running.analytics,
-        );
-        if let Some(node) = cluster {
-            if let crate::cluster::Node::Ingest(_) = &node {
-                tokio::spawn(publish::serve_forwarded(ctx.clone(), node.link().clone()));
-            }
-            let _ = ctx.cluster.set(node);
-        }
-        Ok(Self {
+        Ok(Bound {
             listener,
             tls,
-            ctx,
-            sources,
+            auth,
+            config,
         })
     }
 
@@ -220,7 +236,6 @@ impl Server {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
-
     /// The hub, for publishing from the embedding program.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.ctx.hub
@@ -339,20 +354,14 @@ where
     }
 }
 
-/// Binds and serves until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
-    Server::bind(config, shutdown).await?.serve().await
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::feed::{LogLimits, Registry};
 
     /// A server context with default settings and no listener, for unit tests.
     pub(crate) async fn context() -> Arc<ServerContext> {
-        let config = crate::config::Cli::load(vec!["tickwire".into()])
-            .expect("default config parses")
-            .into_config();
+        let config = settings::tests::defaults();
         let metrics = Arc::new(Metrics::default());
         let registry = Arc::new(Registry::new(LogLimits {
             max_messages: 16,

@@ -25,9 +25,9 @@ use std::sync::atomic::AtomicBool;
 use bytes::Bytes;
 
 use super::ServerContext;
+use super::SlowConsumerPolicy;
 use super::auth::{AuthError, Grant};
 use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
-use crate::config::SlowConsumerPolicy;
 use crate::feed::{Channel, ChannelId, Doorbell, Encoded, ReadOutcome};
 use crate::metrics::inc;
 use crate::protocol::codec::control_frame;

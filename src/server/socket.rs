@@ -14,11 +14,11 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 
-use crate::config::Config;
+use super::Settings;
 
 /// Sets the per-client socket options of `config` on an accepted stream
 /// (best effort: a refused option leaves the kernel default).
-pub(crate) fn tune(stream: &TcpStream, config: &Config) {
+pub(crate) fn tune(stream: &TcpStream, config: &Settings) {
     let _ = stream.set_nodelay(true);
     let sock = SockRef::from(stream);
     if config.socket_send_buffer > 0 {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::rest::RestError;
-use super::{ExchangeConfig, Instrument, SourceStatus};
+use super::{ExchangeConfig, Pair, SourceStatus};
 
 /// What the venue says about one symbol.
 #[derive(Debug, PartialEq)]
@@ -328,7 +328,7 @@ pub async fn validate(venue: &str, cfg: &mut ExchangeConfig, status: &SourceStat
     };
     let table = match venue {
         "binance" => {
-            let symbols: Vec<String> = cfg.instruments.iter().map(Instrument::joined).collect();
+            let symbols: Vec<String> = cfg.instruments.iter().map(Pair::joined).collect();
             binance_lookups(cfg, &symbols).await
         }
         "bybit" => one_call("/v5/market/instruments-info?category=spot", bybit_table).await,

@@ -18,31 +18,30 @@ pub mod legs;
 pub mod local_book;
 pub mod net;
 pub mod okx;
-pub mod record;
+pub mod replay;
 pub mod rest;
 pub mod sim;
+pub mod startup;
 pub mod status;
 pub mod twelvedata;
+pub mod twr;
 pub mod venue;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+pub use startup::{Endpoint, ExchangeTiming, Running, Settings, SourceSpec, Task, start};
 pub use status::{SourceState, SourceStatus};
 pub use venue::{Exchange, SessionFuture, TickerParser, rest_fallback, run_exchange, run_sharded};
 pub(crate) use venue::{markets, sharded, ticker_polls};
 
-use crate::config::{Config, SourceSpec};
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
 use crate::protocol::ChannelError;
-use crate::protocol::pb::event::Payload;
 use backoff::Backoff;
-use sim::{SimConfig, Simulator};
 
 /// Why a source's session ended (it reconnects after most of them).
 #[derive(Debug, Error)]
@@ -60,7 +59,7 @@ pub enum SourceError {
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error("replay file: {0}")]
-    Replay(#[from] record::RecordError),
+    Replay(#[from] twr::TwrError),
     #[error(transparent)]
     Rest(#[from] rest::RestError),
 }
@@ -73,7 +72,7 @@ pub enum StartError {
     #[error("bad --symbols entry `{0}`: use BTCUSDT, BTC-USDT or BTC/USDT")]
     Symbol(String),
     #[error("{0}")]
-    Replay(#[from] record::RecordError),
+    Replay(#[from] twr::TwrError),
     #[error("cannot start the sources' thread: {0}")]
     Thread(std::io::Error),
     #[error("{0}")]
@@ -86,14 +85,14 @@ const QUOTES: &[&str] = &[
     "ETH", "BNB", "USD",
 ];
 
-/// An instrument as tickwire names it: `BASE-QUOTE`.
+/// A currency pair as tickwire names an exchange instrument: `BASE-QUOTE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instrument {
+pub struct Pair {
     pub base: String,
     pub quote: String,
 }
 
-impl Instrument {
+impl Pair {
     /// Reads `BTCUSDT`, `BTC-USDT` or `BTC/USDT` (any case). A joined
     /// symbol ends in one of the known quote currencies (longest first, so
     /// `BTCUSDT` is USDT and `BTCUSD` is USD).
@@ -136,7 +135,7 @@ pub struct MarketChannels {
 
 impl MarketChannels {
     /// Resolves `trade|ticker|book.<venue>.<BASE-QUOTE>`.
-    pub fn resolve(hub: &Hub, venue: &str, inst: &Instrument) -> Result<Self, ChannelError> {
+    pub fn resolve(hub: &Hub, venue: &str, inst: &Pair) -> Result<Self, ChannelError> {
         let ch = |stream: &str| hub.channel(&format!("{stream}.{venue}.{}", inst.dashed()));
         if let Some(bbo) = hub.bbo_tap() {
             bbo.declare(hub, &inst.base, &inst.quote)?;
@@ -154,7 +153,7 @@ impl MarketChannels {
 pub struct ExchangeConfig {
     pub ws_url: String,
     pub rest_url: String,
-    pub instruments: Vec<Instrument>,
+    pub instruments: Vec<Pair>,
     pub book_depth: usize,
     pub stale_after: Duration,
     pub rest_fallback_interval: Duration,
@@ -175,38 +174,39 @@ pub struct ExchangeConfig {
 }
 
 impl ExchangeConfig {
-    fn from_config(
-        config: &Config,
+    fn from_settings(
+        settings: &Settings,
         venue: &'static str,
-        symbols: &[String],
-        ws_url: &str,
-        rest_url: &str,
+        endpoint: &Endpoint,
         budget: rest::BudgetRule,
     ) -> Result<Self, StartError> {
+        let symbols = endpoint.symbols.as_ref().unwrap_or(&settings.symbols);
         let instruments = symbols
             .iter()
-            .map(|s| Instrument::parse(s).ok_or_else(|| StartError::Symbol(s.clone())))
+            .map(|s| Pair::parse(s).ok_or_else(|| StartError::Symbol(s.clone())))
             .collect::<Result<_, _>>()?;
+        let (ws_url, rest_url) = (&endpoint.ws_url, &endpoint.rest_url);
+        let t = &settings.timing;
         let io_timeout = Duration::from_secs(10);
         Ok(Self {
             ws_url: ws_url.trim_end_matches('/').to_string(),
             rest_url: rest_url.trim_end_matches('/').to_string(),
             instruments,
-            book_depth: config.book_depth.max(1),
-            stale_after: config.stale_after,
-            rest_fallback_interval: config.rest_fallback_interval,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
+            book_depth: settings.book_depth.max(1),
+            stale_after: t.stale_after,
+            rest_fallback_interval: t.rest_fallback_interval,
+            reconnect_min: t.reconnect_min,
+            reconnect_max: t.reconnect_max,
             io_timeout,
-            rotate_after: config.rotate_after,
-            snapshot_timeout: config.snapshot_timeout,
+            rotate_after: t.rotate_after,
+            snapshot_timeout: t.snapshot_timeout,
             rest: Arc::new(rest::RestClient::new(venue, rest_url, io_timeout, budget)),
             decimals: Default::default(),
         })
     }
 
     /// The same settings for a subset of the instruments (one connection's shard).
-    pub fn shard(&self, instruments: &[Instrument]) -> Self {
+    pub fn shard(&self, instruments: &[Pair]) -> Self {
         Self {
             instruments: instruments.to_vec(),
             ..self.clone()
@@ -276,7 +276,7 @@ pub(crate) fn skipped(venue: &str, status: &SourceStatus, error: &SourceError) {
 /// The venue refused a request: the instrument it names is reported failed
 /// (the caller stops subscribing it); a refusal tied to no instrument
 /// becomes the source's last error.
-pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrument>, why: &str) {
+pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Pair>, why: &str) {
     match inst {
         Some(inst) => {
             tracing::error!(source = venue, instrument = %inst.dashed(), "{why}; instrument skipped");
@@ -289,311 +289,26 @@ pub(crate) fn refused(venue: &str, status: &SourceStatus, inst: Option<&Instrume
     }
 }
 
-/// Publishes, logging (not failing) when the hub refuses the event.
-pub(crate) fn publish(hub: &Hub, channel: &Channel, time_ns: i64, payload: Payload) {
-    if let Err(e) = hub.publish(channel, time_ns, payload) {
-        tracing::error!(channel = %channel.name, error = %e, "source event refused");
-    }
-}
-
-/// Whether any exchange venue (with books) is among the sources.
-fn specs_have_venues(specs: &[SourceSpec]) -> bool {
-    specs.iter().any(|s| {
-        !matches!(
-            s,
-            SourceSpec::Sim | SourceSpec::Replay(_) | SourceSpec::TwelveData
-        )
-    })
-}
-
-/// The sources of a server run, started on their own thread.
-pub struct Running {
-    pub statuses: Vec<Arc<SourceStatus>>,
-    pub thread: std::thread::JoinHandle<()>,
-    /// The analytics engine's shared state, when analytics is on.
-    pub analytics: Option<crate::analytics::Handle>,
-}
-
-pub(crate) type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Builds every configured source (`sim` when none is) and runs them on a
-/// thread of their own until `shutdown`.
-///
-/// Why a thread: on a saturated core the kernel shares time between it and
-/// the connection runtime, while inside one runtime the simulator waited
-/// its turn after every connection (790 of 1000 events/s published under
-/// broadcast-10k).
-pub fn start(
-    hub: &Arc<Hub>,
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> Result<Running, StartError> {
-    // `none` (an edge node) runs nothing; it only makes the list non-empty
-    let specs: Vec<SourceSpec> = if config.sources.is_empty() {
-        vec![SourceSpec::Sim]
-    } else {
-        let none = SourceSpec::None;
-        config
-            .sources
-            .iter()
-            .filter(|s| **s != none)
-            .cloned()
-            .collect()
-    };
-    let mut statuses = Vec::new();
-    let mut tasks: Vec<Task> = Vec::new();
-    // the consolidated book (bbo.all.*) runs beside exchange sources
-    let consolidate = match config.consolidated_book.as_str() {
-        "on" => true,
-        "off" => false,
-        _ => specs_have_venues(&config.sources),
-    };
-    if consolidate {
-        let (tap, engine) = crate::feed::bbo::new(hub.clone(), &config.consolidate);
-        hub.set_bbo_tap(tap);
-        tasks.push(Box::pin(engine.run(shutdown.clone())));
-    }
-    for spec in specs {
-        let name = match &spec {
-            SourceSpec::Sim => "sim".to_string(),
-            SourceSpec::Binance => "binance".to_string(),
-            SourceSpec::Okx => "okx".to_string(),
-            SourceSpec::Bybit => "bybit".to_string(),
-            SourceSpec::Coinbase => "coinbase".to_string(),
-            SourceSpec::Kraken => "kraken".to_string(),
-            SourceSpec::TwelveData => "twelvedata".to_string(),
-            SourceSpec::Replay(path) => format!("replay:{}", path.display()),
-            SourceSpec::None => continue,
-        };
-        let status = Arc::new(SourceStatus::new(name));
-        let shutdown = shutdown.clone();
-        let st = status.clone();
-        let task: Task = match spec {
-            SourceSpec::Sim => {
-                let sim = Simulator::new(
-                    hub.clone(),
-                    &SimConfig {
-                        rate: config.sim_rate,
-                        tick: config.sim_tick,
-                        instruments: config.sim_instruments.clone(),
-                        seed: config.sim_seed,
-                        depth: config.book_depth,
-                        payload_bytes: config.sim_payload_bytes,
-                        candles: !config.analytics_on(),
-                    },
-                )?;
-                Box::pin(sim.run(shutdown, st))
-            }
-            SourceSpec::Binance => {
-                let symbols = config.binance_symbols.as_ref().unwrap_or(&config.symbols);
-                let cfg = ExchangeConfig::from_config(
-                    config,
-                    "binance",
-                    symbols,
-                    &config.binance_ws_url,
-                    &config.binance_rest_url,
-                    rest::BudgetRule::BINANCE,
-                )?;
-                sharded(
-                    "binance",
-                    binance::Binance::new,
-                    hub,
-                    cfg,
-                    binance::SYMBOLS_PER_CONNECTION,
-                    st,
-                    shutdown,
-                )?
-            }
-            SourceSpec::Okx => {
-                let symbols = config.okx_symbols.as_ref().unwrap_or(&config.symbols);
-                let cfg = ExchangeConfig::from_config(
-                    config,
-                    "okx",
-                    symbols,
-                    &config.okx_ws_url,
-                    &config.okx_rest_url,
-                    rest::BudgetRule::OKX,
-                )?;
-                sharded(
-                    "okx",
-                    okx::Okx::new,
-                    hub,
-                    cfg,
-                    okx::BOOKS_PER_CONNECTION,
-                    st,
-                    shutdown,
-                )?
-            }
-            SourceSpec::Bybit | SourceSpec::Coinbase => {
-                let bybit = spec == SourceSpec::Bybit;
-                let (venue, symbols, ws, rest, budget) = if bybit {
-                    let symbols = config.bybit_symbols.as_ref();
-                    let urls = (&config.bybit_ws_url, &config.bybit_rest_url);
-                    ("bybit", symbols, urls.0, urls.1, rest::BudgetRule::BYBIT)
-                } else {
-                    let symbols = config.coinbase_symbols.as_ref();
-                    let urls = (&config.coinbase_ws_url, &config.coinbase_rest_url);
-                    (
-                        "coinbase",
-                        symbols,
-                        urls.0,
-                        urls.1,
-                        rest::BudgetRule::COINBASE,
-                    )
-                };
-                let symbols = symbols.unwrap_or(&config.symbols);
-                let mut cfg =
-                    ExchangeConfig::from_config(config, venue, symbols, ws, rest, budget)?;
-                if bybit {
-                    sharded(
-                        "bybit",
-                        bybit::Bybit::new,
-                        hub,
-                        cfg,
-                        bybit::SYMBOLS_PER_CONNECTION,
-                        st,
-                        shutdown,
-                    )?
-                } else {
-                    coinbase::map_products(&mut cfg.instruments);
-                    sharded(
-                        "coinbase",
-                        coinbase::Coinbase::new,
-                        hub,
-                        cfg,
-                        coinbase::BOOKS_PER_CONNECTION,
-                        st,
-                        shutdown,
-                    )?
-                }
-            }
-            SourceSpec::Kraken => {
-                let symbols = config.kraken_symbols.as_ref().unwrap_or(&config.symbols);
-                let cfg = ExchangeConfig::from_config(
-                    config,
-                    "kraken",
-                    symbols,
-                    &config.kraken_ws_url,
-                    &config.kraken_rest_url,
-                    rest::BudgetRule::KRAKEN,
-                )?;
-                sharded(
-                    "kraken",
-                    kraken::Kraken::new,
-                    hub,
-                    cfg,
-                    kraken::SYMBOLS_PER_CONNECTION,
-                    st,
-                    shutdown,
-                )?
-            }
-            SourceSpec::TwelveData => {
-                let symbols = config
-                    .twelvedata_symbols
-                    .as_ref()
-                    .unwrap_or(&config.symbols);
-                let key = config.twelvedata_api_key.clone().unwrap_or_default();
-                if key.is_empty() {
-                    return Err(StartError::Config(
-                        "the twelvedata source needs an API key: --twelvedata-api-key or TICKWIRE_TWELVEDATA_API_KEY".into(),
-                    ));
-                }
-                let mut cfg = ExchangeConfig::from_config(
-                    config,
-                    "twelvedata",
-                    &[],
-                    &config.twelvedata_ws_url,
-                    &config.twelvedata_rest_url,
-                    rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
-                )?;
-                cfg.rest = Arc::new(
-                    rest::RestClient::new(
-                        "twelvedata",
-                        &cfg.rest_url,
-                        cfg.io_timeout,
-                        rest::BudgetRule::twelvedata(config.twelvedata_credits_per_minute.max(1)),
-                    )
-                    .with_auth(&format!("apikey {key}")),
-                );
-                status.attach(hub, "twelvedata")?;
-                let td = twelvedata::TwelveData::new(hub.clone(), cfg, key, symbols)?;
-                Box::pin(run_exchange(td, st, shutdown))
-            }
-            SourceSpec::Replay(path) => {
-                let replay = record::Replay::open(
-                    hub.clone(),
-                    &path,
-                    config.replay_speed,
-                    config.replay_loop,
-                    config.analytics_on(),
-                )?;
-                Box::pin(replay.run(st, shutdown))
-            }
-            SourceSpec::None => continue, // filtered out above
-        };
-        statuses.push(status);
-        tasks.push(task);
-    }
-    let analytics = if config.analytics_on() {
-        let (tap, engine, board) =
-            crate::analytics::engine::new(hub.clone(), crate::analytics::config_of(config));
-        hub.set_tap(tap.clone());
-        tasks.push(Box::pin(engine.run(shutdown.clone())));
-        Some(crate::analytics::Handle {
-            board,
-            tap,
-            scans: Arc::new(tokio::sync::Semaphore::new(
-                config.max_concurrent_scans.max(1),
-            )),
-        })
-    } else {
-        None
-    };
-    let thread = std::thread::Builder::new()
-        .name("tickwire-sources".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(async move {
-                    let mut set = tokio::task::JoinSet::new();
-                    for t in tasks {
-                        set.spawn(t);
-                    }
-                    while set.join_next().await.is_some() {}
-                }),
-                Err(e) => tracing::error!(error = %e, "cannot start the sources' runtime"),
-            }
-        })
-        .map_err(StartError::Thread)?;
-    Ok(Running {
-        statuses,
-        thread,
-        analytics,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn instruments_are_read_in_both_spellings() {
-        let i = Instrument::parse("btcusdt").unwrap();
+        let i = Pair::parse("btcusdt").unwrap();
         assert_eq!(
             (i.dashed(), i.joined()),
             ("BTC-USDT".into(), "BTCUSDT".into())
         );
-        assert_eq!(Instrument::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
-        assert_eq!(Instrument::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
+        assert_eq!(Pair::parse("ETH-BTC").unwrap().dashed(), "ETH-BTC");
+        assert_eq!(Pair::parse("SOLFDUSD").unwrap().dashed(), "SOL-FDUSD");
         // the shared --symbols spellings of issue 13: BTC-USD, BTCUSD, BTC/USD
         for spelling in ["BTC-USD", "btcusd", "BTC/USD"] {
-            assert_eq!(Instrument::parse(spelling).unwrap().dashed(), "BTC-USD");
+            assert_eq!(Pair::parse(spelling).unwrap().dashed(), "BTC-USD");
         }
-        assert_eq!(Instrument::parse("BTCUSDC").unwrap().dashed(), "BTC-USDC");
+        assert_eq!(Pair::parse("BTCUSDC").unwrap().dashed(), "BTC-USDC");
         for bad in ["USDT", "BTC-", "BTC.USDT", "XYZ", "BTC/"] {
-            assert!(Instrument::parse(bad).is_none(), "{bad}");
+            assert!(Pair::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -43,6 +43,15 @@ pub enum SourceState {
 }
 
 impl SourceState {
+    /// The names of every state, as [`SourceState::as_str`] gives them.
+    pub const NAMES: &'static [&'static str] = &[
+        "connecting",
+        "connected",
+        "reconnecting",
+        "finished",
+        "stopped",
+    ];
+
     fn from_u8(v: u8) -> Self {
         match v {
             1 => Self::Connected,
@@ -160,9 +169,7 @@ impl SourceStatus {
         let payload = Payload::Custom(Custom {
             body: Some(custom::Body::Json(v.to_string())),
         });
-        if let Err(e) = feed.hub.publish(&feed.channel, now_ns(), payload) {
-            tracing::error!(channel = %feed.channel.name, error = %e, "status event refused");
-        }
+        feed.hub.publish_or_log(&feed.channel, now_ns(), payload);
     }
 
     /// `live` rather than `connected` once streaming, as the status
@@ -321,5 +328,16 @@ impl SourceStatus {
             "rotations": self.rotations.load(Relaxed),
             "trades_backfilled": self.backfilled.load(Relaxed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_names_are_those_the_states_show() {
+        let all = (0..5).map(|v| SourceState::from_u8(v).as_str());
+        assert_eq!(all.collect::<Vec<_>>(), SourceState::NAMES);
     }
 }

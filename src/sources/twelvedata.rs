@@ -35,7 +35,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Exchange, ExchangeConfig, SessionFuture, SourceError, SourceStatus, TickerParser};
-use super::{net, num, publish};
+use super::{net, num};
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Ticker, event::Payload};
 
@@ -210,8 +210,7 @@ impl TwelveData {
                     ..Default::default()
                 };
                 status.messages(1);
-                publish(
-                    &self.hub,
+                self.hub.publish_or_log(
                     &self.symbols[idx].ticker,
                     time_ns,
                     Payload::Ticker(ticker),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ExchangeConfig, Instrument, MarketChannels, Reconnect, SourceError, SourceState, SourceStatus,
-    Task, instruments, publish,
+    ExchangeConfig, MarketChannels, Pair, Reconnect, SourceError, SourceState, SourceStatus, Task,
+    instruments,
 };
 use crate::feed::Hub;
 use crate::feed::channel::Channel;
@@ -62,7 +62,7 @@ pub async fn rest_fallback(
                 Ok(list) => {
                     for (time_ns, ticker) in list {
                         status.rest_polled();
-                        publish(&hub, channel, time_ns, Payload::Ticker(ticker));
+                        hub.publish_or_log(channel, time_ns, Payload::Ticker(ticker));
                     }
                 }
                 Err(e) => {
@@ -83,8 +83,8 @@ pub(crate) fn markets<M>(
     hub: &Hub,
     venue: &str,
     cfg: &ExchangeConfig,
-    key: impl Fn(&Instrument) -> String,
-    mut make: impl FnMut(&Instrument, MarketChannels, Option<(u32, u32)>) -> M,
+    key: impl Fn(&Pair) -> String,
+    mut make: impl FnMut(&Pair, MarketChannels, Option<(u32, u32)>) -> M,
 ) -> Result<Markets<M>, ChannelError> {
     let mut markets = Vec::with_capacity(cfg.instruments.len());
     let mut index = std::collections::HashMap::new();
@@ -103,8 +103,8 @@ pub(crate) fn markets<M>(
 /// The REST fallback's polls of a venue's `markets`: `path(instrument)` and
 /// the instrument's ticker channel, per instrument.
 pub(crate) fn ticker_polls<'a>(
-    markets: impl Iterator<Item = (&'a Instrument, &'a MarketChannels)>,
-    path: impl Fn(&Instrument) -> String,
+    markets: impl Iterator<Item = (&'a Pair, &'a MarketChannels)>,
+    path: impl Fn(&Pair) -> String,
 ) -> Vec<(String, Arc<Channel>)> {
     markets
         .map(|(inst, channels)| (path(inst), channels.ticker.clone()))

@@ -2,7 +2,6 @@
 //! order book correctly", as corrected on 2025-11-12), without I/O.
 
 use super::super::local_book::{LocalBook, Side, TopView};
-use super::super::publish;
 use super::msg::{DepthMsg, DepthSnapshot};
 use super::{Activity, Market};
 use crate::feed::Hub;
@@ -96,8 +95,7 @@ pub(super) fn sync_from_snapshot(
     }
     let snapshot = book.snapshot(depth);
     market.view = TopView::of(&snapshot);
-    publish(
-        hub,
+    hub.publish_or_log(
         &market.channels.book,
         crate::protocol::now_ns(),
         Payload::BookSnapshot(snapshot),

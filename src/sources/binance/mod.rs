@@ -28,8 +28,8 @@ use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::TopView;
 use super::rest::{MarketBackoff, RestError};
 use super::{
-    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, publish,
+    Exchange, ExchangeConfig, MarketChannels, Pair, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net,
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
@@ -60,7 +60,7 @@ pub const SYMBOLS_PER_CONNECTION: usize = 1024 / 3;
 
 #[derive(Debug)]
 struct Market {
-    inst: Instrument,
+    inst: Pair,
     channels: MarketChannels,
     sync: BookSync,
     view: TopView,
@@ -109,7 +109,7 @@ impl Binance {
             &hub,
             VENUE,
             &cfg,
-            Instrument::joined,
+            Pair::joined,
             |inst, channels, decimals| Market {
                 channels,
                 decimals,
@@ -323,8 +323,7 @@ impl Binance {
                 }
                 m.last_ticker_ms = t.time;
                 let ticker = ticker_payload(&t)?;
-                publish(
-                    &self.hub,
+                self.hub.publish_or_log(
                     &m.channels.ticker,
                     ms_to_ns(t.time),
                     Payload::Ticker(ticker),
@@ -385,8 +384,7 @@ impl Binance {
                     }
                 }
                 if let Some(update) = market.view.advance(book, depth) {
-                    publish(
-                        &self.hub,
+                    self.hub.publish_or_log(
                         &market.channels.book,
                         ms_to_ns(d.time),
                         Payload::BookUpdate(update),
@@ -468,7 +466,7 @@ impl Exchange for Binance {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path = |i: &Instrument| format!("/api/v3/ticker/24hr?symbol={}", i.joined());
+        let path = |i: &Pair| format!("/api/v3/ticker/24hr?symbol={}", i.joined());
         (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 

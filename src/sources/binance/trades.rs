@@ -7,7 +7,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::super::rest::RestError;
-use super::super::{SourceError, SourceStatus, num, publish};
+use super::super::{SourceError, SourceStatus, num};
 use super::msg::{TradeMsg, ms_to_ns};
 use super::{Binance, Market, RestReply, VENUE};
 use crate::feed::Hub;
@@ -88,8 +88,7 @@ impl Binance {
                     };
                     m.last_trade = Some(h.id);
                     status.backfilled(1);
-                    publish(
-                        &self.hub,
+                    self.hub.publish_or_log(
                         &m.channels.trade,
                         ms_to_ns(h.time),
                         Payload::Trade(trade),
@@ -139,11 +138,6 @@ pub(super) fn publish_trade(
         count: 0,
     };
     m.last_trade = Some(t.t);
-    publish(
-        hub,
-        &m.channels.trade,
-        ms_to_ns(t.time),
-        Payload::Trade(trade),
-    );
+    hub.publish_or_log(&m.channels.trade, ms_to_ns(t.time), Payload::Trade(trade));
     Ok(())
 }

@@ -27,8 +27,8 @@ use super::dedup::RecentIds;
 use super::legs::{self, Leg, Legs, Overlap};
 use super::local_book::{Side, TopView};
 use super::{
-    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish,
+    Exchange, ExchangeConfig, MarketChannels, Pair, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net, num,
 };
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
@@ -49,7 +49,7 @@ const DEPTH: u32 = 50;
 
 #[derive(Debug)]
 struct Market {
-    inst: Instrument,
+    inst: Pair,
     channels: MarketChannels,
     state: BookState,
     view: TopView,
@@ -91,7 +91,7 @@ impl Bybit {
             &hub,
             VENUE,
             &cfg,
-            Instrument::joined,
+            Pair::joined,
             |inst, channels, decimals| Market {
                 channels,
                 decimals,
@@ -287,7 +287,8 @@ impl Bybit {
                         (ticker.ask, ticker.ask_size) = (a.price, a.quantity);
                     }
                 }
-                publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
+                self.hub
+                    .publish_or_log(&m.channels.ticker, time, Payload::Ticker(ticker));
                 true
             }
             s if s == format!("orderbook.{DEPTH}") => {
@@ -324,7 +325,8 @@ impl Bybit {
             count: 0,
         };
         let time = t.time_ms.saturating_mul(1_000_000);
-        publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
+        self.hub
+            .publish_or_log(&m.channels.trade, time, Payload::Trade(trade));
         Ok(true)
     }
 
@@ -348,12 +350,8 @@ impl Bybit {
                 let snap = book.snapshot(depth);
                 m.view = TopView::of(&snap);
                 m.activity = Activity::new();
-                publish(
-                    &self.hub,
-                    &m.channels.book,
-                    time_ns,
-                    Payload::BookSnapshot(snap),
-                );
+                self.hub
+                    .publish_or_log(&m.channels.book, time_ns, Payload::BookSnapshot(snap));
                 status.book_live(&m.inst.dashed());
             }
             Ok(Step::Replaced | Step::Applied) => {
@@ -361,12 +359,8 @@ impl Bybit {
                     return Ok(true);
                 };
                 if let Some(update) = m.view.advance(book, depth) {
-                    publish(
-                        &self.hub,
-                        &m.channels.book,
-                        time_ns,
-                        Payload::BookUpdate(update),
-                    );
+                    self.hub
+                        .publish_or_log(&m.channels.book, time_ns, Payload::BookUpdate(update));
                 }
             }
             // a repeat only when live: while awaiting it is the old
@@ -445,8 +439,7 @@ impl Exchange for Bybit {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path =
-            |i: &Instrument| format!("/v5/market/tickers?category=spot&symbol={}", i.joined());
+        let path = |i: &Pair| format!("/v5/market/tickers?category=spot&symbol={}", i.joined());
         (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 

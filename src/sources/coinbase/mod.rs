@@ -37,8 +37,8 @@ use super::dedup::RecentIds;
 use super::legs::{Leg, Legs};
 use super::local_book::TopView;
 use super::{
-    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, num, publish,
+    Exchange, ExchangeConfig, MarketChannels, Pair, SessionFuture, SourceError, SourceStatus,
+    TickerParser, num,
 };
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
@@ -58,8 +58,8 @@ const OWN_USDC_BOOKS: &[&str] = &["USDT", "EURC"];
 /// Coinbase's public channels give `X-USDC` the data of `X-USD`: maps the
 /// configured instruments to the products that carry their data, keeping
 /// the first of any duplicates, and logs each mapping.
-pub fn map_products(instruments: &mut Vec<Instrument>) {
-    let mut out: Vec<Instrument> = Vec::new();
+pub fn map_products(instruments: &mut Vec<Pair>) {
+    let mut out: Vec<Pair> = Vec::new();
     for mut inst in std::mem::take(instruments) {
         if inst.quote == "USDC" && !OWN_USDC_BOOKS.contains(&inst.base.as_str()) {
             tracing::info!(
@@ -79,7 +79,7 @@ pub fn map_products(instruments: &mut Vec<Instrument>) {
 
 #[derive(Debug)]
 struct Market {
-    inst: Instrument,
+    inst: Pair,
     channels: MarketChannels,
     state: BookState,
     view: TopView,
@@ -120,7 +120,7 @@ impl Coinbase {
             &hub,
             VENUE,
             &cfg,
-            Instrument::dashed,
+            Pair::dashed,
             |inst, channels, decimals| Market {
                 channels,
                 decimals,
@@ -222,7 +222,8 @@ impl Coinbase {
                         }
                         m.last_ticker_ns = time;
                         let ticker = msg::ticker_payload(t)?;
-                        publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
+                        self.hub
+                            .publish_or_log(&m.channels.ticker, time, Payload::Ticker(ticker));
                     }
                 }
             }
@@ -245,24 +246,16 @@ impl Coinbase {
             let snap = m.state.start(&ev.updates, m.decimals)?.snapshot(depth);
             m.view = TopView::of(&snap);
             m.activity = Activity::new();
-            publish(
-                &self.hub,
-                &m.channels.book,
-                time_ns,
-                Payload::BookSnapshot(snap),
-            );
+            self.hub
+                .publish_or_log(&m.channels.book, time_ns, Payload::BookSnapshot(snap));
             status.book_live(&m.inst.dashed());
             return Ok(());
         }
         if let Some(book) = m.state.update(&ev.updates)?
             && let Some(update) = m.view.advance(book, depth)
         {
-            publish(
-                &self.hub,
-                &m.channels.book,
-                time_ns,
-                Payload::BookUpdate(update),
-            );
+            self.hub
+                .publish_or_log(&m.channels.book, time_ns, Payload::BookUpdate(update));
         }
         Ok(())
     }
@@ -314,7 +307,8 @@ impl Coinbase {
                 count: 0,
             };
             let time = msg::time_ns(&t.time);
-            publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
+            self.hub
+                .publish_or_log(&m.channels.trade, time, Payload::Trade(trade));
         }
         Ok(())
     }
@@ -331,7 +325,7 @@ impl Exchange for Coinbase {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path = |i: &Instrument| {
+        let path = |i: &Pair| {
             format!(
                 "/api/v3/brokerage/market/products/{}/ticker?limit=1",
                 i.dashed()
@@ -351,12 +345,12 @@ mod tests {
 
     #[test]
     fn usdc_products_map_to_usd_except_those_with_their_own_book() {
-        let mut v: Vec<Instrument> = ["BTC-USDC", "BTC-USD", "USDT-USDC", "ETH-USDC"]
+        let mut v: Vec<Pair> = ["BTC-USDC", "BTC-USD", "USDT-USDC", "ETH-USDC"]
             .iter()
-            .map(|s| Instrument::parse(s).unwrap())
+            .map(|s| Pair::parse(s).unwrap())
             .collect();
         map_products(&mut v);
-        let names: Vec<String> = v.iter().map(Instrument::dashed).collect();
+        let names: Vec<String> = v.iter().map(Pair::dashed).collect();
         assert_eq!(names, ["BTC-USD", "USDT-USDC", "ETH-USD"]);
     }
 }

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::super::activity::Activity;
 use super::super::legs::{self, Leg, Legs};
-use super::super::{SourceError, SourceStatus, net, publish};
+use super::super::{SourceError, SourceStatus, net};
 use super::book::BookState;
 use super::msg::subscription;
 use super::{CHECK_EVERY, Coinbase, SUBSCRIBE_PACE, Sequences, VENUE};
@@ -169,12 +169,8 @@ impl Coinbase {
             m.activity = Activity::new();
             if let Some(update) = m.view.advance(book, depth) {
                 let now = crate::protocol::now_ns();
-                publish(
-                    &self.hub,
-                    &m.channels.book,
-                    now,
-                    Payload::BookUpdate(update),
-                );
+                self.hub
+                    .publish_or_log(&m.channels.book, now, Payload::BookUpdate(update));
             }
             if !was_live {
                 status.book_live(&m.inst.dashed());

@@ -35,8 +35,8 @@ use super::activity::Activity;
 use super::backoff::Backoff;
 use super::local_book::{LocalBook, TopView};
 use super::{
-    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, publish,
+    Exchange, ExchangeConfig, MarketChannels, Pair, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net,
 };
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
@@ -62,7 +62,7 @@ pub fn subscribed_depth(book_depth: usize) -> usize {
 
 #[derive(Debug)]
 struct Market {
-    inst: Instrument,
+    inst: Pair,
     channels: MarketChannels,
     /// Live book, or `None` while waiting for a snapshot.
     book: Option<LocalBook>,
@@ -312,7 +312,8 @@ impl Kraken {
                         count: 0,
                     };
                     let time = ts_ns(Some(&t.timestamp));
-                    publish(&self.hub, &m.channels.trade, time, Payload::Trade(trade));
+                    self.hub
+                        .publish_or_log(&m.channels.trade, time, Payload::Trade(trade));
                 }
             }
             "ticker" => {
@@ -325,7 +326,8 @@ impl Kraken {
                         t => t,
                     };
                     let payload = Payload::Ticker(msg::ticker_payload(&t));
-                    publish(&self.hub, &self.markets[idx].channels.ticker, time, payload);
+                    self.hub
+                        .publish_or_log(&self.markets[idx].channels.ticker, time, payload);
                 }
             }
             _ => return Ok(false),
@@ -362,12 +364,8 @@ impl Kraken {
             m.book = Some(book);
             m.activity = Activity::new();
             m.live_since = Instant::now();
-            publish(
-                &self.hub,
-                &m.channels.book,
-                time,
-                Payload::BookSnapshot(snap),
-            );
+            self.hub
+                .publish_or_log(&m.channels.book, time, Payload::BookSnapshot(snap));
             status.book_live(&m.inst.dashed());
             return Ok(());
         }
@@ -380,12 +378,8 @@ impl Kraken {
         book.truncate(depth);
         verify(book, b.checksum)?;
         if let Some(update) = m.view.advance(book, wanted) {
-            publish(
-                &self.hub,
-                &m.channels.book,
-                time,
-                Payload::BookUpdate(update),
-            );
+            self.hub
+                .publish_or_log(&m.channels.book, time, Payload::BookUpdate(update));
         }
         Ok(())
     }
@@ -400,7 +394,7 @@ fn verify(book: &LocalBook, want: u32) -> Result<(), String> {
 }
 
 /// Kraken's REST name of an instrument (`XBTUSD`: Kraken says XBT and XDG).
-fn rest_pair(inst: &Instrument) -> String {
+fn rest_pair(inst: &Pair) -> String {
     let base = match inst.base.as_str() {
         "BTC" => "XBT",
         "DOGE" => "XDG",
@@ -420,7 +414,7 @@ impl Exchange for Kraken {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path = |i: &Instrument| format!("/0/public/Ticker?pair={}", rest_pair(i));
+        let path = |i: &Pair| format!("/0/public/Ticker?pair={}", rest_pair(i));
         (super::ticker_polls(markets, path), msg::parse_rest_ticker)
     }
 
@@ -439,6 +433,6 @@ mod tests {
         assert_eq!(subscribed_depth(20), 25);
         assert_eq!(subscribed_depth(101), 500);
         assert_eq!(subscribed_depth(5000), 1000);
-        assert_eq!(rest_pair(&Instrument::parse("BTC-USD").unwrap()), "XBTUSD");
+        assert_eq!(rest_pair(&Pair::parse("BTC-USD").unwrap()), "XBTUSD");
     }
 }

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::super::local_book::{LocalBook, Side};
-use super::super::{Instrument, SourceError};
+use super::super::{Pair, SourceError};
 use crate::protocol::pb::Ticker;
 
 /// Any message: a channel push (`channel`, `type`, `data`) or a method
@@ -103,7 +103,7 @@ pub(super) fn ts_ns(ts: Option<&str>) -> i64 {
 }
 
 /// `BTC-USD` -> `BTC/USD`, the v2 symbol.
-pub(super) fn ws_symbol(inst: &Instrument) -> String {
+pub(super) fn ws_symbol(inst: &Pair) -> String {
     format!("{}/{}", inst.base, inst.quote)
 }
 

@@ -8,7 +8,7 @@ use super::super::activity::Activity;
 use super::super::legs::{Leg, Legs};
 use super::super::local_book::{LocalBook, TopView};
 use super::super::rest::RestError;
-use super::super::{SourceError, SourceStatus, net, publish};
+use super::super::{SourceError, SourceStatus, net};
 use super::msg::{RestReply, op, ts_ns};
 use super::sync::{BookSync, OkxBook, Step};
 use super::{Okx, REST_DEPTH, VENUE};
@@ -61,12 +61,8 @@ impl Okx {
         m.view = TopView::of(&snap);
         m.activity = Activity::new();
         m.backoff.reset();
-        publish(
-            &self.hub,
-            &m.channels.book,
-            ts_ns(&b.ts),
-            Payload::BookSnapshot(snap),
-        );
+        self.hub
+            .publish_or_log(&m.channels.book, ts_ns(&b.ts), Payload::BookSnapshot(snap));
         if !was_live {
             status.book_live(&m.inst.dashed());
         }
@@ -85,12 +81,8 @@ impl Okx {
             return Ok(step);
         };
         if let Some(update) = m.view.advance(book, depth) {
-            publish(
-                &self.hub,
-                &m.channels.book,
-                ts_ns(&b.ts),
-                Payload::BookUpdate(update),
-            );
+            self.hub
+                .publish_or_log(&m.channels.book, ts_ns(&b.ts), Payload::BookUpdate(update));
         }
         Ok(step)
     }

@@ -28,8 +28,8 @@ pub mod sync;
 
 use super::rest::{MarketBackoff, RestError};
 use super::{
-    Exchange, ExchangeConfig, Instrument, MarketChannels, SessionFuture, SourceError, SourceStatus,
-    TickerParser, net, num, publish,
+    Exchange, ExchangeConfig, MarketChannels, Pair, SessionFuture, SourceError, SourceStatus,
+    TickerParser, net, num,
 };
 use crate::feed::Channel;
 use crate::feed::Hub;
@@ -51,7 +51,7 @@ const SERVICE_UPGRADE: &str = "64008";
 
 #[derive(Debug)]
 struct Market {
-    inst: Instrument,
+    inst: Pair,
     channels: MarketChannels,
     sync: BookSync,
     view: TopView,
@@ -103,7 +103,7 @@ impl Okx {
             &hub,
             VENUE,
             &cfg,
-            Instrument::dashed,
+            Pair::dashed,
             |inst, channels, decimals| Market {
                 channels,
                 decimals,
@@ -299,7 +299,8 @@ impl Okx {
                     fresh = true;
                     m.last_ticker_ns = time;
                     let ticker = ticker_payload(&t)?;
-                    publish(&self.hub, &m.channels.ticker, time, Payload::Ticker(ticker));
+                    self.hub
+                        .publish_or_log(&m.channels.ticker, time, Payload::Ticker(ticker));
                 }
             }
             "trades" => {
@@ -325,12 +326,8 @@ impl Okx {
                         trade_id: t.trade_id,
                         count: t.count.and_then(|c| c.parse().ok()).unwrap_or(0),
                     };
-                    publish(
-                        &self.hub,
-                        &m.channels.trade,
-                        ts_ns(&t.ts),
-                        Payload::Trade(trade),
-                    );
+                    self.hub
+                        .publish_or_log(&m.channels.trade, ts_ns(&t.ts), Payload::Trade(trade));
                 }
             }
             "books" => {
@@ -373,7 +370,7 @@ impl Exchange for Okx {
 
     fn ticker_polls(&self) -> (Vec<(String, Arc<Channel>)>, TickerParser) {
         let markets = self.markets.iter().map(|m| (&m.inst, &m.channels));
-        let path = |i: &Instrument| format!("/api/v5/market/ticker?instId={}", i.dashed());
+        let path = |i: &Pair| format!("/api/v5/market/ticker?instId={}", i.dashed());
         (super::ticker_polls(markets, path), parse_rest_ticker)
     }
 

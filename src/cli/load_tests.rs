@@ -1,6 +1,8 @@
 //! Tests of flag, environment and file handling.
-use super::*;
-use std::path::Path;
+use super::Cli;
+use crate::config::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
