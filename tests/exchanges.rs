@@ -2,15 +2,16 @@
 //! speak the exchanges' documented message formats, including gaps,
 //! checksum mismatches, dropped connections and silence.
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::time::{Duration, Instant};
 
-use mock::MockExchange;
-use mock::client::{event_on, levels, okx_book, source_until};
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{Side, event::Payload};
+use venues::MockExchange;
+use venues::client::{event_on, levels, okx_book, source_until};
 
 fn binance(stream: &str, data: serde_json::Value) -> String {
     serde_json::json!({ "stream": stream, "data": data }).to_string()

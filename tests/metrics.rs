@@ -9,17 +9,18 @@
 //! Needs `python3` with `prometheus_client` (`.ci/run` installs it); when
 //! it is missing the test fails with the install command.
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use mock::MockExchange;
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::server_message::Kind;
+use venues::MockExchange;
 
 /// Runs the reference parser over `text`; panics with its verdict (or the
 /// install command) when it does not accept it.
