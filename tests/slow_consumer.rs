@@ -75,7 +75,7 @@ async fn a_paused_client_is_told_with_lagged_and_resynchronised() {
     // (the healthy client saw them): far more than the socket buffers of
     // the slow client hold (a few hundred) plus --max-lag-messages (200),
     // so the server finds it behind as soon as it writes to it again.
-    support::eventually("2000 events published during the pause", async || {
+    support::eventually("2000 events published during the pause", || async {
         healthy_seen.load(Ordering::Relaxed) >= 2000
     })
     .await;
@@ -126,7 +126,8 @@ async fn with_the_close_policy_a_paused_client_gets_4008() {
     let mut check = ContractChecker::default();
     check.subscribed(&slow.subscribe(&["*.*.*"]).await);
     // The pause lasts until the server has applied the close policy.
-    support::eventually("the slow-consumer close", async || {
+    let server = &server;
+    support::eventually("the slow-consumer close", || async move {
         stat(&server, "slow_consumer_closes").await >= 1
     })
     .await;

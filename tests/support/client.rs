@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{
 };
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{Server, WAIT};
+use super::{Server, WAIT, guarded};
 
 /// Wire format of a test client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,34 +157,33 @@ impl Client {
         &mut self,
         mut pick: impl FnMut(&server_message::Kind) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            assert!(Instant::now() < deadline, "condition not met in time");
-            let kind = self.next_msg().await;
-            if let Some(t) = pick(&kind) {
-                return t;
+        guarded("a message the test picks", async {
+            loop {
+                let kind = self.next_msg().await;
+                if let Some(t) = pick(&kind) {
+                    return t;
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Waits for the close frame; returns its code.
     pub async fn closed_with(&mut self) -> Option<u16> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.ws.next())
-                .await
-                .expect("no close in time")
-            {
-                Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => {
-                    return Some(code.into());
+        guarded("a close frame", async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(Some(CloseFrame { code, .. })))) => {
+                        return Some(code.into());
+                    }
+                    Some(Ok(Message::Close(None))) => return None,
+                    Some(Ok(_)) => continue,
+                    Some(Err(tungstenite::Error::ConnectionClosed)) | None => return None,
+                    Some(Err(e)) => panic!("error before close frame: {e}"),
                 }
-                Some(Ok(Message::Close(None))) => return None,
-                Some(Ok(_)) => continue,
-                Some(Err(tungstenite::Error::ConnectionClosed)) | None => return None,
-                Some(Err(e)) => panic!("error before close frame: {e}"),
             }
-        }
+        })
+        .await
     }
 
     /// Reads the welcome (the first message) and returns it.

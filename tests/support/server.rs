@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::WAIT;
+use super::{WAIT, eventually_sync, eventually_sync_within};
 
 /// A `tickwire serve` child process; killed (by its own PID) on drop.
 pub struct Server {
@@ -84,36 +84,26 @@ impl Server {
     /// (needed when the address must be known before the start, e.g. for
     /// `--allowed-origins`). Retries while the port is still taken.
     pub fn start_on(addr: SocketAddr, args: &[&str]) -> Self {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        eventually_sync(&format!("a server listening on {addr}"), || {
             let (mut child, log, rx) = spawn(&addr.to_string(), args, &[]);
-            loop {
-                match rx.recv_timeout(Duration::from_millis(50)) {
-                    Ok(_) => return Self { child, addr, log },
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if child.try_wait().expect("try_wait").is_some() {
-                            break;
-                        }
-                        assert!(
-                            Instant::now() < deadline,
-                            "server did not start on {addr}: {:?}",
-                            log.lock().unwrap()
-                        );
+            // the "listening on" line, or the process ending (its stderr
+            // closes: the port is still taken, so spawn it again)
+            let listening = eventually_sync(
+                &format!("the server on {addr} to listen or exit"),
+                || match rx.try_recv() {
+                    Ok(_) => Some(true),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(false),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        child.try_wait().expect("try_wait").map(|_| false)
                     }
-                    // stderr closed: the process is ending (port taken)
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server could not listen on {addr}: {:?}",
-                log.lock().unwrap()
+                },
             );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            if listening {
+                return Ok(Self { child, addr, log });
+            }
+            let _ = child.wait();
+            Err(log.lock().unwrap().clone())
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -135,18 +125,13 @@ impl Server {
 
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit: {:?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        eventually_sync_within(within, "the server to exit", || {
+            self.child
+                .try_wait()
+                .expect("try_wait")
+                .ok_or_else(|| log.lock().unwrap().clone())
+        })
     }
 
     pub fn log(&self) -> Vec<String> {

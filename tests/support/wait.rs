@@ -51,16 +51,23 @@ impl<T, E: Debug> Ready for Result<T, E> {
 /// Polls `probe` until it answers `true` / `Some` / `Ok` and returns its
 /// value; panics after [`WAIT`] naming `what` was awaited and the last
 /// answer.
-pub async fn eventually<R: Ready>(what: &str, probe: impl AsyncFnMut() -> R) -> R::Value {
+///
+/// The probe is a closure returning a future (`|| async move { .. }`), not
+/// an async closure: an async closure's future is not provably `Send`, and
+/// waits run inside spawned tasks too.
+pub async fn eventually<R: Ready, F: Future<Output = R>>(
+    what: &str,
+    probe: impl FnMut() -> F,
+) -> R::Value {
     eventually_within(WAIT, what, probe).await
 }
 
 /// [`eventually`] with a hang guard of `within` (for waits that span a
 /// reconnect backoff, a replay or a cluster lease).
-pub async fn eventually_within<R: Ready>(
+pub async fn eventually_within<R: Ready, F: Future<Output = R>>(
     within: Duration,
     what: &str,
-    mut probe: impl AsyncFnMut() -> R,
+    mut probe: impl FnMut() -> F,
 ) -> R::Value {
     let deadline = Instant::now() + within;
     let mut pause = FIRST_POLL;
@@ -76,6 +83,19 @@ pub async fn eventually_within<R: Ready>(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(MAX_POLL);
     }
+}
+
+/// Awaits `future` (a read from a stream until something arrives) under
+/// the hang guard [`WAIT`]; panics naming `what` was awaited.
+pub async fn guarded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    guarded_within(WAIT, what, future).await
+}
+
+/// [`guarded`] with a hang guard of `within`.
+pub async fn guarded_within<T>(within: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(within, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {within:?} waiting for {what}"))
 }
 
 /// The blocking twin of [`eventually`], for tests without a runtime (a
