@@ -309,6 +309,7 @@ async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
             102 + i,
             serde_json::json!([["100.0", (i + 1).to_string()]]),
         ));
+        // the venue's pace (a busy book over about 2 s), not a wait
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // then silence on the book while trades go on: a new snapshot

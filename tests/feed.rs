@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, Server, guarded};
 use tickwire::protocol::pb::{
     self, ErrorCode, Level, client_message, event::Payload, server_message::Kind,
 };
@@ -421,16 +421,29 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     j.until(|k| matches!(k, Kind::Subscribed(s) if s.request_id == 9).then_some(()))
         .await;
 
-    // the bystander saw every event in order meanwhile
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut seen = 0;
-    while Instant::now() < deadline || seen < 5 {
-        if let Kind::Event(e) = bystander.next_msg().await {
-            assert_eq!(e.seq, bystander_next, "bystander gap");
-            bystander_next += 1;
-            seen += 1;
+    // the bystander saw every event in order meanwhile: everything up to
+    // its pong (sent after all of the above) and 5 events at least
+    let ping_id = bystander.request_id();
+    bystander
+        .send(client_message::Kind::Ping(tickwire::protocol::pb::Ping {
+            request_id: ping_id,
+        }))
+        .await;
+    let (mut seen, mut ponged) = (0, false);
+    guarded("the bystander's pong and 5 events", async {
+        while !ponged || seen < 5 {
+            match bystander.next_msg().await {
+                Kind::Event(e) => {
+                    assert_eq!(e.seq, bystander_next, "bystander gap");
+                    bystander_next += 1;
+                    seen += 1;
+                }
+                Kind::Pong(p) if p.request_id == ping_id => ponged = true,
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
     let (_, stats) = server.get_json("/stats").await;
     assert!(stats["errors_sent"].as_u64().unwrap() >= 12, "{stats}");
     println!(

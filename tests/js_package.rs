@@ -10,7 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::Server;
 
@@ -43,16 +43,15 @@ fn node(dir: &Path, file: &str) -> (bool, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("node");
-    let guard = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if Instant::now() > guard {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // hang guard: a script still running after a minute is killed (our own
+    // child, by PID) and its output shows where it stood
+    let exited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        support::eventually_sync_within(Duration::from_secs(60), "the script to end", || {
+            child.try_wait().expect("wait").is_some()
+        })
+    }));
+    if exited.is_err() {
+        let _ = child.kill();
     }
     let out = child.wait_with_output().expect("output");
     let text = format!(

@@ -3,9 +3,9 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use support::eventually_sync;
+use support::{KillOnDrop, eventually_sync};
 
 #[test]
 fn sigterm_stops_a_server_whose_stderr_reader_went_away() {
@@ -42,15 +42,4 @@ fn sigterm_stops_a_server_whose_stderr_reader_went_away() {
         || child.0.try_wait().unwrap(),
     );
     assert!(status.success(), "exit {status}");
-}
-
-/// Kills the child on drop: a server that ignored SIGTERM does not outlive
-/// the test.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -16,7 +16,7 @@ pub mod wait;
 
 pub use client::*;
 pub use contract::ContractChecker;
-pub use server::{Server, Starting, free_addr};
+pub use server::{KillOnDrop, Server, Starting, free_addr};
 pub use wait::{
     WAIT, eventually, eventually_sync, eventually_sync_within, eventually_within, guarded,
     guarded_within,

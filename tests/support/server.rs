@@ -232,6 +232,17 @@ impl Drop for Starting {
     }
 }
 
+/// A child process killed (by its own PID) and reaped on drop: a test that
+/// fails while it runs leaves nothing behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
