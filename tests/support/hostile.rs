@@ -33,6 +33,8 @@ impl Watcher {
             let mut last = Instant::now();
             let mut longest = Duration::ZERO;
             while !s.load(Ordering::Acquire) {
+                // a bounded read so that `stop` is seen on a quiet feed: not
+                // a wait for an outcome
                 match tokio::time::timeout(Duration::from_millis(100), c.ws.next()).await {
                     Err(_) => {}
                     Ok(Some(Ok(Message::Binary(_) | Message::Text(_)))) => {
