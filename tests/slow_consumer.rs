@@ -128,7 +128,7 @@ async fn with_the_close_policy_a_paused_client_gets_4008() {
     // The pause lasts until the server has applied the close policy.
     let server = &server;
     support::eventually("the slow-consumer close", || async move {
-        stat(&server, "slow_consumer_closes").await >= 1
+        stat(server, "slow_consumer_closes").await >= 1
     })
     .await;
     // Everything before the close frame is still gap-free.
