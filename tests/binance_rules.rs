@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{event::Payload, server_message};
 use venues::MockExchange;
-use venues::client::{
+use venues::source::{
     all_trades_in_order, event_on, failed_with, levels, server, source_until, status_json,
     stream_trades,
 };

@@ -14,8 +14,8 @@ use support::venues;
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
 use venues::MockExchange;
-use venues::client::{event_on, failed_with, source_until};
 use venues::refbook::{Change, ClientBook, RefBook, Side};
+use venues::source::{event_on, failed_with, source_until};
 
 const BOOK: &str = "book.bybit.BTC-USDT";
 const TRADE: &str = "trade.bybit.BTC-USDT";
@@ -240,7 +240,7 @@ async fn bybit_a_u_gap_resubscribes_for_a_fresh_snapshot_without_a_seq_gap() {
             snapshots += matches!(e.payload, Some(Payload::BookSnapshot(_))) as usize;
             theirs.apply(e);
         } else {
-            statuses.push(venues::client::status_json(e));
+            statuses.push(venues::source::status_json(e));
         }
     }
     assert_eq!(
@@ -466,7 +466,7 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
     let snap = event_on(&mut c, BOOK).await;
     checker.observe(&server_message::Kind::Event(snap));
     let (stop, task) =
-        venues::client::stream_trades(&mock, |id| vec![trade(&id.to_string(), "Buy")]);
+        venues::source::stream_trades(&mock, |id| vec![trade(&id.to_string(), "Buy")]);
     // the venue's side runs beside the reader: a subscriber that stopped
     // reading for seconds would be lagged by the server
     let venue = mock.clone();

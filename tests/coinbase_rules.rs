@@ -15,8 +15,8 @@ use std::time::Duration;
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
 use venues::MockExchange;
-use venues::client::{event_on, source_until, status_json};
 use venues::refbook::{Change, ClientBook, RefBook, Side};
+use venues::source::{event_on, source_until, status_json};
 
 const BOOK: &str = "book.coinbase.BTC-USD";
 const TRADE: &str = "trade.coinbase.BTC-USD";
@@ -382,7 +382,7 @@ async fn coinbase_products_come_from_the_public_products_endpoint() {
         .to_string(),
     );
     let server = coinbase_server(&mock, "BTCUSD,OLD/USD", &[]);
-    venues::client::failed_with(&server, "OLD-USD", "delisted").await;
+    venues::source::failed_with(&server, "OLD-USD", "delisted").await;
     subscribed(&mock).await;
     assert_eq!(
         subscribes(&mock, "level2")[0]["product_ids"],
@@ -420,7 +420,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
     ));
     let snap = event_on(&mut c, BOOK).await;
     checker.observe(&server_message::Kind::Event(snap));
-    let (stop, task) = venues::client::stream_trades(&mock, |id| {
+    let (stop, task) = venues::source::stream_trades(&mock, |id| {
         vec![trades("update", &[(&id.to_string(), "SELL")])]
     });
     // the venue's side runs beside the reader (a subscriber that stops
@@ -532,7 +532,7 @@ async fn coinbase_a_refused_product_is_dropped_and_the_others_subscribed_again()
             "reason": "FOO-USD is not a valid product"})
         .to_string(),
     );
-    venues::client::failed_with(&server, "FOO-USD", "not a valid product").await;
+    venues::source::failed_with(&server, "FOO-USD", "not a valid product").await;
     mock.wait_for("level2 again without FOO-USD", |m| {
         subscribes(m, "level2").len() == 2
     })

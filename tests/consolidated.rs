@@ -10,8 +10,8 @@ use support::venues;
 
 use support::{Client, Fmt, Server};
 use venues::MockExchange;
-use venues::client::{event_on, okx_book, status_json};
 use venues::kraken::VenueBook;
+use venues::source::{event_on, okx_book, status_json};
 
 /// The next `bbo.all.BTC-USD` event, as JSON.
 async fn bbo(c: &mut Client) -> serde_json::Value {

@@ -9,7 +9,7 @@ use support::venues;
 use support::{Client, Fmt, Server, eventually};
 use tickwire::protocol::pb::{Side, event::Payload};
 use venues::MockExchange;
-use venues::client::{event_on, levels, okx_book, source_until};
+use venues::source::{event_on, levels, okx_book, source_until};
 
 fn binance(stream: &str, data: serde_json::Value) -> String {
     serde_json::json!({ "stream": stream, "data": data }).to_string()

@@ -34,26 +34,31 @@ fn readme_node_example() -> String {
     section[start..start + section[start..].find("```").expect("block end")].to_string()
 }
 
-/// Runs `node FILE` in `dir`, killed if it outlives a hang guard.
+/// Runs `node FILE` in `dir`, killed (our own child, by PID) if it
+/// outlives a one-minute hang guard; its output shows where it stood.
 fn node(dir: &Path, file: &str) -> (bool, String) {
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .arg(file)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("node");
-    // hang guard: a script still running after a minute is killed (our own
-    // child, by PID) and its output shows where it stood
-    let exited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        support::eventually_sync_within(Duration::from_secs(60), "the script to end", || {
-            child.try_wait().expect("wait").is_some()
-        })
-    }));
-    if exited.is_err() {
-        let _ = child.kill();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            rx.recv().expect("node's output after the kill")
+        }
     }
-    let out = child.wait_with_output().expect("output");
+    .expect("output");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

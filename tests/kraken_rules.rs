@@ -12,8 +12,8 @@ use support::{Client, Fmt, Server};
 use tickwire::feed::book::OrderBook;
 use tickwire::protocol::pb::{Event, event::Payload};
 use venues::MockExchange;
-use venues::client::{StatusWatch, event_on, source_until};
 use venues::kraken::{VenueBook, asset_pairs, trade};
+use venues::source::{StatusWatch, event_on, source_until};
 
 fn kraken_server(mock: &MockExchange, depth: &str) -> Server {
     Server::start(&[
@@ -297,7 +297,7 @@ async fn kraken_a_refused_symbol_is_reported_while_the_others_stream() {
     mock.send(
         r#"{"error":"Currency pair not supported FOO/USD","method":"subscribe","success":false,"symbol":"FOO/USD","time_in":"2026-12-07T06:00:00.000000Z","time_out":"2026-12-07T06:00:00.000100Z"}"#,
     );
-    venues::client::failed_with(&server, "FOO-USD", "not supported").await;
+    venues::source::failed_with(&server, "FOO-USD", "not supported").await;
     mock.send(r#"{"channel":"heartbeat"}"#);
     mock.send(trade("BTC/USD", 11, "50000.0"));
     let e = event_on(&mut c, "trade.kraken.BTC-USD").await;

@@ -14,7 +14,7 @@ use support::{Client, ContractChecker, Fmt};
 use tickwire::feed::book::OrderBook;
 use tickwire::protocol::pb::{Event, event::Payload, server_message};
 use venues::MockExchange;
-use venues::client::{
+use venues::source::{
     StatusWatch, event_on, failed_with, levels, server, source_until, stream_trades,
 };
 
@@ -27,7 +27,7 @@ fn okx_book(
     prev: i64,
     seq: i64,
 ) -> String {
-    venues::client::okx_book(action, bids, asks, prev, seq, 0)
+    venues::source::okx_book(action, bids, asks, prev, seq, 0)
 }
 
 /// The REST book snapshot (`GET /api/v5/market/books`) answers one bid

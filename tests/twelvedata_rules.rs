@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{Event, event::Payload};
 use venues::MockExchange;
-use venues::client::{event_on, failed_with, source_until};
+use venues::source::{event_on, failed_with, source_until};
 use venues::twelvedata::{heartbeat_ok, price, subscribe_status};
 
 const KEY: &str = "td-test-key-0123456789";
@@ -67,7 +67,7 @@ async fn twelvedata_prices_equal_the_venues_a_failed_symbol_is_reported_and_hear
     ])
     .await;
     // the status channel's snapshot names the failed symbol
-    let st = venues::client::status_json(&event_on(&mut c, "status.twelvedata.all").await);
+    let st = venues::source::status_json(&event_on(&mut c, "status.twelvedata.all").await);
     assert!(st["failed_instruments"]["NOPE"].is_string(), "{st}");
     assert_eq!(st["venue"], "twelvedata");
     mock.send(price("AAPL", 342.0157, 1_765_000_000));

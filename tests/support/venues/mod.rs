@@ -28,11 +28,11 @@
 
 #![allow(dead_code)]
 
-pub mod client;
 pub mod coinbase;
 pub mod kraken;
 pub mod refbook;
 pub mod seam;
+pub mod source;
 pub mod twelvedata;
 
 use std::collections::HashMap;

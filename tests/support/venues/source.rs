@@ -1,4 +1,5 @@
-//! What the source tests read from tickwire: events of a channel, the
+//! The tickwire side of a source test: a server for one venue against the
+//! mock, and what the test reads from it: events of a channel, the
 //! sources' `/health` state and book levels.
 
 use std::time::Duration;
