@@ -22,13 +22,13 @@ export async function getJson(path) {
 }
 
 /**
- * A pause. Only for pacing (a poll's interval); a test never sleeps and
- * then looks: it waits for the event with `eventually`, or proves that
- * something did not arrive with a ping barrier (`await client.ping()`: the
- * server answers in order and the client handles frames in order, so
- * everything sent before the pong has been handled).
+ * A poll's pause, not exported: a test never sleeps and then looks. It
+ * waits for the event with `eventually`, or proves that something did not
+ * arrive with a ping barrier (`await client.ping()`: the server answers in
+ * order and the client handles frames in order, so everything sent before
+ * the pong has been handled).
  */
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Polls `cond` (sync or async) until it returns a truthy value and returns
@@ -45,8 +45,6 @@ export async function eventually(what, cond, timeoutMs = 15000, everyMs = 25) {
   }
 }
 
-/** The former name of `eventually` (web/test/ still imports it). */
-export const waitFor = eventually;
 
 /** An HS256 JWT (what `--jwt-secret` verifies). */
 export function jwt(secret, claims) {
