@@ -67,6 +67,8 @@ async fn a_client_reading_at_a_quarter_of_the_feed_rate_is_told_within_seconds()
     probe.subscribe(&["*.sim.*"]).await;
     let t0 = Instant::now();
     let mut n = 0u64;
+    // a second's reading measures the rate the slow reader then paces
+    // itself by: a measurement, not a wait for an outcome
     while t0.elapsed() < Duration::from_secs(1) {
         if matches!(probe.next_msg().await, Kind::Event(_)) {
             n += 1;

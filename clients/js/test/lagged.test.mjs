@@ -44,7 +44,8 @@ test("lagged: announced skips, snapshots resync the books, no gap", { timeout: 6
   });
   c.connect();
   await eventually("live events", () => c.stats.events > 500);
-  // The main thread stops (no reads) for 2 s while the server publishes.
+  // The main thread stops (no reads) for 2 s while the server publishes: the
+  // pause is the subject of the test (nothing can be awaited while frozen).
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
   await eventually("lagged announcements", () => lagged.length > 0, 15000);
   await eventually("book updates verified after the resync", () => verifiedAfterLag > 200, 15000);
