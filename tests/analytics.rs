@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, Server, guarded};
 use tickwire::protocol::pb::{
     Mood, RequestScan, SignalAction, client_message, event::Payload, server_message,
 };
@@ -86,21 +84,22 @@ async fn signals_sentiment_and_candles_arrive_with_sane_values_in_both_formats()
     j.subscribe(&["signal.sim.BTC-USDT", "sentiment.sim.market"])
         .await;
     let mut seen = (false, false);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(seen.0 && seen.1) {
-        assert!(Instant::now() < deadline, "no snapshots");
-        let r = j.next().await;
-        let text = String::from_utf8_lossy(&r.raw).to_string();
-        if text.contains("\"signal\":{") {
-            assert!(text.contains("\"action\":\"SIGNAL_ACTION_"), "{text}");
-            seen.0 = true;
+    guarded("both snapshots", async {
+        while !(seen.0 && seen.1) {
+            let r = j.next().await;
+            let text = String::from_utf8_lossy(&r.raw).to_string();
+            if text.contains("\"signal\":{") {
+                assert!(text.contains("\"action\":\"SIGNAL_ACTION_"), "{text}");
+                seen.0 = true;
+            }
+            if text.contains("\"sentiment\":{") {
+                assert!(text.contains("\"fearGreed\":"), "{text}");
+                assert!(text.contains("\"mood\":\"MOOD_"), "{text}");
+                seen.1 = true;
+            }
         }
-        if text.contains("\"sentiment\":{") {
-            assert!(text.contains("\"fearGreed\":"), "{text}");
-            assert!(text.contains("\"mood\":\"MOOD_"), "{text}");
-            seen.1 = true;
-        }
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,20 +2,21 @@
 //! today (issue 12): the 2025-11-12 local-book procedure, 429 / 418 with
 //! `Retry-After`, 400 -1121, `exchangeInfo`, trade-id backfill, per-book
 //! staleness, `serverShutdown` and 24 h rotation make-before-break. Each
-//! mock behaviour names the doc and date it follows (tests/mock).
+//! mock behaviour names the doc and date it follows (tests/support/venues).
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::time::Duration;
 
-use mock::MockExchange;
-use mock::client::{
+use support::{Client, Fmt, Server};
+use tickwire::protocol::pb::{event::Payload, server_message};
+use venues::MockExchange;
+use venues::source::{
     all_trades_in_order, event_on, failed_with, levels, server, source_until, status_json,
     stream_trades,
 };
-use support::{Client, Fmt, Server};
-use tickwire::protocol::pb::{event::Payload, server_message};
 
 fn binance(stream: &str, data: serde_json::Value) -> String {
     serde_json::json!({ "stream": stream, "data": data }).to_string()
@@ -308,6 +309,7 @@ async fn a_busy_book_gone_silent_is_resynced_while_trades_flow() {
             102 + i,
             serde_json::json!([["100.0", (i + 1).to_string()]]),
         ));
+        // the venue's pace (a busy book over about 2 s), not a wait
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // then silence on the book while trades go on: a new snapshot

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, Fmt, Server, WAIT};
+use support::hostile::quiet_rss;
+use support::{Client, Fmt, Server, WAIT, eventually, eventually_within};
 use tickwire::sources::twr::Reader;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -19,15 +20,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Polls `cond` every 50 ms until it holds; panics with `what` after `within`.
-async fn wait_for(within: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,11 +118,10 @@ async fn subscriber_counts_return_to_zero_after_thousands_of_concurrent_drops() 
 /// Waits until no connection but the healthy one and no subscription but
 /// its own is counted, on every channel; returns the per-channel counts.
 async fn settled(server: &Server) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    wait_for(
+    eventually_within(
         Duration::from_secs(20),
         "counts back to baseline",
-        async || {
+        || async {
             let (_, stats) = server.get_json("/stats").await;
             let per_channel = stats["subscriptions_per_channel"].as_object().unwrap();
             // the healthy client holds ticker.sim.* (one per ticker channel)
@@ -139,22 +130,11 @@ async fn settled(server: &Server) -> serde_json::Value {
                     let own = u64::from(name.starts_with("ticker.sim."));
                     v.as_u64() == Some(own)
                 });
-            last = stats["subscriptions_per_channel"].clone();
-            ok
+            let counts = stats["subscriptions_per_channel"].clone();
+            if ok { Ok(counts) } else { Err(stats) }
         },
     )
-    .await;
-    last
-}
-
-/// The smallest RSS seen over half a second.
-async fn quiet_rss(server: &Server) -> u64 {
-    let mut least = u64::MAX;
-    for _ in 0..10 {
-        least = least.min(server.rss_kib());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    least
+    .await
 }
 
 /// `tickwire record ... --connect URL` as a child process (killed by its
@@ -175,7 +155,7 @@ fn spawn_recorder(url: &str, out: &Path, gzip: bool) -> Child {
 
 /// Waits until `file` holds more than `bytes` bytes.
 async fn wait_for_size(file: &Path, bytes: u64) {
-    wait_for(WAIT, "the recording to grow", async || {
+    eventually("the recording to grow", || async {
         std::fs::metadata(file).map_or(0, |m| m.len()) > bytes
     })
     .await;
@@ -221,11 +201,14 @@ async fn a_gzip_recording_cut_by_sigkill_replays_to_its_last_event_and_loops() {
         "off",
     ]);
     // three passes and still going: the cut did not stop the loop
-    let mut last = serde_json::Value::Null;
-    wait_for(WAIT, "three replay passes", async || {
+    let last = eventually("three replay passes", || async {
         let (_, stats) = replay.get_json("/stats").await;
-        last = stats["sources"][0].clone();
-        last["messages_in"].as_u64().unwrap_or(0) >= 3 * events
+        let source = stats["sources"][0].clone();
+        if source["messages_in"].as_u64().unwrap_or(0) >= 3 * events {
+            Ok(source)
+        } else {
+            Err(source)
+        }
     })
     .await;
     assert_eq!(last["state"], "connected", "{last}");
@@ -250,14 +233,10 @@ async fn the_recorder_exits_0_with_a_complete_file_when_its_server_dies() {
         let mut recorder = spawn_recorder(&source.ws_url(""), &file, gzip);
         wait_for_size(&file, 16 * 1024).await;
         source.signal("KILL");
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = recorder.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "recorder did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let status = eventually("the recorder to exit", || {
+            std::future::ready(recorder.try_wait().expect("try_wait"))
+        })
+        .await;
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut recorder.stderr.take().unwrap(), &mut stderr).unwrap();
         println!("gzip {gzip}: {status}: {stderr}");

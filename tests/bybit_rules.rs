@@ -7,14 +7,15 @@
 //! the restart of the service. So please overwrite your local orderbook"),
 //! `{"op":"ping"}` from the client.
 
-mod mock;
 mod support;
 
-use mock::MockExchange;
-use mock::client::{event_on, failed_with, source_until};
-use mock::refbook::{Change, ClientBook, RefBook, Side};
+use support::venues;
+
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
+use venues::MockExchange;
+use venues::refbook::{Change, ClientBook, RefBook, Side};
+use venues::source::{event_on, failed_with, source_until};
 
 const BOOK: &str = "book.bybit.BTC-USDT";
 const TRADE: &str = "trade.bybit.BTC-USDT";
@@ -239,7 +240,7 @@ async fn bybit_a_u_gap_resubscribes_for_a_fresh_snapshot_without_a_seq_gap() {
             snapshots += matches!(e.payload, Some(Payload::BookSnapshot(_))) as usize;
             theirs.apply(e);
         } else {
-            statuses.push(mock::client::status_json(e));
+            statuses.push(venues::source::status_json(e));
         }
     }
     assert_eq!(
@@ -464,7 +465,8 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
     ));
     let snap = event_on(&mut c, BOOK).await;
     checker.observe(&server_message::Kind::Event(snap));
-    let (stop, task) = mock::client::stream_trades(&mock, |id| vec![trade(&id.to_string(), "Buy")]);
+    let (stop, task) =
+        venues::source::stream_trades(&mock, |id| vec![trade(&id.to_string(), "Buy")]);
     // the venue's side runs beside the reader: a subscriber that stopped
     // reading for seconds would be lagged by the server
     let venue = mock.clone();
@@ -500,7 +502,7 @@ async fn bybit_rotation_is_make_before_break_for_trades_and_books() {
         let _ = stop.send(());
         task.await.unwrap()
     });
-    let updates = mock::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 3).await;
+    let updates = venues::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 3).await;
     assert_eq!(
         updates,
         vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)], vec![(100.0, 4.0)]]

@@ -3,9 +3,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Client, Fmt, Server};
+use support::hostile::quiet_rss;
+use support::{Client, Fmt, Server, eventually_within};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -44,8 +45,7 @@ async fn burst(server: &Server, n: usize) {
 /// Waits until no connection, subscription or surplus fd is left; returns
 /// the fd count and the server's live task count then.
 async fn settle(server: &Server, fds: usize, tasks: u64) -> (usize, u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually_within(Duration::from_secs(20), "connections, fds and tasks back to baseline", || async {
         let (_, stats) = server.get_json("/stats").await;
         let now = fd_count(server.pid());
         let live_tasks = stats["tasks"].as_u64().expect("tasks in /stats");
@@ -54,25 +54,12 @@ async fn settle(server: &Server, fds: usize, tasks: u64) -> (usize, u64) {
             && now <= fds
             && live_tasks <= tasks
         {
-            return (now, live_tasks);
+            Ok((now, live_tasks))
+        } else {
+            Err(format!("fds {now} (baseline {fds}), tasks {live_tasks} (baseline {tasks}), stats {stats}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "fds {now} (baseline {fds}), tasks {live_tasks} (baseline {tasks}), stats {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The smallest RSS seen over half a second: what the server holds once the
-/// allocator has caught up, not a peak it is about to give back.
-async fn quiet_rss(server: &Server) -> u64 {
-    let mut least = u64::MAX;
-    for _ in 0..10 {
-        least = least.min(server.rss_kib());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    least
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use support::nats::Nats;
-use support::{Client, Fmt, Server, Starting, WAIT};
+use support::{Client, Fmt, Server, Starting, WAIT, eventually, guarded_within};
 use tickwire::protocol::pb::event::Payload;
 use tickwire::protocol::pb::{ResumePosition, Subscribe, client_message, server_message};
 
@@ -40,15 +39,12 @@ fn edge(nats: &Nats) -> Server {
 
 /// Waits until `server`'s `/stats` satisfies `ok`.
 async fn stats_until(server: &Server, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let ok = &ok;
+    eventually(what, || async move {
         let (_, stats) = server.get_json("/stats").await;
-        if ok(&stats) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if ok(&stats) { Ok(()) } else { Err(stats) }
+    })
+    .await
 }
 
 /// Waits until the ingest has stored events in JetStream.
@@ -255,11 +251,15 @@ async fn the_standby_ingest_takes_over_after_kill_9() {
     let active = Server::start(&args);
     ingest_publishing(&active).await;
     let standby = Starting::spawn(&args);
-    let deadline = Instant::now() + WAIT;
-    while !standby.log().iter().any(|l| l.contains("standby")) {
-        assert!(Instant::now() < deadline, "no standby: {:?}", standby.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the standby's log line", || {
+        let log = standby.log();
+        std::future::ready(if log.iter().any(|l| l.contains("standby")) {
+            Ok(())
+        } else {
+            Err(log)
+        })
+    })
+    .await;
     let edge = edge(&nats);
     let mut trades = Client::connect(&edge, Fmt::Proto).await;
     let mut books = Client::connect(&edge, Fmt::Proto).await;
@@ -383,20 +383,14 @@ async fn an_edge_survives_a_nats_outage() {
     assert_consecutive(s[TRADES].0 + 1, &before, "before the outage");
 
     nats.stop();
-    let health_is = |want: &'static str| {
-        let edge = &edge;
-        async move {
-            let deadline = Instant::now() + WAIT;
-            loop {
-                let (status, h) = edge.get_json("/health").await;
-                assert_eq!(status, 200, "an edge without NATS still serves");
-                if h["cluster"] == want {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "cluster never {want}: {h}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+    let edge_ref = &edge;
+    let health_is = move |want: &'static str| {
+        eventually(want, move || async move {
+            let edge = edge_ref;
+            let (status, h) = edge.get_json("/health").await;
+            assert_eq!(status, 200, "an edge without NATS still serves");
+            if h["cluster"] == want { Ok(()) } else { Err(h) }
+        })
     };
     health_is("disconnected").await;
     // the edge still answers clients (a second one: a ping skips events)
@@ -408,26 +402,27 @@ async fn an_edge_survives_a_nats_outage() {
     // after the outage: more events, consecutive unless `lagged` said so
     let mut last = before.last().unwrap().0;
     let mut got = 0;
-    let deadline = Instant::now() + WAIT * 2;
     let mut lagged = false;
-    while got < 100 {
-        assert!(Instant::now() < deadline, "no events after the outage");
-        match c.next_msg().await {
-            server_message::Kind::Event(e) if e.channel == TRADES => {
-                if !(e.seq == last + 1 || (lagged && e.seq > last)) {
-                    let (_, es) = edge.get_json("/stats").await;
-                    let (_, is) = ingest.get_json("/stats").await;
-                    panic!(
-                        "silent gap or duplicate: {last} then {}\nedge: {}\ningest: {}",
-                        e.seq, es["cluster"], is["cluster"]
-                    );
+    guarded_within(WAIT * 2, "100 trades after the outage", async {
+        while got < 100 {
+            match c.next_msg().await {
+                server_message::Kind::Event(e) if e.channel == TRADES => {
+                    if !(e.seq == last + 1 || (lagged && e.seq > last)) {
+                        let (_, es) = edge.get_json("/stats").await;
+                        let (_, is) = ingest.get_json("/stats").await;
+                        panic!(
+                            "silent gap or duplicate: {last} then {}\nedge: {}\ningest: {}",
+                            e.seq, es["cluster"], is["cluster"]
+                        );
+                    }
+                    lagged = false;
+                    last = e.seq;
+                    got += 1;
                 }
-                lagged = false;
-                last = e.seq;
-                got += 1;
+                server_message::Kind::Lagged(_) => lagged = true,
+                _ => {}
             }
-            server_message::Kind::Lagged(_) => lagged = true,
-            _ => {}
         }
-    }
+    })
+    .await;
 }

@@ -4,18 +4,19 @@
 //! Product Ticker", as of 2026-05, read 2026-12-07): `sequence_num` per
 //! connection, `heartbeats` keeping idle subscriptions open, one channel
 //! per subscribe message, `-USDC` answered with `-USD` data (see
-//! tests/mock/coinbase.rs for what the mock does by itself).
+//! tests/support/venues/coinbase.rs for what the mock does by itself).
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::time::Duration;
 
-use mock::MockExchange;
-use mock::client::{event_on, source_until, status_json};
-use mock::refbook::{Change, ClientBook, RefBook, Side};
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
+use venues::MockExchange;
+use venues::refbook::{Change, ClientBook, RefBook, Side};
+use venues::source::{event_on, source_until, status_json};
 
 const BOOK: &str = "book.coinbase.BTC-USD";
 const TRADE: &str = "trade.coinbase.BTC-USD";
@@ -381,7 +382,7 @@ async fn coinbase_products_come_from_the_public_products_endpoint() {
         .to_string(),
     );
     let server = coinbase_server(&mock, "BTCUSD,OLD/USD", &[]);
-    mock::client::failed_with(&server, "OLD-USD", "delisted").await;
+    venues::source::failed_with(&server, "OLD-USD", "delisted").await;
     subscribed(&mock).await;
     assert_eq!(
         subscribes(&mock, "level2")[0]["product_ids"],
@@ -419,7 +420,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
     ));
     let snap = event_on(&mut c, BOOK).await;
     checker.observe(&server_message::Kind::Event(snap));
-    let (stop, task) = mock::client::stream_trades(&mock, |id| {
+    let (stop, task) = venues::source::stream_trades(&mock, |id| {
         vec![trades("update", &[(&id.to_string(), "SELL")])]
     });
     // the venue's side runs beside the reader (a subscriber that stops
@@ -448,7 +449,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
         let _ = stop.send(());
         task.await.unwrap()
     });
-    let updates = mock::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 2).await;
+    let updates = venues::seam::trades_and_updates_across(&mut c, &mut checker, scenario, 2).await;
     assert_eq!(updates, vec![vec![(100.0, 2.0)], vec![(100.0, 3.0)]]);
     let src = source_until(&server, "a rotation", |s| {
         s["rotations"].as_u64() >= Some(1)
@@ -531,7 +532,7 @@ async fn coinbase_a_refused_product_is_dropped_and_the_others_subscribed_again()
             "reason": "FOO-USD is not a valid product"})
         .to_string(),
     );
-    mock::client::failed_with(&server, "FOO-USD", "not a valid product").await;
+    venues::source::failed_with(&server, "FOO-USD", "not a valid product").await;
     mock.wait_for("level2 again without FOO-USD", |m| {
         subscribes(m, "level2").len() == 2
     })

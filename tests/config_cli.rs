@@ -7,9 +7,8 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use support::{Server, WAIT};
+use support::{Server, WAIT, eventually_sync};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -146,23 +145,14 @@ fn a_toml_true_loops_the_replay() {
         ),
     );
     let server = Server::start(&["--config", path.to_str().unwrap()]);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let passes = server
-            .log()
+    eventually_sync("two replay passes", || {
+        let log = server.log();
+        let passes = log
             .iter()
             .filter(|l| l.contains("replay pass finished"))
             .count();
-        if passes >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replay did not loop: {:?}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        if passes >= 2 { Ok(()) } else { Err(log) }
+    });
 }
 
 #[test]

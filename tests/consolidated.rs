@@ -4,13 +4,14 @@
 //! comes back with its next snapshot, and `--consolidate USDT=USD` puts
 //! OKX's BTC-USDT and Kraken's BTC-USD in one book.
 
-mod mock;
 mod support;
 
-use mock::MockExchange;
-use mock::client::{event_on, okx_book, status_json};
-use mock::kraken::VenueBook;
+use support::venues;
+
 use support::{Client, Fmt, Server};
+use venues::MockExchange;
+use venues::kraken::VenueBook;
+use venues::source::{event_on, okx_book, status_json};
 
 /// The next `bbo.all.BTC-USD` event, as JSON.
 async fn bbo(c: &mut Client) -> serde_json::Value {

@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, Server, guarded};
 use tickwire::protocol::pb::{
     self, ErrorCode, Level, client_message, event::Payload, server_message::Kind,
 };
@@ -219,51 +219,63 @@ async fn patterns_give_snapshot_then_gap_free_updates_and_books_rebuild() {
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut checksums_verified = 0u64;
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(4) {
-        let Kind::Event(e) = c.next_msg().await else {
-            continue;
-        };
-        let want = next[&e.channel];
-        if snapshot_pending[&e.channel] {
-            assert_eq!(
-                e.seq,
-                want - 1,
-                "{}: snapshot must carry the subscribed seq",
-                e.channel
-            );
-            snapshot_pending.insert(e.channel.clone(), false);
-        } else {
-            assert_eq!(e.seq, want, "{}: gap or duplicate", e.channel);
-            next.insert(e.channel.clone(), want + 1);
-        }
-        *counts.entry(e.channel.clone()).or_default() += 1;
-        match e.payload {
-            Some(Payload::BookSnapshot(s)) => {
-                assert!(s.bids.len() == 50 && s.asks.len() == 50, "50 levels a side");
-                let mut b = ClientBook {
-                    price_decimals: s.price_decimals,
-                    size_decimals: s.size_decimals,
-                    ..Default::default()
+    // until every stateful channel sent its snapshot, 40 channels sent
+    // events and 1500 book updates were verified (a few seconds of the
+    // default feed)
+    guarded(
+        "snapshots, 40 channels and 1500 verified book updates",
+        async {
+            while snapshot_pending.values().any(|p| *p)
+                || counts.len() < 40
+                || checksums_verified < 1500
+            {
+                let Kind::Event(e) = c.next_msg().await else {
+                    continue;
                 };
-                b.apply(&s.bids, &s.asks);
-                assert_eq!(b.checksum(), s.checksum, "{}: snapshot checksum", e.channel);
-                books.insert(e.channel.clone(), b);
+                let want = next[&e.channel];
+                if snapshot_pending[&e.channel] {
+                    assert_eq!(
+                        e.seq,
+                        want - 1,
+                        "{}: snapshot must carry the subscribed seq",
+                        e.channel
+                    );
+                    snapshot_pending.insert(e.channel.clone(), false);
+                } else {
+                    assert_eq!(e.seq, want, "{}: gap or duplicate", e.channel);
+                    next.insert(e.channel.clone(), want + 1);
+                }
+                *counts.entry(e.channel.clone()).or_default() += 1;
+                match e.payload {
+                    Some(Payload::BookSnapshot(s)) => {
+                        assert!(s.bids.len() == 50 && s.asks.len() == 50, "50 levels a side");
+                        let mut b = ClientBook {
+                            price_decimals: s.price_decimals,
+                            size_decimals: s.size_decimals,
+                            ..Default::default()
+                        };
+                        b.apply(&s.bids, &s.asks);
+                        assert_eq!(b.checksum(), s.checksum, "{}: snapshot checksum", e.channel);
+                        books.insert(e.channel.clone(), b);
+                    }
+                    Some(Payload::BookUpdate(u)) => {
+                        let b = books.get_mut(&e.channel).expect("update after snapshot");
+                        b.apply(&u.bids, &u.asks);
+                        assert_eq!(
+                            b.checksum(),
+                            u.checksum,
+                            "{} seq {}: book diverged",
+                            e.channel,
+                            e.seq
+                        );
+                        checksums_verified += 1;
+                    }
+                    _ => {}
+                }
             }
-            Some(Payload::BookUpdate(u)) => {
-                let b = books.get_mut(&e.channel).expect("update after snapshot");
-                b.apply(&u.bids, &u.asks);
-                assert_eq!(
-                    b.checksum(),
-                    u.checksum,
-                    "{} seq {}: book diverged",
-                    e.channel,
-                    e.seq
-                );
-                checksums_verified += 1;
-            }
-            _ => {}
-        }
-    }
+        },
+    )
+    .await;
     let total: u64 = counts.values().sum();
     assert!(
         snapshot_pending.values().all(|p| !p),
@@ -275,8 +287,9 @@ async fn patterns_give_snapshot_then_gap_free_updates_and_books_rebuild() {
         "{checksums_verified} book updates verified"
     );
     println!(
-        "{total} events on {} channels in 4 s, 0 gaps; {checksums_verified} book checksums verified client-side",
-        counts.len()
+        "{total} events on {} channels in {:?}, 0 gaps; {checksums_verified} book checksums verified client-side",
+        counts.len(),
+        started.elapsed()
     );
 }
 
@@ -421,16 +434,29 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     j.until(|k| matches!(k, Kind::Subscribed(s) if s.request_id == 9).then_some(()))
         .await;
 
-    // the bystander saw every event in order meanwhile
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut seen = 0;
-    while Instant::now() < deadline || seen < 5 {
-        if let Kind::Event(e) = bystander.next_msg().await {
-            assert_eq!(e.seq, bystander_next, "bystander gap");
-            bystander_next += 1;
-            seen += 1;
+    // the bystander saw every event in order meanwhile: everything up to
+    // its pong (sent after all of the above) and 5 events at least
+    let ping_id = bystander.request_id();
+    bystander
+        .send(client_message::Kind::Ping(tickwire::protocol::pb::Ping {
+            request_id: ping_id,
+        }))
+        .await;
+    let (mut seen, mut ponged) = (0, false);
+    guarded("the bystander's pong and 5 events", async {
+        while !ponged || seen < 5 {
+            match bystander.next_msg().await {
+                Kind::Event(e) => {
+                    assert_eq!(e.seq, bystander_next, "bystander gap");
+                    bystander_next += 1;
+                    seen += 1;
+                }
+                Kind::Pong(p) if p.request_id == ping_id => ponged = true,
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
     let (_, stats) = server.get_json("/stats").await;
     assert!(stats["errors_sent"].as_u64().unwrap() >= 12, "{stats}");
     println!(

@@ -148,6 +148,7 @@ async fn a_trickled_body_times_out() {
             if write.write_all(b" ").await.is_err() {
                 return;
             }
+            // the slow sender's pace is the attack, not a wait
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });

@@ -134,7 +134,8 @@ async fn scans_are_shared_fairly_and_their_event_rate_is_bounded() {
                     ),
                     Kind::Error(e) => {
                         assert_eq!(e.code, ErrorCode::RateLimited as i32, "{e:?}");
-                        // wait a little, as a client obeying RATE_LIMITED would
+                        // back off a little, as a client obeying RATE_LIMITED
+                        // would: the client's behaviour, not a wait
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         true
                     }

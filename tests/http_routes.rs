@@ -100,9 +100,12 @@ async fn query_parameters_are_form_decoded() {
 fn the_startup_log_shows_the_dashboard_url() {
     let server = Server::start(&["--sim-rate", "0"]);
     let want = format!("dashboard: http://{}/", server.addr);
-    let deadline = std::time::Instant::now() + WAIT;
-    while !server.log().iter().any(|l| l.contains(&want)) {
-        assert!(std::time::Instant::now() < deadline, "{:?}", server.log());
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    support::eventually_sync("the dashboard line", || {
+        let log = server.log();
+        if log.iter().any(|l| l.contains(&want)) {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
 }

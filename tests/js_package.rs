@@ -10,7 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::Server;
 
@@ -34,27 +34,31 @@ fn readme_node_example() -> String {
     section[start..start + section[start..].find("```").expect("block end")].to_string()
 }
 
-/// Runs `node FILE` in `dir`, killed if it outlives a hang guard.
+/// Runs `node FILE` in `dir`, killed (our own child, by PID) if it
+/// outlives a one-minute hang guard; its output shows where it stood.
 fn node(dir: &Path, file: &str) -> (bool, String) {
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .arg(file)
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("node");
-    let guard = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            rx.recv().expect("node's output after the kill")
         }
-        if Instant::now() > guard {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
+    .expect("output");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,18 +1,19 @@
 //! The Kraken WebSocket v2 connector against a mock that behaves as Kraken
-//! documents it (tests/mock/kraken.rs, doc and date there): exact number
+//! documents it (tests/support/venues/kraken.rs, doc and date there): exact number
 //! parsing and the CRC32 checksum on every message, truncation to the
 //! subscribed depth, a checksum mismatch resynced with a fresh snapshot,
 //! trades by id, reconnect after a drop.
 
-mod mock;
 mod support;
 
-use mock::MockExchange;
-use mock::client::{StatusWatch, event_on, source_until};
-use mock::kraken::{VenueBook, asset_pairs, trade};
+use support::venues;
+
 use support::{Client, Fmt, Server};
 use tickwire::feed::book::OrderBook;
 use tickwire::protocol::pb::{Event, event::Payload};
+use venues::MockExchange;
+use venues::kraken::{VenueBook, asset_pairs, trade};
+use venues::source::{StatusWatch, event_on, source_until};
 
 fn kraken_server(mock: &MockExchange, depth: &str) -> Server {
     Server::start(&[
@@ -63,7 +64,7 @@ impl ClientBook {
         }
     }
 
-    fn top(&self) -> (mock::kraken::NumSide, mock::kraken::NumSide) {
+    fn top(&self) -> (venues::kraken::NumSide, venues::kraken::NumSide) {
         let b = self.0.as_ref().expect("a book");
         (
             b.bids().map(|l| (l.price, l.quantity)).collect(),
@@ -296,7 +297,7 @@ async fn kraken_a_refused_symbol_is_reported_while_the_others_stream() {
     mock.send(
         r#"{"error":"Currency pair not supported FOO/USD","method":"subscribe","success":false,"symbol":"FOO/USD","time_in":"2026-12-07T06:00:00.000000Z","time_out":"2026-12-07T06:00:00.000100Z"}"#,
     );
-    mock::client::failed_with(&server, "FOO-USD", "not supported").await;
+    venues::source::failed_with(&server, "FOO-USD", "not supported").await;
     mock.send(r#"{"channel":"heartbeat"}"#);
     mock.send(trade("BTC/USD", 11, "50000.0"));
     let e = event_on(&mut c, "trade.kraken.BTC-USD").await;
@@ -313,7 +314,7 @@ async fn kraken_tickers_come_from_rest_while_the_stream_is_down() {
     mock.set_rest(
         "/0/public/Ticker?pair=XBTUSD",
         200,
-        mock::kraken::rest_ticker("50000.5"),
+        venues::kraken::rest_ticker("50000.5"),
     );
     let server = Server::start(&[
         "--source",

@@ -36,14 +36,10 @@ async fn connection_limits_answer_before_the_upgrade() {
     assert_eq!(upgrade_status(&server, "").await, 503);
     // a place frees up when a client leaves
     drop(held.pop());
-    let deadline = std::time::Instant::now() + support::WAIT;
-    while upgrade_status(&server, "").await != 101 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the closed connection was not released"
-        );
-        tokio::task::yield_now().await;
-    }
+    support::eventually("the closed connection's place to be released", || async {
+        upgrade_status(&server, "").await == 101
+    })
+    .await;
 
     let server = Server::start(&["--max-connections-per-ip", "2"]);
     let _a = Client::connect(&server, Fmt::Proto).await;

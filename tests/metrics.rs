@@ -9,17 +9,16 @@
 //! Needs `python3` with `prometheus_client` (`.ci/run` installs it); when
 //! it is missing the test fails with the install command.
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use std::time::{Duration, Instant};
-
-use mock::MockExchange;
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::server_message::Kind;
+use venues::MockExchange;
 
 /// Runs the reference parser over `text`; panics with its verdict (or the
 /// install command) when it does not accept it.
@@ -190,16 +189,13 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 
 /// Scrapes until `cond` holds on the text (each scrape through the parser).
 async fn scrape_until(server: &Server, what: &str, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + support::WAIT;
-    loop {
+    let cond = &cond;
+    support::eventually(what, || async move {
         let (_, text) = server.get("/metrics").await;
         parse_openmetrics(&text);
-        if cond(&text) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{what}: not in\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if cond(&text) { Ok(text) } else { Err(text) }
+    })
+    .await
 }
 
 /// A real exchange connector (Binance's, against a local mock): its state,

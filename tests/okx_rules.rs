@@ -2,20 +2,21 @@
 //! (issue 12): checksum 0 (deprecated 2026-06-23), seqId rules, the REST
 //! book snapshot, refused instruments (60018), notice 64008,
 //! make-before-break rotation, sharding, and `status.okx.all`. Each mock
-//! behaviour names the doc and date it follows (tests/mock).
+//! behaviour names the doc and date it follows (tests/support/venues).
 
-mod mock;
 mod support;
+
+use support::venues;
 
 use std::collections::HashMap;
 
-use mock::MockExchange;
-use mock::client::{
-    StatusWatch, event_on, failed_with, levels, server, source_until, stream_trades,
-};
 use support::{Client, ContractChecker, Fmt};
 use tickwire::feed::book::OrderBook;
 use tickwire::protocol::pb::{Event, event::Payload, server_message};
+use venues::MockExchange;
+use venues::source::{
+    StatusWatch, event_on, failed_with, levels, server, source_until, stream_trades,
+};
 
 /// An OKX `books` push. Since 2026-06-23 the checksum is always 0 (notice
 /// "Order Book Channels Checksum Field Deprecation", 2026-05-21).
@@ -26,7 +27,7 @@ fn okx_book(
     prev: i64,
     seq: i64,
 ) -> String {
-    mock::client::okx_book(action, bids, asks, prev, seq, 0)
+    venues::source::okx_book(action, bids, asks, prev, seq, 0)
 }
 
 /// The REST book snapshot (`GET /api/v5/market/books`) answers one bid

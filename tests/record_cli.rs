@@ -7,9 +7,8 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
 
-use support::{Server, WAIT};
+use support::{Server, eventually_sync};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -40,22 +39,18 @@ fn spawn_record(args: &[&str]) -> (std::process::Child, Receiver<String>) {
     (child, rx)
 }
 
-/// Lines until one contains `want` (panics at the deadline).
+/// Lines until one contains `want` (panics at the hang guard).
 fn wait_line(rx: &Receiver<String>, want: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(want);
-                seen.push(line);
-                if hit {
-                    return;
-                }
+    eventually_sync(&format!("a line with `{want}`"), || {
+        while let Ok(line) = rx.try_recv() {
+            let hit = line.contains(want);
+            seen.push(line);
+            if hit {
+                return Ok(());
             }
-            Err(_) => panic!("no line with `{want}`: {seen:#?}"),
         }
-    }
+        Err(format!("{seen:#?}"))
+    })
 }
 
 /// A publish key long enough to be accepted (16 bytes at least).

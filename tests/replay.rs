@@ -7,7 +7,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{
@@ -77,15 +77,15 @@ fn read_file(path: &Path) -> BTreeMap<String, Vec<(u64, Payload)>> {
 }
 
 async fn wait_finished(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    support::eventually_within(Duration::from_secs(60), "the replay to finish", || async {
         let (_, health) = server.get_json("/health").await;
         if health["sources"][0]["state"] == "finished" {
-            return;
+            Ok(())
+        } else {
+            Err(health)
         }
-        assert!(Instant::now() < deadline, "replay did not finish: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

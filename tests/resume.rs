@@ -5,9 +5,10 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, Server, guarded};
+use tickwire::protocol::now_ns;
 use tickwire::protocol::pb::{self, client_message, event::Payload, server_message::Kind};
 
 async fn subscribe_resume(
@@ -43,12 +44,17 @@ async fn resume_at_full_rate_has_no_gap_and_no_duplicate_at_the_seam() {
         .iter()
         .map(|c| (c.channel.clone(), c.seq))
         .collect();
-    let until = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < until {
-        if let Kind::Event(e) = c.next_msg().await {
-            last.insert(e.channel.clone(), e.seq);
+    // mid-stream: 2000 events in
+    let mut read = 0;
+    guarded("2000 events", async {
+        while read < 2000 {
+            if let Kind::Event(e) = c.next_msg().await {
+                last.insert(e.channel.clone(), e.seq);
+                read += 1;
+            }
         }
-    }
+    })
+    .await;
     drop(c); // disconnect mid-stream; events keep flowing at 5000/s
     let resume: HashMap<_, _> = last
         .iter()
@@ -64,6 +70,7 @@ async fn resume_at_full_rate_has_no_gap_and_no_duplicate_at_the_seam() {
         .collect();
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
+    let resumed_at = now_ns();
     let s = subscribe_resume(&mut c, &["*.*.*"], resume).await;
     assert_eq!(s.channels.len(), last.len());
     for st in &s.channels {
@@ -72,28 +79,37 @@ async fn resume_at_full_rate_has_no_gap_and_no_duplicate_at_the_seam() {
     }
     let mut next: HashMap<String, u64> = last.iter().map(|(c, s)| (c.clone(), s + 1)).collect();
     let (mut replayed_or_live, mut max_seen_jump) = (0u64, 0u64);
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        match c.next_msg().await {
-            Kind::Event(e) => {
-                let want = next[&e.channel];
-                assert_eq!(
-                    e.seq, want,
-                    "{}: gap or duplicate at the replay/live seam",
-                    e.channel
-                );
-                assert!(
-                    !matches!(e.payload, Some(Payload::BookSnapshot(_))),
-                    "no snapshot when recovered"
-                );
-                next.insert(e.channel.clone(), want + 1);
-                replayed_or_live += 1;
-                max_seen_jump = max_seen_jump.max(e.seq - last[&e.channel]);
+    // across the seam: the replay of what was missed, then more than 5000
+    // events including live ones (published after the resume)
+    let mut live = false;
+    guarded(
+        "5000 events after the resume, live ones among them",
+        async {
+            while replayed_or_live <= 5000 || !live {
+                match c.next_msg().await {
+                    Kind::Event(e) => {
+                        let want = next[&e.channel];
+                        assert_eq!(
+                            e.seq, want,
+                            "{}: gap or duplicate at the replay/live seam",
+                            e.channel
+                        );
+                        assert!(
+                            !matches!(e.payload, Some(Payload::BookSnapshot(_))),
+                            "no snapshot when recovered"
+                        );
+                        next.insert(e.channel.clone(), want + 1);
+                        replayed_or_live += 1;
+                        live |= e.publish_time_ns > resumed_at;
+                        max_seen_jump = max_seen_jump.max(e.seq - last[&e.channel]);
+                    }
+                    Kind::Lagged(l) => panic!("unexpected lagged {l:?}"),
+                    _ => {}
+                }
             }
-            Kind::Lagged(l) => panic!("unexpected lagged {l:?}"),
-            _ => {}
-        }
-    }
+        },
+    )
+    .await;
     assert!(
         replayed_or_live > 5000,
         "{replayed_or_live} events after resume"

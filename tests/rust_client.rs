@@ -281,9 +281,11 @@ async fn rust_client_slow_reader_is_told_lagged_then_gets_a_snapshot() {
     // buffers hold.
     let published = |v: &serde_json::Value| v["events_published"].as_u64().unwrap();
     let start = published(&server.get_json("/stats").await.1);
-    while published(&server.get_json("/stats").await.1) < start + 20_000 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        "20 000 events published while the client does not read",
+        || async { published(&server.get_json("/stats").await.1) >= start + 20_000 },
+    )
+    .await;
     let mut check = SeqCheck::default();
     let mut lagged_book = None;
     loop {

@@ -1,11 +1,15 @@
 //! Shutdown does not depend on anyone reading the server's logs.
 
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use support::{KillOnDrop, eventually_sync};
 
 #[test]
 fn sigterm_stops_a_server_whose_stderr_reader_went_away() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
         .args(["serve", "--listen", "127.0.0.1:0", "--sim-rate", "100"])
         .env("TICKWIRE_LOG", "info")
         .stdin(Stdio::null())
@@ -13,13 +17,19 @@ fn sigterm_stops_a_server_whose_stderr_reader_went_away() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tickwire");
-    // read the first line, then close the pipe: later log writes get EPIPE
-    let mut stderr = child.stderr.take().unwrap();
-    let mut byte = [0u8; 1];
-    std::io::Read::read_exact(&mut stderr, &mut byte).unwrap();
+    // killed (our own child, by PID) if the test fails before it exits
+    let mut child = KillOnDrop(child);
+    // read until the server listens (its signal handler is in place by
+    // then), then close the pipe: later log writes get EPIPE
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "the server ended before listening");
+    }
     drop(stderr);
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -27,16 +37,9 @@ fn sigterm_stops_a_server_whose_stderr_reader_went_away() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server ignored SIGTERM once its stderr was closed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = eventually_sync(
+        "the server to exit after SIGTERM with its stderr closed",
+        || child.0.try_wait().unwrap(),
+    );
+    assert!(status.success(), "exit {status}");
 }

@@ -3,7 +3,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::server_message::Kind;
@@ -17,13 +18,30 @@ const LAG_ARGS: [&str; 6] = [
     "4096",
 ];
 
-/// Reads `client` for `for_how_long`, checking the contract.
-async fn read_checked(client: &mut Client, checker: &mut ContractChecker, for_how_long: Duration) {
-    let until = Instant::now() + for_how_long;
-    while Instant::now() < until {
-        let kind = client.next_msg().await;
-        checker.observe(&kind);
-    }
+/// The server's `/stats` counter `name`.
+async fn stat(server: &Server, name: &str) -> u64 {
+    let (_, stats) = server.get_json("/stats").await;
+    stats[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {stats}"))
+}
+
+/// Reads `client`, checking the contract, until `done` holds (hang guard:
+/// [`support::WAIT`] for the whole read).
+async fn read_checked_until(
+    client: &mut Client,
+    checker: &mut ContractChecker,
+    what: &str,
+    mut done: impl FnMut(&ContractChecker) -> bool,
+) {
+    tokio::time::timeout(support::WAIT, async {
+        while !done(checker) {
+            let kind = client.next_msg().await;
+            checker.observe(&kind);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out reading until {what}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,25 +58,41 @@ async fn a_paused_client_is_told_with_lagged_and_resynchronised() {
     slow_check.subscribed(&slow.subscribe(&["*.*.*"]).await);
 
     // The slow client stops reading (the behaviour under test is a pause)
-    // while the healthy one keeps up with every event.
+    // while the healthy one keeps up with every event until the slow one has
+    // been resynchronised.
+    let resynced = Arc::new(AtomicBool::new(false));
+    let healthy_seen = Arc::new(AtomicU64::new(0));
+    let (slow_done, seen) = (resynced.clone(), healthy_seen.clone());
     let healthy_task = tokio::spawn(async move {
-        read_checked(
-            &mut healthy,
-            &mut healthy_check,
-            Duration::from_millis(2500),
-        )
+        read_checked_until(&mut healthy, &mut healthy_check, "2000 events", |c| {
+            seen.store(c.events, Ordering::Relaxed);
+            c.events > 2000 && slow_done.load(Ordering::Relaxed)
+        })
         .await;
         healthy_check
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The pause lasts until 2000 events were published after the subscribe
+    // (the healthy client saw them): far more than the socket buffers of
+    // the slow client hold (a few hundred) plus --max-lag-messages (200),
+    // so the server finds it behind as soon as it writes to it again.
+    support::eventually("2000 events published during the pause", || async {
+        healthy_seen.load(Ordering::Relaxed) >= 2000
+    })
+    .await;
     // Then it reads again: whatever it missed was announced.
-    let deadline = Instant::now() + support::WAIT;
-    while slow_check.lagged == 0 {
-        assert!(Instant::now() < deadline, "no lagged message arrived");
-        let kind = slow.next_msg().await;
-        slow_check.observe(&kind);
-    }
-    read_checked(&mut slow, &mut slow_check, Duration::from_millis(500)).await;
+    read_checked_until(&mut slow, &mut slow_check, "a lagged message", |c| {
+        c.lagged > 0
+    })
+    .await;
+    let after_resync = slow_check.events;
+    read_checked_until(
+        &mut slow,
+        &mut slow_check,
+        "500 events after the resync",
+        |c| c.events >= after_resync + 500,
+    )
+    .await;
+    resynced.store(true, Ordering::Relaxed);
     let healthy_check = healthy_task.await.unwrap();
     assert_eq!(
         healthy_check.lagged, 0,
@@ -91,7 +125,12 @@ async fn with_the_close_policy_a_paused_client_gets_4008() {
     slow.welcome().await;
     let mut check = ContractChecker::default();
     check.subscribed(&slow.subscribe(&["*.*.*"]).await);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The pause lasts until the server has applied the close policy.
+    let server = &server;
+    support::eventually("the slow-consumer close", || async move {
+        stat(server, "slow_consumer_closes").await >= 1
+    })
+    .await;
     // Everything before the close frame is still gap-free.
     let code = loop {
         use futures_util::StreamExt;
@@ -116,6 +155,4 @@ async fn with_the_close_policy_a_paused_client_gets_4008() {
         }
     };
     assert_eq!(code, 4008);
-    let (_, stats) = server.get_json("/stats").await;
-    assert!(stats["slow_consumer_closes"].as_u64().unwrap() >= 1);
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use support::hostile::quiet_rss;
 use support::{Client, ContractChecker, Fmt, Server, WAIT};
 use tickwire::protocol::now_ns;
 use tickwire::protocol::pb::server_message::Kind;
@@ -38,14 +39,19 @@ fn healthy_reader(
     })
 }
 
-/// The smallest RSS seen over half a second.
-async fn quiet_rss(server: &Server) -> u64 {
-    let mut least = u64::MAX;
-    for _ in 0..10 {
-        least = least.min(server.rss_kib());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    least
+/// Waits (hang guard `within`) until the server's `/stats` satisfies `ok`.
+async fn stats_until(
+    server: &Server,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) {
+    let ok = &ok;
+    support::eventually_within(within, what, || async move {
+        let (_, stats) = server.get_json("/stats").await;
+        if ok(&stats) { Ok(()) } else { Err(stats) }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,6 +67,8 @@ async fn a_client_reading_at_a_quarter_of_the_feed_rate_is_told_within_seconds()
     probe.subscribe(&["*.sim.*"]).await;
     let t0 = Instant::now();
     let mut n = 0u64;
+    // a second's reading measures the rate the slow reader then paces
+    // itself by: a measurement, not a wait for an outcome
     while t0.elapsed() < Duration::from_secs(1) {
         if matches!(probe.next_msg().await, Kind::Event(_)) {
             n += 1;
@@ -92,6 +100,7 @@ async fn a_client_reading_at_a_quarter_of_the_feed_rate_is_told_within_seconds()
         }
         check.observe(&kind);
         read += 1;
+        // the reader's pace is the subject of the test, not a wait
         tokio::time::sleep(pace).await;
     }
     let told_after = started.elapsed();
@@ -150,15 +159,10 @@ async fn a_client_that_stops_reading_is_closed_with_a_close_frame() {
     stopped.welcome().await;
     stopped.subscribe(&["*.sim.*"]).await;
     // it stops reading; the server closes it once its writes stall
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = server.get_json("/stats").await;
-        if stats["slow_consumer_closes"].as_u64().unwrap() >= 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no slow-consumer close: {stats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stats_until(&server, WAIT, "a slow-consumer close", |s| {
+        s["slow_consumer_closes"].as_u64().unwrap() >= 1
+    })
+    .await;
     // reading again, it finds the close frame after what was buffered
     let code = stopped.closed_with().await;
     stop.store(true, Ordering::Relaxed);
@@ -189,6 +193,7 @@ async fn history_asked_for_by_resume_is_not_lag() {
     drop(c);
     // away for longer than --max-lag-age: the history it resumes from is
     // older than that, and still not lag (it asked for it)
+    // (the time away is the subject of the test, not a wait for an outcome)
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
@@ -262,15 +267,10 @@ async fn a_hundred_stopped_readers_are_closed_and_leave_nothing_behind() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let healthy = healthy_reader(&server, stop.clone());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = server.get_json("/stats").await;
-        if stats["events_published"].as_u64().unwrap() >= 15_000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the feed runs: {stats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stats_until(&server, WAIT, "15 000 events published", |s| {
+        s["events_published"].as_u64().unwrap() >= 15_000
+    })
+    .await;
     let rss_before = quiet_rss(&server).await;
     let mut stopped = Vec::new();
     for _ in 0..100 {
@@ -279,15 +279,13 @@ async fn a_hundred_stopped_readers_are_closed_and_leave_nothing_behind() {
         c.subscribe(&["*.sim.*"]).await;
         stopped.push(c); // and never read again until closed
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, stats) = server.get_json("/stats").await;
-        if stats["slow_consumer_closes"].as_u64().unwrap() >= 100 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "hang guard: {stats}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stats_until(
+        &server,
+        Duration::from_secs(30),
+        "100 slow-consumer closes",
+        |s| s["slow_consumer_closes"].as_u64().unwrap() >= 100,
+    )
+    .await;
     let mut codes = std::collections::BTreeMap::new();
     for c in &mut stopped {
         *codes.entry(c.closed_with().await).or_insert(0) += 1;
@@ -301,15 +299,10 @@ async fn a_hundred_stopped_readers_are_closed_and_leave_nothing_behind() {
     assert_eq!(codes.get(&Some(4008)), Some(&100), "{codes:?}");
     assert!(silence < Duration::from_secs(10), "hang guard");
     // the healthy client's close reaches the server a moment later
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = server.get_json("/stats").await;
-        if stats["connections"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "connections left: {stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stats_until(&server, WAIT, "no connection left", |s| {
+        s["connections"] == 0
+    })
+    .await;
     // small rings, full before the baseline, and mimalloc without purge
     // delay (tests/support/hostile.rs): what 100 stopped readers could
     // leave behind (their 256 KiB socket buffers' worth of frames, their

@@ -5,10 +5,10 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, KillOnDrop, Server, eventually_sync_within};
 use tickwire::protocol::pb::{self, ErrorCode, client_message, server_message::Kind};
 
 const SECRET: &str = "tokens-test-secret-of-at-least-32-bytes";
@@ -40,7 +40,7 @@ async fn connect(server: &Server, token: &str) -> Client {
 /// start: exit status non-zero and `expect` in its stderr. A server that
 /// starts anyway is killed (by its PID) after the deadline and fails.
 fn refuses_to_start(args: &[&str], env: &[(&str, &str)], expect: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
@@ -50,20 +50,15 @@ fn refuses_to_start(args: &[&str], env: &[(&str, &str)], expect: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tickwire");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tickwire started with {args:?} {env:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // killed (by its PID) if it is still running at the hang guard
+    let mut child = KillOnDrop(child);
+    let status = eventually_sync_within(
+        Duration::from_secs(10),
+        &format!("tickwire to refuse {args:?} {env:?}"),
+        || child.0.try_wait().unwrap(),
+    );
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "{args:?} {env:?}: {stderr}");
     assert!(stderr.contains(expect), "{args:?} {env:?}: {stderr}");
     assert!(
@@ -196,14 +191,15 @@ async fn a_narrower_refresh_ends_what_it_no_longer_covers_and_the_subject_stays(
     // from here on only ETH tickers arrive
     c.ping().await;
     let mut seen = 0;
-    let deadline = Instant::now() + support::WAIT;
-    while seen < 5 {
-        assert!(Instant::now() < deadline);
-        if let Kind::Event(e) = c.next_msg().await {
-            assert_eq!(e.channel, "ticker.sim.ETH-USDT");
-            seen += 1;
+    support::guarded("5 ETH tickers", async {
+        while seen < 5 {
+            if let Kind::Event(e) = c.next_msg().await {
+                assert_eq!(e.channel, "ticker.sim.ETH-USDT");
+                seen += 1;
+            }
         }
-    }
+    })
+    .await;
     let (_, stats) = server.get_json("/stats").await;
     assert_eq!(stats["subscriptions"], 1, "{}", stats["subscriptions"]);
 }

@@ -1,19 +1,20 @@
 //! The Twelve Data source against a mock that behaves as Twelve Data
-//! documents it (tests/mock/twelvedata.rs, doc and date there): prices
+//! documents it (tests/support/venues/twelvedata.rs, doc and date there): prices
 //! equal to the venue's on `ticker.twelvedata.<SYMBOL>`, a symbol in
 //! `fails` reported while the others stream, heartbeats every 10 s, and
 //! REST prices while the stream is down; the API key never in a log line.
 
-mod mock;
 mod support;
 
-use std::time::{Duration, Instant};
+use support::venues;
 
-use mock::MockExchange;
-use mock::client::{event_on, failed_with, source_until};
-use mock::twelvedata::{heartbeat_ok, price, subscribe_status};
+use std::time::Duration;
+
 use support::{Client, Fmt, Server};
 use tickwire::protocol::pb::{Event, event::Payload};
+use venues::MockExchange;
+use venues::source::{event_on, failed_with, source_until};
+use venues::twelvedata::{heartbeat_ok, price, subscribe_status};
 
 const KEY: &str = "td-test-key-0123456789";
 
@@ -66,7 +67,7 @@ async fn twelvedata_prices_equal_the_venues_a_failed_symbol_is_reported_and_hear
     ])
     .await;
     // the status channel's snapshot names the failed symbol
-    let st = mock::client::status_json(&event_on(&mut c, "status.twelvedata.all").await);
+    let st = venues::source::status_json(&event_on(&mut c, "status.twelvedata.all").await);
     assert!(st["failed_instruments"]["NOPE"].is_string(), "{st}");
     assert_eq!(st["venue"], "twelvedata");
     mock.send(price("AAPL", 342.0157, 1_765_000_000));
@@ -82,15 +83,15 @@ async fn twelvedata_prices_equal_the_venues_a_failed_symbol_is_reported_and_hear
     assert_eq!(last(&e), 1.08423);
 
     // the client's heartbeat, every 10 s by the docs
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !mock
-        .received()
-        .iter()
-        .any(|r| r == r#"{"action":"heartbeat"}"#)
-    {
-        assert!(Instant::now() < deadline, "no heartbeat sent");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // longer than WAIT: the first heartbeat is due 10 s in
+    support::eventually_within(Duration::from_secs(40), "the client's heartbeat", || {
+        std::future::ready(
+            mock.received()
+                .iter()
+                .any(|r| r == r#"{"action":"heartbeat"}"#),
+        )
+    })
+    .await;
     mock.send(heartbeat_ok());
     assert_eq!(mock.connections(), 1);
     assert!(

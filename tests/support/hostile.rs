@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Client, Fmt, Server, WAIT};
+use super::{Client, Fmt, Server, WAIT, eventually};
 
 /// A subscribed client reading in the background; records the longest gap
 /// between two frames it received.
@@ -33,6 +33,8 @@ impl Watcher {
             let mut last = Instant::now();
             let mut longest = Duration::ZERO;
             while !s.load(Ordering::Acquire) {
+                // a bounded read so that `stop` is seen on a quiet feed: not
+                // a wait for an outcome
                 match tokio::time::timeout(Duration::from_millis(100), c.ws.next()).await {
                     Err(_) => {}
                     Ok(Some(Ok(Message::Binary(_) | Message::Text(_)))) => {
@@ -98,6 +100,8 @@ impl RssSampler {
                 {
                     peak = u64::max(peak, kib);
                 }
+                // the sampling rate of the peak: pacing a measurement,
+                // not waiting for anything
                 std::thread::sleep(Duration::from_millis(20));
             }
             peak
@@ -152,6 +156,8 @@ pub async fn quiet_rss(server: &Server) -> u64 {
     let mut least = u64::MAX;
     for _ in 0..10 {
         least = least.min(server.rss_kib());
+        // ten samples over half a second are the measurement itself, not
+        // a wait for something to happen
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     least
@@ -161,20 +167,18 @@ pub async fn quiet_rss(server: &Server) -> u64 {
 /// quiet readings a second apart within 256 KiB; the history rings are full
 /// by then).
 pub async fn baseline_rss(server: &Server) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    let mut last = quiet_rss(server).await;
-    loop {
+    let last = &std::cell::Cell::new(quiet_rss(server).await);
+    eventually("RssAnon to settle", || async move {
+        // the readings are half a second apart (what "settled" means), on
+        // top of quiet_rss's own half second: sampling, not a wait
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = quiet_rss(server).await;
-        if now <= last + 256 {
-            return now;
+        if now <= last.get() + 256 {
+            return Ok(now);
         }
-        assert!(
-            Instant::now() < deadline,
-            "RssAnon never settled: {last} -> {now} KiB"
-        );
-        last = now;
-    }
+        Err(format!("{} -> {now} KiB", last.replace(now)))
+    })
+    .await
 }
 
 /// Waits until RssAnon is back within [`RSS_SLACK_KIB`] of `baseline`
@@ -188,21 +192,24 @@ pub async fn rss_back_to(server: &Server, baseline: u64, what: &str) {
 /// sits in allocator caches of threads that outlive it (say why at the
 /// call).
 pub async fn rss_back_within(server: &Server, baseline: u64, slack_kib: u64, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = quiet_rss(server).await;
-        if now <= baseline + slack_kib {
-            println!(
-                "{what}: server RssAnon {baseline} -> {now} KiB ({:+} KiB, {} KiB allowed)",
-                now as i64 - baseline as i64,
-                slack_kib
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: RssAnon stayed at {now} KiB, {} KiB over its baseline {baseline} KiB",
-            now - baseline
-        );
-    }
+    let now = eventually(
+        &format!("{what}: RssAnon back to its baseline"),
+        || async move {
+            let now = quiet_rss(server).await;
+            if now <= baseline + slack_kib {
+                Ok(now)
+            } else {
+                Err(format!(
+                    "{now} KiB, {} KiB over its baseline {baseline} KiB",
+                    now - baseline
+                ))
+            }
+        },
+    )
+    .await;
+    println!(
+        "{what}: server RssAnon {baseline} -> {now} KiB ({:+} KiB, {} KiB allowed)",
+        now as i64 - baseline as i64,
+        slack_kib
+    );
 }

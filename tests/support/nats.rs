@@ -7,9 +7,8 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::{WAIT, free_addr};
+use super::{eventually_sync, free_addr};
 
 /// The binary the tests run (Debian's `nats-server`, 2.9 or later).
 pub const NATS_SERVER: &str = "nats-server";
@@ -66,8 +65,7 @@ impl Nats {
 
 /// Spawns `nats-server -js` and waits until it accepts connections.
 fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually_sync(&format!("nats-server to listen on {port}"), || {
         let mut child = Command::new(NATS_SERVER)
             .args(["-js", "-sd"])
             .arg(dir)
@@ -77,26 +75,19 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
-        loop {
+        // listening, or exited (the port is still held by the previous
+        // run: spawn it again)
+        let up = eventually_sync(&format!("nats-server on {port} to listen or exit"), || {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return child;
+                Some(true)
+            } else if child.try_wait().expect("try_wait").is_some() {
+                Some(false)
+            } else {
+                None
             }
-            // exited: the port is still held by the previous run; again
-            if child.try_wait().expect("try_wait").is_some() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nats-server could not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        });
+        up.then_some(child)
+    })
 }
 
 fn rand_suffix() -> u64 {

@@ -10,7 +10,7 @@ import { test, after } from "node:test";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
-import { serverAddr, httpUrl, getJson, waitFor, sleep, jwt, control, endControl } from "../../clients/js/test/helpers.mjs";
+import { serverAddr, httpUrl, getJson, eventually, jwt, control, endControl } from "../../clients/js/test/helpers.mjs";
 
 // the dev dependencies live in the JS client's package
 const require = createRequire(new URL("../../clients/js/package.json", import.meta.url));
@@ -127,7 +127,7 @@ async function runScan(page, topN, clicks = 1) {
       for (let i = 0; i < n; i++) document.querySelector("#scan-btn").click();
     }, clicks);
   }
-  await waitFor(
+  await eventually(
     "the scan done",
     async () => {
       const f = (await page.evaluate(() => window.dashboard.figures())).scan;
@@ -184,8 +184,8 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   await page.goto(httpUrl(`/?token=${token}`));
 
   // status connected, every instrument in the grid
-  await waitFor("status connected", async () => (await statusOf(page)) === "connected", 20000, 100);
-  await waitFor(
+  await eventually("status connected", async () => (await statusOf(page)) === "connected", 20000, 100);
+  await eventually(
     "every instrument with a price",
     async () => {
       const g = await readGrid(page);
@@ -203,7 +203,7 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
 
   // prices change within 3 s
   const t0 = Date.now();
-  await waitFor(
+  await eventually(
     "every instrument's price to change",
     async () => {
       const g = await readGrid(page);
@@ -215,7 +215,7 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   const changedWithinMs = Date.now() - t0;
 
   // depth view of the selected instrument: 10+ levels a side, sane order
-  await waitFor("depth with 10+ levels", async () => {
+  await eventually("depth with 10+ levels", async () => {
     const b = await readBook(page);
     return b.bids.length >= 10 && b.asks.length >= 10;
   });
@@ -228,10 +228,10 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   // venue column, and the consolidated top (bbo.all.*, on over the simulator here)
   const venues = await page.$$eval("#book tr.level td.venue", (tds) => tds.map((t) => t.textContent));
   assert.ok(venues.length >= 20 && venues.every((v) => v === "sim"), `venue column: ${venues}`);
-  await waitFor("the consolidated top", async () => /^all venues: bid [\d,.]+ @sim · ask [\d,.]+ @sim · spread [\d,.]+ · 1 venue$/.test(await page.$eval("#book-bbo", (e) => e.textContent)), 10000, 100);
+  await eventually("the consolidated top", async () => /^all venues: bid [\d,.]+ @sim · ask [\d,.]+ @sim · spread [\d,.]+ · 1 venue$/.test(await page.$eval("#book-bbo", (e) => e.textContent)), 10000, 100);
 
   // trade tape, candle chart, figures, activity log
-  await waitFor("trades on the tape", () => page.$$eval("#trades tbody tr", (rs) => rs.filter((r) => r.children[1].textContent).length >= 5));
+  await eventually("trades on the tape", () => page.$$eval("#trades tbody tr", (rs) => rs.filter((r) => r.children[1].textContent).length >= 5));
   const inked = await page.$eval("#chart", (c) => {
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
     let n = 0;
@@ -239,8 +239,8 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
     return n;
   });
   assert.ok(inked > 2000, `the candle chart is drawn (${inked} pixels)`);
-  await waitFor("volume bars under the candles", async () => Number(await page.$eval("#chart", (c) => c.dataset.volumeBars || 0)) > 0, 10000, 100);
-  await waitFor("server figures from /stats", async () => /\d/.test(await page.$eval("#s-conns", (e) => e.textContent)), 10000, 100);
+  await eventually("volume bars under the candles", async () => Number(await page.$eval("#chart", (c) => c.dataset.volumeBars || 0)) > 0, 10000, 100);
+  await eventually("server figures from /stats", async () => /\d/.test(await page.$eval("#s-conns", (e) => e.textContent)), 10000, 100);
   const figures = await page.evaluate(() => window.dashboard.figures());
   assert.equal(await page.$eval("#f-gaps", (e) => e.textContent), "0", "gaps seen = 0");
   assert.ok(figures.eps > 50, `events/s ${figures.eps}`);
@@ -252,7 +252,7 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
 
   // signals column: an action for every instrument, colour-coded, reason as tooltip
   const ACTIONS = ["STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"];
-  await waitFor(
+  await eventually(
     "a signal for every instrument",
     async () => {
       const sg = await readSignals(page);
@@ -273,7 +273,7 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   await page.screenshot({ path: join(artifacts, "dashboard-warming.png") });
   // then (not required: it depends on the random walk) a buy or sell once the
   // indicators warm up, so that the colours are checked and the screenshot shows them
-  const warm = await waitFor(
+  const warm = await eventually(
     "a buy or sell signal",
     async () => Object.values(await readSignals(page)).some((sg) => sg.action && sg.action !== "HOLD"),
     30000,
@@ -298,7 +298,7 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   }
 
   // sentiment gauge: fear/greed 0..100, a mood, confidence, breadth
-  await waitFor("the sentiment gauge", async () => /^\d+$/.test(await page.$eval("#sent-value", (e) => e.textContent)), 10000, 100);
+  await eventually("the sentiment gauge", async () => /^\d+$/.test(await page.$eval("#sent-value", (e) => e.textContent)), 10000, 100);
   const sentiment = await page.evaluate(() => ({
     value: Number(document.querySelector("#sent-value").textContent),
     label: document.querySelector("#sent-class").textContent,
@@ -380,22 +380,24 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   intruder.on("console", (m) => m.type() === "error" && consoleErrors.push({ phase: "intruder", text: m.text() }));
   intruder.on("pageerror", (e) => pageErrors.push(e.message));
   await intruder.goto(httpUrl("/?token=not-a-jwt"));
-  await waitFor("the intruder page closed as unauthorized", async () => (await statusOf(intruder)) === "closed: unauthorized", 15000, 100);
+  await eventually("the intruder page closed as unauthorized", async () => (await statusOf(intruder)) === "closed: unauthorized", 15000, 100);
   await intruder.close();
 
   // the server stops: the page shows it and keeps trying
   assert.equal(await control("stop"), "stopped");
   phase = "outage";
-  await waitFor("status reconnecting", async () => (await statusOf(page)) === "reconnecting", 15000, 100);
-  await sleep(1500); // a few attempts against the closed port
+  await eventually("status reconnecting", async () => (await statusOf(page)) === "reconnecting", 15000, 100);
+  // a few attempts against the closed port (each one counted when scheduled)
+  const attemptsBefore = (await page.evaluate(() => window.dashboard.figures())).reconnects;
+  await eventually("two more reconnect attempts", async () => (await page.evaluate(() => window.dashboard.figures())).reconnects >= attemptsBefore + 2, 15000, 100);
   assert.equal(await statusOf(page), "reconnecting");
   const eventsBefore = (await page.evaluate(() => window.dashboard.figures())).events;
 
   // it comes back on the same port: the page reconnects and resumes by itself
   assert.equal(await control("start"), "started");
-  await waitFor("status connected again", async () => (await statusOf(page)) === "connected", 30000, 100);
+  await eventually("status connected again", async () => (await statusOf(page)) === "connected", 30000, 100);
   const grid1 = await readGrid(page);
-  await waitFor(
+  await eventually(
     "prices moving again",
     async () => {
       const g = await readGrid(page);
@@ -404,11 +406,13 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
     10000,
     100,
   );
-  await waitFor("depth after the restart", async () => {
+  await eventually("depth after the restart", async () => {
     const b = await readBook(page);
     return b.bids.length >= 10 && b.asks.length >= 10;
   });
-  await sleep(1000);
+  // events flow after the restart (the outage's refused connections all came
+  // before the reconnect, so the phase changes here)
+  await eventually("events after the restart", async () => (await page.evaluate(() => window.dashboard.figures())).events > eventsBefore + 100, 15000, 100);
   phase = "after";
   const after = await page.evaluate(() => window.dashboard.figures());
   assert.equal(after.state, "connected");
@@ -427,7 +431,11 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   assert.ok(log2.some((l) => l.includes("reconnecting in")), "disconnection logged");
   assert.ok(log2.length <= 100);
   await page.screenshot({ path: join(artifacts, "dashboard-reconnected.png"), fullPage: true });
-  await sleep(1000);
+  // the page keeps working (200 more events handled); then an evaluate round
+  // trip: console messages logged before it have been delivered
+  const eventsNow = (await page.evaluate(() => window.dashboard.figures())).events;
+  await eventually("200 more events on the page", async () => (await page.evaluate(() => window.dashboard.figures())).events > eventsNow + 200, 15000, 100);
+  await page.evaluate(() => 0);
 
   // no console errors, except the refused connections while the server was down
   const outageNoise = /WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws[^']*' failed|ERR_CONNECTION_REFUSED/;

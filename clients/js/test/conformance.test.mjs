@@ -8,7 +8,7 @@ import { test, after } from "node:test";
 import WebSocket from "ws";
 
 import { TickwireClient, OrderBook } from "../tickwire.js";
-import { wsUrl, httpUrl, waitFor, SeqChecker } from "./helpers.mjs";
+import { wsUrl, httpUrl, eventually, SeqChecker } from "./helpers.mjs";
 
 const clients = [];
 function client() {
@@ -30,7 +30,7 @@ test("a pattern covers a channel created later, from seq 1", { timeout: 60000 },
     body: JSON.stringify({ channel: "alerts.app.BTC-USDT", custom: { json: "{\"level\":1}" } }),
   });
   assert.equal(resp.status, 200, await resp.text());
-  await waitFor("the new channel's first event", () => got.length > 0);
+  await eventually("the new channel's first event", () => got.length > 0);
   assert.deepEqual(got[0], { channel: "alerts.app.BTC-USDT", seq: 1, json: "{\"level\":1}" });
 });
 
@@ -53,7 +53,7 @@ test("every book update's checksum is verified against the local book", { timeou
   });
   c.connect();
   await sub.ready;
-  await waitFor("150 verified updates", () => verified >= 150 || mismatches > 0, 30000);
+  await eventually("150 verified updates", () => verified >= 150 || mismatches > 0, 30000);
   assert.equal(mismatches, 0);
   assert.equal(snapshots, 1, "one snapshot, then updates only");
   assert.deepEqual(check.problems, []);

@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import protobuf from "protobufjs";
 
 import { TickwireClient, OrderBook, State, matchPattern, isGzip } from "../tickwire.js";
-import { wsUrl, getJson, waitFor, sleep, SeqChecker } from "./helpers.mjs";
+import { wsUrl, getJson, eventually, SeqChecker } from "./helpers.mjs";
 
 const clients = [];
 function client(options = {}) {
@@ -77,15 +77,15 @@ test("JSON mode: welcome, pattern subscribe, per-channel callbacks, unsubscribe"
   await subEth.ready;
   await subTrade.ready;
 
-  await waitFor("tickers of every instrument", () => tickers.every((t) => all.get(t) > 1));
-  await waitFor("ETH tickers and BTC trades", () => eth.length > 1 && btcTrades.length > 3);
+  await eventually("tickers of every instrument", () => tickers.every((t) => all.get(t) > 1));
+  await eventually("ETH tickers and BTC trades", () => eth.length > 1 && btcTrades.length > 3);
   assert.ok(eth.every((ch) => ch === "ticker.sim.ETH-USDT"), "a callback only sees its channels");
 
   // unsubscribing the exact name leaves the pattern's deliveries alone
   await subEth.unsubscribe();
   const ethBefore = eth.length;
   const allEthBefore = all.get("ticker.sim.ETH-USDT");
-  await waitFor("ETH tickers through the pattern", () => all.get("ticker.sim.ETH-USDT") > allEthBefore + 1);
+  await eventually("ETH tickers through the pattern", () => all.get("ticker.sim.ETH-USDT") > allEthBefore + 1);
   assert.equal(eth.length, ethBefore, "no callback after unsubscribe");
 
   // unsubscribing the only trade subscription stops trade events entirely
@@ -93,7 +93,11 @@ test("JSON mode: welcome, pattern subscribe, per-channel callbacks, unsubscribe"
   assert.deepEqual(unsub.channels, ["trade.sim.BTC-USDT"]);
   let tradesAfter = 0;
   c.on("event", (e) => e.channel.startsWith("trade.") && tradesAfter++);
-  await sleep(500);
+  // while BTC tickers go on (trades come about as often), then a ping
+  // barrier: everything the server sent before the pong has been handled
+  const btcTickersBefore = all.get("ticker.sim.BTC-USDT");
+  await eventually("more BTC tickers", () => all.get("ticker.sim.BTC-USDT") > btcTickersBefore + 3);
+  await c.ping();
   assert.equal(tradesAfter, 0, "the server stopped sending trades");
 
   assert.deepEqual(check.problems, []);
@@ -133,12 +137,12 @@ test("gzip frames (book snapshots over --gzip-threshold) are decoded with Decomp
   c.connect();
   const { channels } = await getJson("/channels");
   const bookChannels = channels.filter((x) => x.channel.startsWith("book.")).length;
-  await waitFor("a snapshot of every book", () => snapshots === bookChannels);
-  await waitFor("100 verified book updates", () => verified >= 100);
+  await eventually("a snapshot of every book", () => snapshots === bookChannels);
+  await eventually("100 verified book updates", () => verified >= 100);
   c.close(); // frames already received are still handled, in order
   assert.equal(gzippedSnapshots, bookChannels, "every snapshot came gzipped");
   assert.ok(gzipFramesSeen >= bookChannels, `gzip frames on the wire: ${gzipFramesSeen}`);
-  await waitFor("every gzip frame decoded", () => c.stats.gzipped === gzipFramesSeen);
+  await eventually("every gzip frame decoded", () => c.stats.gzipped === gzipFramesSeen);
   assert.deepEqual(mismatches, [], "the decoded books match the server's checksums");
   assert.deepEqual(check.problems, []);
   assert.equal(c.stats.gaps, 0);
@@ -170,9 +174,10 @@ test("a lost frame shows as a gap on its channel, and only there", { timeout: 60
   c.on("gap", (g) => gaps.push(g));
   c.subscribe(["trade.sim.*", "ticker.sim.*"]);
   c.connect();
-  await waitFor("the gap", () => gaps.length > 0);
-  await waitFor("more BTC trades", () => btcTrades > 8);
-  await sleep(500);
+  await eventually("the gap", () => gaps.length > 0);
+  await eventually("more BTC trades", () => btcTrades > 8);
+  // a ping barrier: every frame sent before the pong has been handled
+  await c.ping();
   assert.deepEqual(gaps, [{ channel: "trade.sim.BTC-USDT", expected: droppedSeq, received: droppedSeq + 1 }]);
   assert.equal(c.stats.gaps, 1);
   c.close();
@@ -185,7 +190,7 @@ test("ping messages are the heartbeat; list_channels; refused subscriptions reje
   const welcomed = c.once("welcome");
   c.connect();
   await welcomed;
-  await waitFor("three heartbeat pongs", () => pongs.length >= 3, 10000);
+  await eventually("three heartbeat pongs", () => pongs.length >= 3, 10000);
   assert.ok(pongs.every((p) => p.rttMs >= 0 && BigInt(p.serverTimeNs) > 0n));
   const { rttMs } = await c.ping();
   assert.ok(rttMs >= 0 && rttMs < 5000, `rtt ${rttMs}`);
@@ -237,7 +242,7 @@ test("proto mode with a caller-supplied decoder (protobufjs), gzip included", { 
       verified++;
     } else if (ev.trade) trades++;
   });
-  await waitFor("book updates and trades in proto mode", () => verified >= 30 && trades >= 30);
+  await eventually("book updates and trades in proto mode", () => verified >= 30 && trades >= 30);
   assert.ok(gzipped >= 1, "the snapshot arrived gzipped");
   assert.deepEqual(check.problems, []);
   assert.equal(c.stats.gaps, 0);

@@ -21,10 +21,21 @@ export async function getJson(path) {
   return resp.json();
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/**
+ * A poll's pause, not exported: a test never sleeps and then looks. It
+ * waits for the event with `eventually`, or proves that something did not
+ * arrive with a ping barrier (`await client.ping()`: the server answers in
+ * order and the client handles frames in order, so everything sent before
+ * the pong has been handled).
+ */
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `cond` until it returns a truthy value; fails after `timeoutMs`. */
-export async function waitFor(what, cond, timeoutMs = 15000, everyMs = 25) {
+/**
+ * Polls `cond` (sync or async) until it returns a truthy value and returns
+ * that; fails after `timeoutMs`, a hang guard (never a speed assertion),
+ * naming what was awaited.
+ */
+export async function eventually(what, cond, timeoutMs = 15000, everyMs = 25) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await cond();
@@ -33,6 +44,7 @@ export async function waitFor(what, cond, timeoutMs = 15000, everyMs = 25) {
     await sleep(everyMs);
   }
 }
+
 
 /** An HS256 JWT (what `--jwt-secret` verifies). */
 export function jwt(secret, claims) {

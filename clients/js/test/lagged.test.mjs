@@ -8,7 +8,7 @@ import { test, after } from "node:test";
 import WebSocket from "ws";
 
 import { TickwireClient, OrderBook } from "../tickwire.js";
-import { wsUrl, waitFor, sleep, SeqChecker } from "./helpers.mjs";
+import { wsUrl, eventually, SeqChecker } from "./helpers.mjs";
 
 const clients = [];
 after(() => clients.forEach((c) => c.close()));
@@ -43,12 +43,14 @@ test("lagged: announced skips, snapshots resync the books, no gap", { timeout: 6
     }
   });
   c.connect();
-  await waitFor("live events", () => c.stats.events > 500);
-  // The main thread stops (no reads) for 2 s while the server publishes.
+  await eventually("live events", () => c.stats.events > 500);
+  // The main thread stops (no reads) for 2 s while the server publishes: the
+  // pause is the subject of the test (nothing can be awaited while frozen).
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
-  await waitFor("lagged announcements", () => lagged.length > 0, 15000);
-  await waitFor("book updates verified after the resync", () => verifiedAfterLag > 200, 15000);
-  await sleep(200);
+  await eventually("lagged announcements", () => lagged.length > 0, 15000);
+  await eventually("book updates verified after the resync", () => verifiedAfterLag > 200, 15000);
+  // a ping barrier: every frame sent before the pong has been handled
+  await c.ping();
   c.close();
   assert.equal(c.stats.lagged, lagged.length);
   assert.ok(c.stats.resyncs >= lagged.length);

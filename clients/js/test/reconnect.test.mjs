@@ -9,7 +9,7 @@ import { test, after } from "node:test";
 import WebSocket from "ws";
 
 import { TickwireClient, State, matchPattern } from "../tickwire.js";
-import { wsUrl, getJson, waitFor, sleep, jwt, SeqChecker } from "./helpers.mjs";
+import { wsUrl, getJson, eventually, jwt, SeqChecker } from "./helpers.mjs";
 
 const secret = process.env.TICKWIRE_JWT_SECRET;
 const clients = [];
@@ -48,9 +48,10 @@ test("server-side closes (token expiry, 4001): reconnect, resume from the last s
   });
   c.connect();
 
-  await waitFor("two server-side closes and reconnects", () => closes.length >= 2 && answers.length >= 3 && c.state === State.CONNECTED, 60000);
-  await waitFor("events after the reconnects", () => afterFirstClose > 100, 20000);
-  await sleep(300);
+  await eventually("two server-side closes and reconnects", () => closes.length >= 2 && answers.length >= 3 && c.state === State.CONNECTED, 60000);
+  await eventually("events after the reconnects", () => afterFirstClose > 100, 20000);
+  // a ping barrier: every frame sent before the pong has been handled
+  await c.ping();
   c.close();
 
   assert.ok(closes.slice(0, 2).every((code) => code === 4001), `closed by the server with 4001: ${closes}`);
@@ -78,14 +79,18 @@ test("a static token the server refuses (4001) is not retried", { timeout: 30000
   const c = new TickwireClient(wsUrl(), { WebSocket, token: expired, reconnect: { initialDelayMs: 50 } });
   clients.push(c);
   const errors = [];
+  const reconnects = [];
   c.on("error", (e) => errors.push(e.code));
+  // the client emits `reconnect` when it schedules an attempt, in the same
+  // step that handles the close: none by the time it is CLOSED is none at all
+  c.on("reconnect", (r) => reconnects.push(r));
   const closed = c.once("state", (s) => s.state === State.CLOSED);
   c.subscribe("ticker.*.*");
   c.connect();
   const s = await closed;
   assert.equal(s.code, 4001);
   assert.ok(errors.includes("ERROR_CODE_UNAUTHORIZED"), `errors: ${errors}`);
-  await sleep(500);
+  assert.deepEqual(reconnects, []);
   assert.equal(c.state, State.CLOSED);
   assert.equal(c.stats.reconnects, 0);
 });

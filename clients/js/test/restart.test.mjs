@@ -11,7 +11,7 @@ import { test, after } from "node:test";
 import WebSocket from "ws";
 
 import { TickwireClient, State } from "../tickwire.js";
-import { wsUrl, waitFor, sleep, control, endControl, SeqChecker } from "./helpers.mjs";
+import { wsUrl, eventually, control, endControl, SeqChecker } from "./helpers.mjs";
 
 const clients = [];
 after(() => {
@@ -47,19 +47,20 @@ test("server stop and restart on the same port: backoff, reconnect, resync", { t
     }
   });
   c.connect();
-  await waitFor("live events", () => check.events > 50);
+  await eventually("live events", () => check.events > 50);
   const epoch = c.welcome.epoch;
 
   assert.equal(await control("stop"), "stopped");
-  await waitFor("state reconnecting", () => c.state === State.RECONNECTING);
+  await eventually("state reconnecting", () => c.state === State.RECONNECTING);
   assert.equal(closes[0], 1001, "the server said it is going away");
   // let a few attempts fail against the closed port
-  await waitFor("three failed attempts", () => attempts.length >= 4, 30000);
+  await eventually("three failed attempts", () => attempts.length >= 4, 30000);
   assert.ok(states.some((s) => s.state === State.RECONNECTING));
   assert.equal(await control("start"), "started");
-  await waitFor("reconnected", () => c.state === State.CONNECTED && answers.length === 2, 30000);
-  await waitFor("live events after the restart", () => eventsAfterRestart > 50, 20000);
-  await sleep(200);
+  await eventually("reconnected", () => c.state === State.CONNECTED && answers.length === 2, 30000);
+  await eventually("live events after the restart", () => eventsAfterRestart > 50, 20000);
+  // a ping barrier: every frame sent before the pong has been handled
+  await c.ping();
   c.close();
 
   // backoff: each scheduled delay within [base * (1 - jitter), base], base doubling up to the cap
@@ -104,16 +105,16 @@ test("a frozen server (SIGSTOP): the ping heartbeat drops the dead link; resume 
     if (answers.length > 1) afterThaw++;
   });
   c.connect();
-  await waitFor("live events", () => check.events > 50);
+  await eventually("live events", () => check.events > 50);
 
   assert.equal(await control("freeze"), "frozen");
-  await waitFor("the heartbeat to give up on the link", () => closes.length > 0, 15000);
+  await eventually("the heartbeat to give up on the link", () => closes.length > 0, 15000);
   assert.equal(closes[0].code, 4000);
   assert.equal(closes[0].reason, "heartbeat timeout");
   assert.equal(c.state, State.RECONNECTING);
   assert.equal(await control("thaw"), "thawed");
-  await waitFor("reconnected and resumed", () => c.state === State.CONNECTED && answers.length >= 2, 30000);
-  await waitFor("live events after the thaw", () => afterThaw > 50, 20000);
+  await eventually("reconnected and resumed", () => c.state === State.CONNECTED && answers.length >= 2, 30000);
+  await eventually("live events after the thaw", () => afterThaw > 50, 20000);
   c.close();
 
   const last = answers[answers.length - 1];
@@ -143,14 +144,14 @@ test("kill -9 and restart: a new epoch resyncs every channel, never a false reco
     if (answers.length > 1) afterRestart++;
   });
   c.connect();
-  await waitFor("live events", () => check.events > 30);
+  await eventually("live events", () => check.events > 30);
   const epoch = c.welcome.epoch;
 
   assert.equal(await control("kill"), "killed");
-  await waitFor("state reconnecting", () => c.state === State.RECONNECTING, 15000);
+  await eventually("state reconnecting", () => c.state === State.RECONNECTING, 15000);
   assert.equal(await control("start"), "started");
-  await waitFor("reconnected", () => c.state === State.CONNECTED && answers.length >= 2, 30000);
-  await waitFor("live events after the restart", () => afterRestart > 30, 20000);
+  await eventually("reconnected", () => c.state === State.CONNECTED && answers.length >= 2, 30000);
+  await eventually("live events after the restart", () => afterRestart > 30, 20000);
   c.close();
 
   assert.notEqual(c.welcome.epoch, epoch, "a new server run");

@@ -1,12 +1,13 @@
-//! What the source tests read from tickwire: events of a channel, the
+//! The tickwire side of a source test: a server for one venue against the
+//! mock, and what the test reads from it: events of a channel, the
 //! sources' `/health` state and book levels.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tickwire::protocol::pb::{Event, Level, event::Payload, server_message};
 
 use super::MockExchange;
-use crate::support::{Client, ContractChecker, Server};
+use crate::support::{Client, ContractChecker, Server, eventually_within};
 
 /// The next event on `channel` (other messages skipped).
 pub async fn event_on(c: &mut Client, channel: &str) -> Event {
@@ -23,16 +24,18 @@ pub async fn source_until(
     what: &str,
     cond: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    // longer than WAIT: some waits span a reconnect backoff
+    let cond = &cond;
+    eventually_within(Duration::from_secs(20), what, || async move {
         let (_, health) = server.get_json("/health").await;
         let src = health["sources"][0].clone();
         if cond(&src) {
-            return src;
+            Ok(src)
+        } else {
+            Err(format!("source is {src}"))
         }
-        assert!(Instant::now() < deadline, "{what}: source is {src}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Levels as (price, quantity) pairs.
@@ -130,6 +133,7 @@ pub fn stream_trades(
             }
             tokio::select! {
                 _ = &mut stopped => return id,
+                // the venue's pacing (the subject of the test), not a wait
                 _ = tokio::time::sleep(Duration::from_millis(3)) => {}
             }
         }

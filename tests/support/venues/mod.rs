@@ -28,11 +28,11 @@
 
 #![allow(dead_code)]
 
-pub mod client;
 pub mod coinbase;
 pub mod kraken;
 pub mod refbook;
 pub mod seam;
+pub mod source;
 pub mod twelvedata;
 
 use std::collections::HashMap;
@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 /// What the mock sends a client.
@@ -74,8 +74,6 @@ struct State {
     rest_connections: usize,
     /// REST answers sent gzipped (the client asked for it).
     rest_gzipped: usize,
-    /// While set, REST requests are held (recorded, not answered).
-    rest_paused: bool,
     /// `X-MBX-USED-WEIGHT-1M` sent with every REST answer, when set.
     weight_header: Option<u32>,
     /// Text messages received from clients, in order.
@@ -102,6 +100,8 @@ pub struct MockExchange {
     pub ws_addr: SocketAddr,
     pub rest_addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// While true, REST requests are held (recorded, not answered).
+    rest_paused: Arc<watch::Sender<bool>>,
 }
 
 impl MockExchange {
@@ -112,6 +112,7 @@ impl MockExchange {
             ws_addr: ws.local_addr().unwrap(),
             rest_addr: rest.local_addr().unwrap(),
             state: Arc::default(),
+            rest_paused: Arc::new(watch::Sender::new(false)),
         };
         let state = mock.state.clone();
         tokio::spawn(async move {
@@ -121,11 +122,12 @@ impl MockExchange {
             }
         });
         let state = mock.state.clone();
+        let paused = mock.rest_paused.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = rest.accept().await {
                 let state = state.clone();
                 state.lock().unwrap().rest_connections += 1;
-                tokio::spawn(serve_rest(tcp, state));
+                tokio::spawn(serve_rest(tcp, state, paused.subscribe()));
             }
         });
         mock
@@ -236,7 +238,7 @@ impl MockExchange {
 
     /// Holds REST answers while `on` (requests are still recorded).
     pub fn pause_rest(&self, on: bool) {
-        self.state.lock().unwrap().rest_paused = on;
+        self.rest_paused.send_replace(on);
     }
 
     /// Sends `X-MBX-USED-WEIGHT-1M: used` with every REST answer.
@@ -328,16 +330,10 @@ impl MockExchange {
             .count()
     }
 
-    /// Waits until `cond` holds (or panics after 15 s).
+    /// Waits until `cond` holds (hang guard: [`WAIT`](crate::support::WAIT)).
     pub async fn wait_for(&self, what: &str, cond: impl Fn(&MockExchange) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !cond(self) {
-            assert!(
-                Instant::now() < deadline,
-                "mock: timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::support::eventually(&format!("mock: {what}"), || std::future::ready(cond(self)))
+            .await
     }
 }
 
@@ -498,7 +494,11 @@ fn okx_answers(state: &Arc<Mutex<State>>, text: &str, conn_id: usize) -> Vec<Str
 
 /// One REST connection: answers requests until the client closes it
 /// (HTTP/1.1 keep-alive).
-async fn serve_rest(mut tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
+async fn serve_rest(
+    mut tcp: tokio::net::TcpStream,
+    state: Arc<Mutex<State>>,
+    mut paused: watch::Receiver<bool>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -522,9 +522,8 @@ async fn serve_rest(mut tcp: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
             st.rest_hits.push(path.clone());
             st.rest_times.push((path.clone(), Instant::now()));
         }
-        while state.lock().unwrap().rest_paused {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // held until the test resumes REST (or the mock is gone)
+        let _ = paused.wait_for(|p| !*p).await;
         let (status, headers, body, weight) = {
             let mut st = state.lock().unwrap();
             let once = st

@@ -34,7 +34,7 @@ pub async fn trades_and_updates_across(
                     assert_eq!(t.trade_id, want.to_string(), "no duplicate, no missing id");
                     want += 1;
                 }
-                Some(Payload::BookUpdate(u)) => updates.push(super::client::levels(&u.bids)),
+                Some(Payload::BookUpdate(u)) => updates.push(super::source::levels(&u.bids)),
                 other => panic!("unexpected {other:?}"),
             }
         }
