@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .pb import pb
+from .records import to_record
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,6 @@ class Event:
 
     def to_record(self) -> dict:
         """A flat dict (one row for pandas); see :func:`tickwire.records.to_record`."""
-        from .records import to_record
-
         return to_record(self)
 
 

@@ -8,15 +8,25 @@ of ``(price, quantity)``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Iterable, Protocol
 
 from google.protobuf.json_format import MessageToDict
 
-if TYPE_CHECKING:
-    from .items import Event
+
+class EventLike(Protocol):
+    """What a record is made of (a :class:`tickwire.Event` has it)."""
+
+    channel: str
+    seq: int
+    kind: str
+    source_time_ns: int
+    publish_time_ns: int
+
+    @property
+    def payload(self) -> Any: ...
 
 
-def to_record(event: "Event") -> dict:
+def to_record(event: EventLike) -> dict:
     """The envelope and the payload's fields of one event, flat."""
     record: dict = {
         "channel": event.channel,
@@ -41,6 +51,6 @@ def to_record(event: "Event") -> dict:
     return record
 
 
-def records(events: Iterable["Event"]) -> list[dict]:
+def records(events: Iterable[EventLike]) -> list[dict]:
     """``to_record`` of each event."""
     return [to_record(e) for e in events]
