@@ -7,6 +7,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod feed;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod protocol;
 pub mod recorder;
