@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 targets=(client_proto client_json channel_pattern inbound_frame
-  binance_msg okx_msg twr_reader publish_body ws_fragments)
+  binance_msg okx_msg bybit_msg coinbase_msg kraken_msg twr_reader
+  publish_body ws_fragments)
 # one build for all targets, so each target's time is fuzzing time
 cargo fuzz build --sanitizer none
 work=$(mktemp -d)

@@ -77,6 +77,22 @@ pub fn okx_msg(data: &[u8]) {
     crate::sources::okx::decode_untrusted(data);
 }
 
+/// A Bybit v5 public-stream message or REST ticker.
+pub fn bybit_msg(data: &[u8]) {
+    crate::sources::bybit::decode_untrusted(data);
+}
+
+/// A Coinbase Advanced Trade message or REST ticker.
+pub fn coinbase_msg(data: &[u8]) {
+    crate::sources::coinbase::decode_untrusted(data);
+}
+
+/// A Kraken v2 message (books checked against their checksum) or REST
+/// ticker.
+pub fn kraken_msg(data: &[u8]) {
+    crate::sources::kraken::decode_untrusted(data);
+}
+
 /// A `.twr` recording: the header, then events until the end, a cut or an
 /// error. A cut file reads as its whole events and then stays ended.
 pub fn twr_reader(data: &[u8]) {

@@ -9,13 +9,16 @@ use std::path::{Path, PathBuf};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 9] = [
+const TARGETS: [(&str, Target); 12] = [
     ("client_proto", tickwire::fuzz::client_proto),
     ("client_json", tickwire::fuzz::client_json),
     ("channel_pattern", tickwire::fuzz::channel_pattern),
     ("inbound_frame", tickwire::fuzz::inbound_frame),
     ("binance_msg", tickwire::fuzz::binance_msg),
     ("okx_msg", tickwire::fuzz::okx_msg),
+    ("bybit_msg", tickwire::fuzz::bybit_msg),
+    ("coinbase_msg", tickwire::fuzz::coinbase_msg),
+    ("kraken_msg", tickwire::fuzz::kraken_msg),
     ("twr_reader", tickwire::fuzz::twr_reader),
     ("publish_body", tickwire::fuzz::publish_body),
     ("ws_fragments", tickwire::fuzz::ws_fragments),
