@@ -1,9 +1,9 @@
 //! Every WebSocket close code the server sends (docs/protocol.md section 6),
 //! in one place: RFC 6455's (1000-1009, the ones the WebSocket layer in
 //! `protocol::ws` refuses frames with) and tickwire's own (4000-4999).
-//! Outside tests, no code in `src/` writes a close code as a number. The
-//! contract also reserves 1008, 1011 and 4003, which this server never
-//! sends, so they have no constant here.
+//! Outside tests, no code in `src/` sends a close code written as a
+//! number. The contract also reserves 1008, 1011 and 4003, which this
+//! server never sends, so they have no constant here.
 
 /// Normal close.
 pub const NORMAL: u16 = 1000;
