@@ -156,10 +156,10 @@ enum Outcome {
 /// `data` describes frames so that short inputs reach the size and
 /// fragment caps: its first byte is the read chunk size; then each frame
 /// is a first byte (FIN, RSV and opcode as on the wire), two bytes of
-/// payload length (big endian) and a payload that repeats the bytes that
-/// follow (up to 16 of them), masked with a fixed key. A first byte with
-/// opcode 0xF instead splices the next length's raw bytes into the stream
-/// (any header a client could send).
+/// payload length (big endian), one byte `n` and `n % 17` bytes of pattern
+/// that the payload repeats (zeros without one), masked with a fixed key.
+/// A first byte with opcode 0xF instead splices the next length's raw
+/// bytes into the stream (any header a client could send).
 ///
 /// Invariants checked: no panic; a message is at most
 /// [`MAX_INBOUND_FRAME_BYTES`]; a text message is UTF-8; the assembler
@@ -179,7 +179,10 @@ pub fn ws_fragments(data: &[u8]) {
             rest = &tail[n..];
             continue;
         }
-        let pattern_len = tail.len().min(16);
+        let Some((n, tail)) = tail.split_first() else {
+            break;
+        };
+        let pattern_len = usize::from(n % 17).min(tail.len());
         let (pattern, after) = tail.split_at(pattern_len);
         let payload: Vec<u8> = if pattern.is_empty() {
             vec![0; len]
