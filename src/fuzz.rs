@@ -14,6 +14,9 @@ use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, Pattern, codec, validate_
 
 /// Most events read from one fuzzed recording (bounds a run's time).
 const MAX_TWR_EVENTS: usize = 10_000;
+/// Longest byte stream one `ws_fragments` input builds: four times the
+/// message cap, so every cap is reachable and a run stays fast.
+const MAX_WS_STREAM_BYTES: usize = 4 * MAX_INBOUND_FRAME_BYTES;
 
 /// The protobuf `ClientMessage` decoder: a message or an error.
 pub fn client_proto(data: &[u8]) {
@@ -159,7 +162,8 @@ enum Outcome {
 /// payload length (big endian), one byte `n` and `n % 17` bytes of pattern
 /// that the payload repeats (zeros without one), masked with a fixed key.
 /// A first byte with opcode 0xF instead splices the next length's raw
-/// bytes into the stream (any header a client could send).
+/// bytes into the stream (any header a client could send). Frames stop at
+/// `MAX_WS_STREAM_BYTES` of stream.
 ///
 /// Invariants checked: no panic; a message is at most
 /// [`MAX_INBOUND_FRAME_BYTES`]; a text message is UTF-8; the assembler
@@ -171,7 +175,9 @@ pub fn ws_fragments(data: &[u8]) {
         return;
     };
     let mut stream = Vec::new();
-    while let [b0, hi, lo, tail @ ..] = rest {
+    while let [b0, hi, lo, tail @ ..] = rest
+        && stream.len() < MAX_WS_STREAM_BYTES
+    {
         let len = usize::from(u16::from_be_bytes([*hi, *lo]));
         if b0 & 0x0f == 0x0f {
             let n = len.min(tail.len());
