@@ -13,6 +13,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod feed;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod protocol;
 pub mod recording;

@@ -1,10 +1,9 @@
-//! The JSON ClientMessage decoder and the request-id salvage used on bad
-//! JSON: never a panic, whatever the text.
+//! The JSON `ClientMessage` decoder and the request-id salvage used on bad
+//! JSON.
+//!
+//! The checks are in `tickwire::fuzz::client_json` (shared with the seed replay
+//! in `tests/fuzz_seeds.rs`).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tickwire::protocol::{Format, codec};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = codec::decode_client(Format::Json, true, data);
-    let _ = codec::salvage_json_request_id(data);
-});
+fuzz_target!(|data: &[u8]| tickwire::fuzz::client_json(data));

@@ -1,9 +1,8 @@
-//! The protobuf ClientMessage decoder: any bytes a client sends in proto
-//! mode must give a message or an error, never a panic.
+//! The protobuf `ClientMessage` decoder: a message or an error.
+//!
+//! The checks are in `tickwire::fuzz::client_proto` (shared with the seed replay
+//! in `tests/fuzz_seeds.rs`).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tickwire::protocol::{Format, codec};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = codec::decode_client(Format::Proto, false, data);
-});
+fuzz_target!(|data: &[u8]| tickwire::fuzz::client_proto(data));

@@ -1,4 +1,9 @@
-//! WebSocket close codes of docs/protocol.md section 6, in one place.
+//! Every WebSocket close code the server sends (docs/protocol.md section 6),
+//! in one place: RFC 6455's (1000-1009, the ones the WebSocket layer in
+//! `protocol::ws` refuses frames with) and tickwire's own (4000-4999).
+//! Outside tests, no code in `src/` sends a close code written as a
+//! number. The contract also reserves 1008, 1011 and 4003, which this
+//! server never sends, so they have no constant here.
 
 /// Normal close.
 pub const NORMAL: u16 = 1000;
@@ -8,20 +13,14 @@ pub const GOING_AWAY: u16 = 1001;
 pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text message (or close reason) that is not UTF-8.
 pub const INVALID_DATA: u16 = 1007;
-/// Policy: origin not allowed.
-pub const POLICY: u16 = 1008;
 /// Inbound frame too big.
 pub const TOO_BIG: u16 = 1009;
-/// Internal error.
-pub const INTERNAL: u16 = 1011;
 /// Heartbeat timeout: nothing received from the client for two heartbeat
 /// intervals. Not a deliberate close: the client should reconnect (and
 /// resume).
 pub const HEARTBEAT_TIMEOUT: u16 = 4000;
 /// Missing, invalid or expired token.
 pub const UNAUTHORIZED: u16 = 4001;
-/// Token does not allow this channel.
-pub const FORBIDDEN: u16 = 4003;
 /// Slow consumer.
 pub const SLOW_CONSUMER: u16 = 4008;
 /// Too many requests.

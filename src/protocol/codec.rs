@@ -13,9 +13,9 @@ use flate2::{Compression, write::GzEncoder};
 use prost::Message;
 use thiserror::Error;
 
-use super::frame::{OP_BINARY, OP_TEXT, frame, header_len, put_header};
 use super::pb::event::Payload;
 use super::pb::{ClientMessage, ServerMessage};
+use super::ws::frame::{OP_BINARY, OP_TEXT, frame, header_len, put_header};
 
 /// The two wire formats of docs/protocol.md section 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

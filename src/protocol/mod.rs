@@ -1,12 +1,12 @@
 //! The wire contract of docs/protocol.md: generated types, channel names and
-//! patterns, frame building, codecs, close codes and error mapping.
+//! patterns, codecs, close codes and error mapping, and the WebSocket layer
+//! (frames and message assembly, in [`ws`]).
 
 pub mod channel;
 pub mod close;
 pub mod codec;
-pub mod frame;
-pub mod inbound;
 pub mod pb;
+pub mod ws;
 
 pub use channel::{ChannelError, ChannelKind, Pattern, validate_channel};
 pub use codec::{CodecError, Format};

@@ -6,8 +6,12 @@
 //! everything pending and writes it with vectored writes: many frames per
 //! syscall, each frame the shared bytes of the encoded event.
 //!
+//! Client frames become messages in the pure [`Assembler`]
+//! (`protocol::ws`): this task only moves bytes, applies the request rate
+//! and hands complete messages to the session.
+//!
 //! Memory: an idle connection holds no read buffer (client bytes are
-//! buffered only while a message is incomplete, see `protocol::inbound`), and
+//! buffered only while a message is incomplete, see `protocol::ws`), and
 //! the task's future keeps no I/O scratch across awaits (read chunks and
 //! IoSlice arrays live on the stack inside `poll`).
 
@@ -22,18 +26,17 @@ use tokio_util::sync::WaitForCancellationFuture;
 use tracing::{Instrument, debug};
 
 use super::ServerContext;
+use super::inbound::{handle_inbound_message, rate_close};
 use super::limits::{RateDecision, RequestLimiter};
 use super::probe::{LagProbe, Verdict};
 use super::session::{CloseRequest, Outbound, Session};
 use super::socket::SendQueue;
 use super::writer::{self, WriteEnd};
 use crate::metrics::{dec, inc};
-use crate::protocol::close::{INVALID_DATA, PROTOCOL_ERROR};
-use crate::protocol::codec::{decode_client, salvage_json_request_id};
-use crate::protocol::frame::{OP_PING, OP_PONG, close_frame, frame};
-use crate::protocol::inbound::{self, FrameError};
-use crate::protocol::pb::{ClientMessage, ErrorCode};
-use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, close, now_ns};
+use crate::protocol::pb::ClientMessage;
+use crate::protocol::ws::frame::{OP_PING, OP_PONG, close_frame, frame};
+use crate::protocol::ws::{Assembler, MessageError, Received};
+use crate::protocol::{Format, close, now_ns};
 
 /// Frames moved per drain step; also bounds one write's batch.
 const MAX_BATCH: usize = 256;
@@ -45,10 +48,6 @@ const MAX_STEPS_PER_DRAIN: usize = 4;
 const READ_CHUNK: usize = 4096;
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Most frames one fragmented message may span (the first included); more
-/// closes the connection with 1009. Bounds the work of a message made of
-/// many tiny or empty fragments.
-const MAX_FRAGMENTS: usize = 64;
 /// Most queued replies written out after a close is decided while reading
 /// (the answers to the frames read before the one that closed).
 const MAX_REPLIES_BEFORE_CLOSE: usize = 4 * MAX_BATCH;
@@ -81,9 +80,8 @@ struct Connection<R, W> {
     format: Format,
     /// Client bytes not yet parsed; empty (unallocated) between messages.
     inbuf: Vec<u8>,
-    /// A fragmented message being reassembled: (is text, payload so far,
-    /// fragments so far).
-    partial: Option<(bool, Vec<u8>, usize)>,
+    /// Client frames to messages (the fragmented message in progress).
+    assembler: Assembler,
     last_seen_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
     rate: RequestLimiter,
@@ -122,7 +120,7 @@ pub(crate) async fn serve<R, W>(
             ctx: ctx.clone(),
             format,
             inbuf: Vec::new(),
-            partial: None,
+            assembler: Assembler::new(),
             last_seen_ns: now_ns(),
             rate: RequestLimiter::new(ctx.config.max_requests_per_second),
             subscribed_at_ns: 0,
@@ -143,7 +141,6 @@ pub(crate) async fn serve<R, W>(
                 true
             }
             End::EchoClose(code) => {
-                let code = if code == 0 { close::NORMAL } else { code };
                 let _ = tokio::time::timeout(
                     CLOSE_LINGER,
                     conn.write.write_all(&close_frame(code, "")),
@@ -332,87 +329,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             if self.deferred.is_some() {
                 break None; // the run loop prepares it, then comes back
             }
-            let buf = &mut self.inbuf[consumed..];
-            let head = match inbound::parse(buf, MAX_INBOUND_FRAME_BYTES) {
-                Ok(Some(head)) => head,
+            let (used, received) = match self.assembler.next(&mut self.inbuf[consumed..]) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => break None,
-                Err(FrameError::TooBig(_)) => break Some(self.too_big()),
-                Err(e) => {
-                    debug!(error = %e, "protocol error");
-                    break Some(End::Close(CloseRequest {
-                        code: PROTOCOL_ERROR,
-                        reason: "websocket protocol error",
-                    }));
-                }
+                Err(e) => break Some(self.refused(e)),
             };
-            let payload = &mut buf[head.header_len..head.total_len()];
-            inbound::unmask(payload, head.mask);
-            consumed += head.total_len();
-            match (head.opcode, head.fin, self.partial.as_mut()) {
-                (0x8, _, _) => {
-                    break Some(match close::check_received(payload) {
-                        Ok(code) => End::EchoClose(code),
-                        Err((code, reason)) => End::Close(CloseRequest { code, reason }),
-                    });
-                }
+            consumed += used;
+            match received {
+                Received::Fragment => {}
+                Received::Close(code) => break Some(End::EchoClose(code)),
                 // pings cost a pong each: they count against the request
                 // rate (a refused ping is not answered)
-                (0x9, _, _) => match self.rate.admit() {
+                Received::Ping(payload) => match self.rate.admit() {
                     RateDecision::Allow => session.push_raw(frame(OP_PONG, payload)),
                     RateDecision::Refuse => {}
-                    RateDecision::Close => break Some(rate_close()),
+                    RateDecision::Close => break Some(End::Close(rate_close())),
                 },
-                (0xA, _, _) => self.probe.on_pong(payload, now_ns()),
-                (0x1 | 0x2, true, None) => {
-                    if let Some(end) = deliver(
+                Received::Pong(payload) => self.probe.on_pong(payload, now_ns()),
+                Received::Message { text, payload } => {
+                    if let Some(close) = handle_inbound_message(
                         session,
                         self.format,
-                        head.opcode == 0x1,
-                        payload,
+                        text,
+                        &payload,
                         &mut self.rate,
                         &mut self.subscribed_at_ns,
                         edge.then_some(&mut self.deferred),
                     ) {
-                        break Some(end);
+                        break Some(End::Close(close));
                     }
-                }
-                (0x1 | 0x2, false, None) => {
-                    self.partial = Some((head.opcode == 0x1, payload.to_vec(), 1))
-                }
-                (0x0, fin, Some((_, message, fragments))) => {
-                    if message.len() + payload.len() > MAX_INBOUND_FRAME_BYTES {
-                        break Some(self.too_big());
-                    }
-                    *fragments += 1;
-                    if *fragments > MAX_FRAGMENTS {
-                        inc(&self.ctx.metrics.oversized_frames);
-                        break Some(End::Close(CloseRequest {
-                            code: close::TOO_BIG,
-                            reason: "inbound message in over 64 fragments",
-                        }));
-                    }
-                    message.extend_from_slice(payload);
-                    if fin {
-                        let (is_text, message, _) =
-                            self.partial.take().expect("matched Some above");
-                        if let Some(end) = deliver(
-                            session,
-                            self.format,
-                            is_text,
-                            &message,
-                            &mut self.rate,
-                            &mut self.subscribed_at_ns,
-                            edge.then_some(&mut self.deferred),
-                        ) {
-                            break Some(end);
-                        }
-                    }
-                }
-                _ => {
-                    break Some(End::Close(CloseRequest {
-                        code: PROTOCOL_ERROR,
-                        reason: "websocket protocol error: bad fragmentation",
-                    }));
                 }
             }
         };
@@ -423,11 +368,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         end
     }
 
-    fn too_big(&self) -> End {
-        inc(&self.ctx.metrics.oversized_frames);
+    /// The close for client frames that cannot be read as messages.
+    fn refused(&self, e: MessageError) -> End {
+        match e {
+            MessageError::TooBig(_) | MessageError::TooManyFragments(_) => {
+                inc(&self.ctx.metrics.oversized_frames);
+            }
+            MessageError::Frame(_) | MessageError::BadFragmentation => {
+                debug!(error = %e, "protocol error");
+            }
+            MessageError::InvalidUtf8 | MessageError::BadClose { .. } => {}
+        }
         End::Close(CloseRequest {
-            code: close::TOO_BIG,
-            reason: "inbound message over 64 KiB",
+            code: e.close_code(),
+            reason: e.close_reason(),
         })
     }
 
@@ -537,91 +491,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         batch: &[Outbound],
         shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
     ) -> Result<Option<i64>, WriteEnd> {
-        let written =
-            writer::write_batch(&mut self.write, batch, self.format, &self.ctx, shutdown).await?;
+        let written = writer::write_batch(
+            &mut self.write,
+            batch,
+            self.format,
+            &self.ctx.metrics,
+            self.ctx.config.write_timeout,
+            shutdown,
+        )
+        .await?;
         self.probe.written(written.bytes, batch.len() as u64);
         Ok(written.oldest_ns)
     }
-}
-
-/// Close 4029: the client kept sending past its request rate.
-fn rate_close() -> End {
-    End::Close(CloseRequest {
-        code: close::TOO_MANY_REQUESTS,
-        reason: "too many requests",
-    })
-}
-
-/// Decodes one complete client message and hands it to the session; bad
-/// input becomes an `error` answer, never a close (except non-UTF-8 text,
-/// which the WebSocket protocol itself forbids, and a client that keeps
-/// sending past its request rate: 4029).
-fn deliver(
-    session: &mut Session,
-    format: Format,
-    is_text: bool,
-    payload: &[u8],
-    rate: &mut RequestLimiter,
-    subscribed_at_ns: &mut i64,
-    // a cluster edge's slot for a subscribe it must prepare first
-    defer: Option<&mut Option<Box<ClientMessage>>>,
-) -> Option<End> {
-    if is_text && std::str::from_utf8(payload).is_err() {
-        return Some(End::Close(CloseRequest {
-            code: INVALID_DATA,
-            reason: "text message is not UTF-8",
-        }));
-    }
-    let decoded = decode_client(format, is_text, payload);
-    match rate.admit() {
-        RateDecision::Allow => {}
-        RateDecision::Refuse => {
-            let request_id = match &decoded {
-                Ok(m) => super::session::request_id_of(m),
-                Err(_) if is_text => salvage_json_request_id(payload),
-                Err(_) => 0,
-            };
-            session.error(
-                request_id,
-                ErrorCode::RateLimited,
-                "request rate limit exceeded".into(),
-                "",
-            );
-            return None;
-        }
-        RateDecision::Close => return Some(rate_close()),
-    }
-    match decoded {
-        // a close it asks for (bad token) is sent by the loop after the
-        // drain, so the client reads the error first
-        Ok(m) => {
-            if matches!(
-                m.kind,
-                Some(crate::protocol::pb::client_message::Kind::Subscribe(_))
-            ) {
-                *subscribed_at_ns = now_ns();
-            }
-            if let Some(slot) = defer
-                && crate::cluster::edge::Edge::needs_prepare(&m)
-            {
-                // handled (and its work charged) after the edge prepared
-                *slot = Some(Box::new(m));
-                return None;
-            }
-            session.handle(m)
-        }
-        Err(e) => {
-            let request_id = if is_text {
-                salvage_json_request_id(payload)
-            } else {
-                0
-            };
-            session.error(request_id, ErrorCode::BadRequest, e.to_string(), "");
-        }
-    }
-    // the work the request caused is paid with the next one
-    rate.charge(session.take_work_units());
-    None
 }
 
 #[cfg(test)]

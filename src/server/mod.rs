@@ -6,14 +6,16 @@ pub mod auth;
 mod connection;
 mod handshake;
 mod http;
+mod inbound;
 pub mod limits;
 mod probe;
 mod publish;
+pub(crate) use publish::parse as parse_publish_body;
 pub mod session;
 mod settings;
 mod socket;
 mod tls;
-mod writer;
+pub mod writer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::protocol::frame::{OP_PING, frame};
+use crate::protocol::ws::frame::{OP_PING, frame};
 
 /// What the connection should do about events now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

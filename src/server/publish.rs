@@ -215,7 +215,10 @@ fn parse_check_publish(
     }
 }
 
-fn parse(body: &Bytes, protobuf: bool, batch: bool) -> Result<Vec<Event>, String> {
+/// Reads a publish body: one event or a batch, protobuf (length-delimited
+/// in a batch) or proto3 JSON (an array or `{"events": [...]}`). Outside
+/// input: also the `publish_body` fuzz target's entry (see `crate::fuzz`).
+pub(crate) fn parse(body: &Bytes, protobuf: bool, batch: bool) -> Result<Vec<Event>, String> {
     if protobuf {
         if !batch {
             return Event::decode(&body[..])

@@ -1,15 +1,18 @@
 //! The write side of a connection: a batch of shared frames out in as few
 //! vectored writes as the kernel allows, with the stall timer.
+//!
+//! Public (not re-exported) so that `benches/fanout.rs` measures this code
+//! itself rather than a copy of it.
 
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::io::AsyncWrite;
 use tokio_util::sync::WaitForCancellationFuture;
 
-use super::ServerContext;
 use super::session::Outbound;
 use crate::metrics::{Metrics, add};
 use crate::protocol::{Format, now_ns};
@@ -18,7 +21,7 @@ use crate::protocol::{Format, now_ns};
 const IOV_PER_WRITE: usize = 64;
 
 /// Why a batch write stopped.
-pub(super) enum WriteEnd {
+pub enum WriteEnd {
     Failed,
     /// No progress for `--write-timeout`; holds the unwritten rest of a
     /// frame cut in the middle (empty at a frame boundary).
@@ -27,7 +30,7 @@ pub(super) enum WriteEnd {
 }
 
 /// What a batch write put on the wire.
-pub(super) struct Written {
+pub struct Written {
     pub bytes: u64,
     /// Publish time of the batch's oldest event (none: control frames only).
     pub oldest_ns: Option<i64>,
@@ -64,15 +67,16 @@ fn poll_write_from<W: AsyncWrite + Unpin>(
 ///
 /// hot path: no allocation; IoSlices point at the shared frames. Each
 /// `writev` is first tried without waiting; only a full socket buffer
-/// arms the stall timer (`--write-timeout`) and watches for shutdown.
-pub(super) async fn write_batch<W: AsyncWrite + Unpin>(
+/// arms the stall timer (`write_timeout`, `--write-timeout`) and watches
+/// for shutdown.
+pub async fn write_batch<W: AsyncWrite + Unpin>(
     io: &mut W,
     batch: &[Outbound],
     format: Format,
-    ctx: &ServerContext,
+    metrics: &Metrics,
+    write_timeout: Duration,
     mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> Result<Written, WriteEnd> {
-    let metrics = &ctx.metrics;
     let mut bytes_total = 0u64;
     let mut cursor = (0usize, 0usize);
     while cursor.0 < batch.len() {
@@ -85,7 +89,7 @@ pub(super) async fn write_batch<W: AsyncWrite + Unpin>(
             Poll::Pending => {
                 let write = poll_fn(|cx| poll_write_from(io, batch, cursor, format, metrics, cx));
                 tokio::select! {
-                    r = tokio::time::timeout(ctx.config.write_timeout, write) => match r {
+                    r = tokio::time::timeout(write_timeout, write) => match r {
                         Ok(r) => r,
                         Err(_) => {
                             let rest = match cursor.1 {

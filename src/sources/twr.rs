@@ -152,11 +152,21 @@ pub struct Reader {
 impl Reader {
     /// Opens `path` and reads its header.
     pub fn open(path: &Path) -> Result<Self, TwrError> {
+        let file = File::open(path).map_err(|source| TwrError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_read(BufReader::new(file), path)
+    }
+
+    /// Reads a recording from `file` (named `path` in errors) and reads its
+    /// header: [`Reader::open`] without the file system (the `twr_reader`
+    /// fuzz target reads bytes).
+    pub fn from_read(mut file: impl Read + Send + 'static, path: &Path) -> Result<Self, TwrError> {
         let io = |source| TwrError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = BufReader::new(File::open(path).map_err(io)?);
         let mut head = [0u8; 9];
         file.read_exact(&mut head).map_err(|_| TwrError::Magic {
             path: path.to_path_buf(),

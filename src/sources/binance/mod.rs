@@ -40,6 +40,7 @@ mod msg;
 mod trades;
 
 use book::{BookSync, Retry, apply_diff, sync_from_snapshot};
+pub(crate) use msg::decode_untrusted;
 use msg::{
     Combined, DepthMsg, DepthSnapshot, StreamData, TradeMsg, ms_to_ns, parse_rest_ticker,
     ticker_payload,

@@ -144,3 +144,38 @@ pub(super) fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, Sourc
     })?;
     Ok(vec![(ms_to_ns(t.close_time), rest_ticker_payload(&t)?)])
 }
+
+/// Reads `data` as every message the Binance source decodes (a stream
+/// message and its payload, a depth snapshot, a REST ticker) and applies a
+/// depth diff or snapshot to a book, as the source does but without a hub:
+/// the entry of the `binance_msg` fuzz target (see `crate::fuzz`). Errors
+/// are expected; a panic is a bug.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    use super::super::local_book::{LocalBook, TopView};
+    if let Ok(Combined { data: message }) = serde_json::from_slice::<Combined>(data) {
+        match message {
+            StreamData::Trade(t) => {
+                let _ = (num(&t.p, "trade"), num(&t.q, "trade"), ms_to_ns(t.time));
+            }
+            StreamData::Ticker(t) => {
+                let _ = (ticker_payload(&t), ms_to_ns(t.time));
+            }
+            StreamData::Depth(d) => {
+                let empty: [Vec<String>; 0] = [];
+                if let Ok(mut book) = LocalBook::from_levels(&empty, &empty) {
+                    let mut last_u = d.first.saturating_sub(1);
+                    if let Ok(true) = super::book::apply_diff(&mut book, &mut last_u, &d) {
+                        let _ = TopView::default().advance(&book, 20);
+                    }
+                }
+            }
+            StreamData::Shutdown | StreamData::Other => {}
+        }
+    }
+    if let Ok(snap) = serde_json::from_slice::<DepthSnapshot>(data)
+        && let Ok(book) = LocalBook::from_levels(&snap.bids, &snap.asks)
+    {
+        let _ = TopView::of(&book.snapshot(20));
+    }
+    let _ = parse_rest_ticker(data);
+}

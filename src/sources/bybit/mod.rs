@@ -33,6 +33,7 @@ use super::{
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
 use book::{BookState, Step};
+pub(crate) use msg::decode_untrusted;
 use msg::{BybitBook, BybitTicker, BybitTrade, Envelope, decode, op, parse_rest_ticker};
 
 const VENUE: &str = "bybit";

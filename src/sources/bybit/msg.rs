@@ -145,6 +145,42 @@ pub(super) fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, Sourc
         .collect()
 }
 
+/// Reads `data` as every message the Bybit source decodes (the envelope,
+/// then trades, a ticker or a book's levels into a book, and a REST
+/// ticker), without a hub: the entry of the `bybit_msg` fuzz target (see
+/// `crate::fuzz`). Errors are expected; a panic is a bug.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    use super::super::local_book::{LocalBook, TopView};
+    let _ = parse_rest_ticker(data);
+    let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
+        return;
+    };
+    let (Some(topic), Some(data)) = (env.topic, env.data) else {
+        return;
+    };
+    let _ = env.ts.saturating_mul(1_000_000);
+    match topic.rsplit_once('.').map(|(stream, _)| stream) {
+        Some("publicTrade") => {
+            for t in decode::<Vec<BybitTrade>>(data, "trade").unwrap_or_default() {
+                let _ = (num(&t.p, "trade"), num(&t.v, "trade"));
+            }
+        }
+        Some("tickers") => {
+            if let Ok(t) = decode::<BybitTicker>(data, "ticker") {
+                let _ = ticker_payload(&t);
+            }
+        }
+        Some(s) if s.starts_with("orderbook.") => {
+            if let Ok(b) = decode::<BybitBook>(data, "book")
+                && let Ok(book) = LocalBook::from_levels(&b.b, &b.a)
+            {
+                let _ = TopView::default().advance(&book, 50);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

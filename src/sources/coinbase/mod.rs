@@ -43,6 +43,7 @@ use super::{
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
 use book::{BookState, Sequence};
+pub(crate) use msg::decode_untrusted;
 use msg::{Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker};
 
 const VENUE: &str = "coinbase";

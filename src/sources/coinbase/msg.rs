@@ -179,6 +179,62 @@ pub(super) fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, Sourc
     Ok(vec![(time_ns(&last.time), ticker)])
 }
 
+/// Reads `data` as every message the Coinbase source decodes (the
+/// envelope, then level2 updates into a book, trades or tickers, and a REST
+/// ticker), without a hub: the entry of the `coinbase_msg` fuzz target (see
+/// `crate::fuzz`). Errors are expected; a panic is a bug.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    use super::super::local_book::{LocalBook, Side, TopView};
+    let _ = parse_rest_ticker(data);
+    let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
+        return;
+    };
+    let _ = time_ns(&env.timestamp);
+    for ev in env.events {
+        match env.channel.as_str() {
+            "l2_data" => {
+                let Ok(ev) = decode::<L2Event>(ev, "level2 event") else {
+                    continue;
+                };
+                let empty: [Vec<String>; 0] = [];
+                let Ok(mut book) = LocalBook::from_levels(&empty, &empty) else {
+                    continue;
+                };
+                for u in &ev.updates {
+                    let side = if u.side == "bid" {
+                        Side::Bid
+                    } else {
+                        Side::Ask
+                    };
+                    if book.set(side, &u.price_level, &u.new_quantity).is_err() {
+                        break;
+                    }
+                }
+                let _ = TopView::default().advance(&book, 50);
+            }
+            "market_trades" => {
+                if let Ok(ev) = decode::<TradesEvent>(ev, "market_trades event") {
+                    for t in &ev.trades {
+                        let _ = (
+                            num(&t.price, "trade"),
+                            num(&t.size, "trade"),
+                            time_ns(&t.time),
+                        );
+                    }
+                }
+            }
+            "ticker" => {
+                if let Ok(ev) = decode::<TickerEvent>(ev, "ticker event") {
+                    for t in &ev.tickers {
+                        let _ = ticker_payload(t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

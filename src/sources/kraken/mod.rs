@@ -40,6 +40,7 @@ use super::{
 };
 use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
+pub(crate) use msg::decode_untrusted;
 use msg::{Envelope, KrakenBook, KrakenTicker, KrakenTrade, decode, method, ts_ns, ws_symbol};
 
 const VENUE: &str = "kraken";

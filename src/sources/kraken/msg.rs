@@ -233,6 +233,53 @@ pub(super) fn ticker_payload(t: &KrakenTicker) -> Ticker {
     }
 }
 
+/// Reads `data` as every message the Kraken source decodes (the envelope,
+/// then book levels into a book with its checksum, trades or tickers, and
+/// a REST ticker), without a hub: the entry of the `kraken_msg` fuzz target
+/// (see `crate::fuzz`). Errors are expected; a panic is a bug.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    let _ = parse_rest_ticker(data);
+    let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
+        return;
+    };
+    let (Some(channel), Some(data)) = (env.channel.as_deref(), env.data.as_deref()) else {
+        return;
+    };
+    match channel {
+        "book" => {
+            for b in decode::<Vec<KrakenBook>>(data, "book").unwrap_or_default() {
+                let empty: [Vec<String>; 0] = [];
+                let Ok(mut book) = LocalBook::from_levels(&empty, &empty) else {
+                    continue;
+                };
+                let levels = b.bids.iter().map(|l| (Side::Bid, l));
+                let levels = levels.chain(b.asks.iter().map(|l| (Side::Ask, l)));
+                if levels
+                    .map(|(side, l)| {
+                        let [price, qty] = l.texts();
+                        book.set(side, price, qty)
+                    })
+                    .all(|set| set.is_ok())
+                {
+                    let _ = checksum(&book) == b.checksum;
+                }
+                let _ = ts_ns(b.timestamp.as_deref());
+            }
+        }
+        "trade" => {
+            for t in decode::<Vec<KrakenTrade>>(data, "trade").unwrap_or_default() {
+                let _ = ts_ns(Some(&t.timestamp));
+            }
+        }
+        "ticker" => {
+            for t in decode::<Vec<KrakenTicker>>(data, "ticker").unwrap_or_default() {
+                let _ = (ticker_payload(&t), ts_ns(t.timestamp.as_deref()));
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

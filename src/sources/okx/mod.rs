@@ -34,6 +34,7 @@ use super::{
 use crate::feed::Channel;
 use crate::feed::Hub;
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
+pub(crate) use msg::decode_untrusted;
 use msg::{Envelope, OkxTicker, OkxTrade, decode, op, parse_rest_ticker, ticker_payload, ts_ns};
 use sync::{BookSync, OkxBook, Step};
 

@@ -129,3 +129,47 @@ pub(super) fn parse_rest_ticker(body: &[u8]) -> Result<Vec<(i64, Ticker)>, Sourc
         .map(|t| Ok((ts_ns(&t.ts), ticker_payload(t)?)))
         .collect()
 }
+
+/// Reads `data` as every message the OKX source decodes (the envelope, then
+/// tickers, trades or book snapshots and updates into a book with its
+/// checksum check, and a REST ticker), as the source does but without a
+/// hub: the entry of the `okx_msg` fuzz target (see `crate::fuzz`). Errors
+/// are expected; a panic is a bug.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    use super::super::local_book::LocalBook;
+    use super::sync::{self, BookSync, OkxBook};
+    let _ = parse_rest_ticker(data);
+    let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
+        return;
+    };
+    let (Some(arg), Some(data)) = (env.arg, env.data) else {
+        return;
+    };
+    match arg.channel.as_str() {
+        "tickers" => {
+            for t in decode::<Vec<OkxTicker>>(data, "ticker").unwrap_or_default() {
+                let _ = (ts_ns(&t.ts), ticker_payload(&t));
+            }
+        }
+        "trades" => {
+            for t in decode::<Vec<OkxTrade>>(data, "trade").unwrap_or_default() {
+                let _ = (num(&t.px, "trade"), num(&t.sz, "trade"), ts_ns(&t.ts));
+                let _ = t.count.and_then(|c| c.parse::<u32>().ok());
+            }
+        }
+        "books" => {
+            let mut state = BookSync::awaiting(false);
+            for b in decode::<Vec<OkxBook>>(data, "book").unwrap_or_default() {
+                let step = match LocalBook::from_levels(&b.bids, &b.asks) {
+                    Ok(book) if !state.is_live() => sync::check(&book, b.checksum)
+                        .and_then(|()| state.start(book, b.seq_id.unwrap_or(0), false)),
+                    _ => state.update(&b).map(drop),
+                };
+                if step.is_err() {
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}

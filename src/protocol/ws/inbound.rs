@@ -4,7 +4,8 @@
 //! tickwire reads client frames itself instead of through a library's read
 //! half so that an idle connection holds no read buffer at all: bytes are
 //! buffered only while a client message is in flight (see
-//! `server::connection`).
+//! `server::connection`). Messages are assembled from these frames by
+//! [`super::fragment::Assembler`].
 
 use thiserror::Error;
 
@@ -101,10 +102,11 @@ pub fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    /// A client frame: masked, with the shortest length form.
+    pub(in crate::protocol::ws) fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1, 2, 3, 4];
         let mut out = vec![(u8::from(fin) << 7) | opcode];
         match payload.len() {
