@@ -12,14 +12,14 @@ use std::io::IoSlice;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use tickwire::feed::{Doorbell, Hub, LogLimits, Registry};
+use tickwire::feed::{Doorbell, Hub, Registry, RingLimits};
 use tickwire::metrics::Metrics;
 use tickwire::protocol::Format;
 use tickwire::protocol::Pattern;
 use tickwire::protocol::pb::{Trade, event::Payload};
 
 fn hub() -> Hub {
-    let registry = Arc::new(Registry::new(LogLimits {
+    let registry = Arc::new(Registry::new(RingLimits {
         max_messages: 10_000,
         max_age_ns: 0,
     }));
@@ -49,7 +49,11 @@ fn bench_publish(c: &mut Criterion) {
         // publish: the worst case, where every ring also notifies.
         g.bench_function(format!("{subscribers}"), |b| {
             b.iter_batched(
-                || bells.iter().for_each(|b| b.clear()),
+                || {
+                    bells.iter().for_each(|b| {
+                        b.clear();
+                    })
+                },
                 |_| hub.publish(&ch, 0, trade()).unwrap(),
                 BatchSize::SmallInput,
             )
@@ -69,7 +73,7 @@ fn bench_drain(c: &mut Criterion) {
     c.bench_function("drain_64_events_into_one_write", |b| {
         b.iter(|| {
             out.clear();
-            ch.log.read_from(900, 64, &mut out);
+            ch.ring.read_from(900, 64, &mut out);
             let mut slices = [IoSlice::new(&[]); 64];
             let mut total = 0;
             for (slot, e) in slices.iter_mut().zip(&out) {

@@ -230,7 +230,7 @@ impl Hub {
             }
             let seq = state.seq + 1;
             // at a full ring the evicted event becomes the new one
-            let spare = channel.log.take_evicted();
+            let spare = channel.ring.take_evicted();
             let encoded = self.encode_event(
                 channel,
                 seq,
@@ -250,7 +250,7 @@ impl Hub {
             if let Some(sink) = self.sink.get() {
                 sink.offer(channel, &encoded);
             }
-            channel.log.push(encoded);
+            channel.ring.push(encoded);
             seq
         };
         channel.ring_subscribers();
@@ -338,13 +338,13 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::log::LogLimits;
+    use crate::feed::ring::RingLimits;
     use crate::protocol::pb::{
         BookSnapshot, BookUpdate, Event, Level, Ticker, Trade, server_message,
     };
 
     fn hub() -> Hub {
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 100,
             max_age_ns: 0,
         }));
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_full_ring_reuses_evicted_events_but_never_one_still_held() {
-        use crate::feed::log::ReadOutcome;
+        use crate::feed::ring::ReadOutcome;
         use crate::protocol::Format;
         let hub = hub(); // 100 events of history
         let ch = hub.channel("trade.sim.A-B").unwrap();
@@ -387,7 +387,7 @@ mod tests {
         };
         let read = |seq: u64| {
             let mut out = Vec::new();
-            assert_eq!(ch.log.read_from(seq, 1, &mut out), ReadOutcome::Read(1));
+            assert_eq!(ch.ring.read_from(seq, 1, &mut out), ReadOutcome::Read(1));
             out.pop().unwrap()
         };
         for id in 1..=100 {
@@ -421,7 +421,7 @@ mod tests {
             assert_eq!((ev.seq, ev.channel.as_str()), (seq, "trade.sim.A-B"));
             assert_eq!(ev.payload, Some(trade(seq)));
         }
-        assert_eq!(ch.log.first_seq(), 4);
+        assert_eq!(ch.ring.first_seq(), 4);
     }
 
     #[test]
@@ -487,7 +487,7 @@ mod tests {
         ));
         // the stored update carries the checksum of the book after it
         let mut out = Vec::new();
-        ch.log.read_from(2, 1, &mut out);
+        ch.ring.read_from(2, 1, &mut out);
         match event_of(&out[0]).payload {
             Some(Payload::BookUpdate(u)) => assert_eq!(u.checksum, snap.checksum),
             other => panic!("{other:?}"),

@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::feed::{Hub, LogLimits, Registry};
+use crate::feed::{Hub, Registry, RingLimits};
 use crate::metrics::Metrics;
 use crate::sources::SourceStatus;
 
@@ -153,7 +153,7 @@ impl Server {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_err)?;
         let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: config.history_messages,
             max_age_ns: (config.history_seconds as i64).saturating_mul(1_000_000_000),
         }));
@@ -354,7 +354,7 @@ pub(crate) mod tests {
             .expect("default config parses")
             .into_config();
         let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 16,
             max_age_ns: 0,
         }));

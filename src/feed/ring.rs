@@ -1,31 +1,59 @@
-//! The per-channel ring: a bounded window of a channel's encoded events.
+//! The ring: a channel's bounded window of encoded events, the one buffer
+//! that live fanout, resume and the slow-consumer policy all read from (the
+//! writing half; the reading half, a subscriber's cursor, is
+//! [`super::cursor`]).
 //!
 //! # Design
 //!
-//! Every channel owns one `ChannelLog`: a ring (a `VecDeque` that never grows
-//! past its bound) of `Arc<Encoded>` events with consecutive sequence numbers
-//! `first_seq ..= last_seq`. There is one writer at a time per channel (the
-//! hub, holding the channel's state lock) and any number of readers, each of
-//! which keeps its own cursor: the next seq it wants.
+//! Every channel owns one [`Ring`]: a `VecDeque` that never grows past its
+//! bound, of `Arc<Encoded>` events with consecutive sequence numbers
+//! `first_seq ..= last_seq`. There is one writer per channel (the hub or the
+//! replica, holding the channel's publish lock) and any number of readers,
+//! each with its own cursor: the next seq it wants.
 //!
-//! * Writing appends one event and evicts from the front while the window
-//!   holds more than `max_messages` events or events older than `max_age`.
-//! * `last_seq` is also kept in an atomic, published after the push, so a
-//!   reader can tell "nothing new" without touching the lock.
-//! * A reader copies out `Arc`s (a reference-count increment each, no payload
-//!   copy) under the read lock, so readers never block each other and the
-//!   writer waits only for those short copies.
-//! * A reader whose cursor is older than `first_seq` has lost events: it is
-//!   told so ([`ReadOutcome::Behind`]) and never handed a gap silently.
+//! * **Writing** appends one event and evicts from the front while the
+//!   window holds more than `max_messages` events or events older than
+//!   `max_age` (`--history-messages` and `--history-seconds`: the flags keep
+//!   the word "history", the code calls the window the ring). Then the hub rings
+//!   the doorbells of the channel's subscribers (`super::doorbell`).
+//! * **The tail** (`last_seq`) is also kept in an atomic, stored (Release)
+//!   after the push, so a reader can tell "nothing new" without the lock; a
+//!   reader that loads it (Acquire) and finds seq `n` finds events up to `n`
+//!   under the lock.
+//! * **Reading** copies out `Arc`s (a reference-count increment each, no
+//!   payload copy) under the read lock, so readers never block each other and
+//!   the writer waits only for those short copies.
+//! * **Buffer reuse.** At a full ring the writer takes the event it evicts
+//!   ([`Ring::take_evicted`]) and builds the next event in its allocations
+//!   (`Encoded::reuse_or_new`, `Encoded::spare_buffer`), so publishing
+//!   allocates nothing. Only an event nobody else holds is reused: a reader
+//!   that still holds the evicted event (`Arc`), or one of its frames
+//!   (`Bytes`), keeps it as it was and the writer allocates a new one.
+//!
+//! # Invariants
+//!
+//! * Seqs in the window are consecutive; `last_seq` never goes back (except
+//!   [`Ring::restart_after`], which moves it forward past a gap).
+//! * A reader is never handed a gap: a cursor older than `first_seq` is told
+//!   [`ReadOutcome::Behind`] and decides (the lag policy lives in
+//!   `super::cursor`).
+//! * An event or frame a reader holds is never rewritten, however many times
+//!   the writer laps the ring (tested under loom below).
+//!
+//! # Closing
+//!
+//! A ring is never closed: it lives as long as its channel, and a channel is
+//! retired only when nobody holds it (`Registry::retire_idle`). A source
+//! that stops simply stops appending; readers see nothing new.
 //!
 //! The same window serves live fanout and replay on resume: a resumed client
 //! is just a cursor that starts in the past.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::encoded::Encoded;
+use super::sync::{AtomicU64, Ordering, RwLock};
 
 /// Hints the CPU to load the cache line at `p`; does nothing off x86-64.
 #[inline(always)]
@@ -43,14 +71,14 @@ fn prefetch(p: *const u8) {
 
 /// Bounds of a channel's history window.
 #[derive(Debug, Clone, Copy)]
-pub struct LogLimits {
+pub struct RingLimits {
     /// Most events kept (at least 1).
     pub max_messages: usize,
     /// Oldest event kept, in ns of publish time (0 = no age bound).
     pub max_age_ns: i64,
 }
 
-/// What [`ChannelLog::read_from`] found.
+/// What [`Ring::read_from`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
     /// `n` events were appended to the output (0 when up to date).
@@ -59,21 +87,21 @@ pub enum ReadOutcome {
     Behind { first_seq: u64 },
 }
 
-/// A channel's bounded ring of encoded events.
+/// A channel's bounded ring of encoded events (see the module documentation).
 #[derive(Debug)]
-pub struct ChannelLog {
+pub struct Ring {
     entries: RwLock<VecDeque<Arc<Encoded>>>,
     last_seq: AtomicU64,
-    limits: LogLimits,
+    limits: RingLimits,
 }
 
-impl ChannelLog {
+impl Ring {
     /// An empty log.
-    pub fn new(limits: LogLimits) -> Self {
+    pub fn new(limits: RingLimits) -> Self {
         Self {
             entries: RwLock::new(VecDeque::new()),
             last_seq: AtomicU64::new(0),
-            limits: LogLimits {
+            limits: RingLimits {
                 max_messages: limits.max_messages.max(1),
                 ..limits
             },
@@ -105,7 +133,7 @@ impl ChannelLog {
     /// `event.seq` is `last_seq + 1`.
     ///
     /// hot path: no allocation once the ring reached its bound.
-    pub fn push(&self, event: Arc<Encoded>) {
+    pub(crate) fn push(&self, event: Arc<Encoded>) {
         let seq = event.seq;
         debug_assert_eq!(seq, self.last_seq() + 1, "log seqs must be consecutive");
         let oldest_kept = event.publish_time_ns - self.limits.max_age_ns;
@@ -141,7 +169,7 @@ impl ChannelLog {
     /// Empties the ring and makes `seq` the last one published: the next
     /// push is `seq + 1` (a replica that learned of a gap; see
     /// `Hub::replicate`). Readers before it are told they fell behind.
-    pub fn restart_after(&self, seq: u64) {
+    pub(crate) fn restart_after(&self, seq: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         entries.clear();
         self.last_seq.store(seq, Ordering::Release);
@@ -149,9 +177,9 @@ impl ChannelLog {
 
     /// Removes and returns the oldest event when the ring is full, so that
     /// the caller can build the next event in its allocations (see
-    /// `Encoded::reuse_or_new`) before [`ChannelLog::push`]. The caller is
+    /// `Encoded::reuse_or_new`) before [`Ring::push`]. The caller is
     /// the channel's only writer.
-    pub fn take_evicted(&self) -> Option<Arc<Encoded>> {
+    pub(crate) fn take_evicted(&self) -> Option<Arc<Encoded>> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= self.limits.max_messages {
             entries.pop_front()
@@ -216,8 +244,8 @@ mod tests {
         Arc::new(Encoded::new(&msg, seq, t, 0, &Metrics::default()))
     }
 
-    fn log(max_messages: usize) -> ChannelLog {
-        ChannelLog::new(LogLimits {
+    fn log(max_messages: usize) -> Ring {
+        Ring::new(RingLimits {
             max_messages,
             max_age_ns: 0,
         })
@@ -274,7 +302,7 @@ mod tests {
 
     #[test]
     fn old_events_age_out() {
-        let log = ChannelLog::new(LogLimits {
+        let log = Ring::new(RingLimits {
             max_messages: 100,
             max_age_ns: 10,
         });
@@ -326,5 +354,150 @@ mod tests {
             r.join().unwrap();
         }
         assert_eq!(log.last_seq(), total);
+    }
+}
+
+/// What the loom tests of the ring and the doorbell share: events built
+/// outside the model (encoding touches no loom type) and the model runner.
+#[cfg(all(test, tickwire_loom))]
+pub(crate) mod loom_support {
+    use std::sync::Arc;
+
+    use crate::feed::encoded::Encoded;
+    use crate::metrics::Metrics;
+    use crate::protocol::codec::encode_event_proto;
+    use crate::protocol::pb::Trade;
+    use crate::protocol::pb::event::Payload;
+
+    /// The name every test event is published on.
+    pub(crate) const CHANNEL: &str = "trade.sim.BTC-USDT";
+
+    /// The trade event `seq` (price = seq), encoded as the hub encodes it,
+    /// in `spare`'s buffer.
+    pub(crate) fn encode(seq: u64, spare: Vec<u8>) -> crate::protocol::codec::ProtoEncoding {
+        let payload = Payload::Trade(Trade {
+            price: seq as f64,
+            quantity: 1.0,
+            ..Trade::default()
+        });
+        encode_event_proto(CHANNEL, seq, 1, seq as i64, &payload, 0, spare)
+    }
+
+    /// A fresh event `seq`.
+    pub(crate) fn event(seq: u64) -> Arc<Encoded> {
+        Encoded::reuse_or_new(
+            None,
+            encode(seq, Vec::new()),
+            seq,
+            seq as i64,
+            0,
+            0,
+            &Metrics::default(),
+        )
+    }
+
+    /// Runs `f` under loom, every interleaving up to `LOOM_MAX_PREEMPTIONS`
+    /// preemptions (3 unless set): keeps a run to seconds.
+    pub(crate) fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+}
+
+/// loom model of buffer reuse (run with `RUSTFLAGS="--cfg tickwire_loom" cargo test
+/// --lib --release loom`): the writer laps the ring, reusing evicted events,
+/// while a reader holds events and frames it read.
+#[cfg(all(test, tickwire_loom))]
+mod loom_tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use loom::thread;
+
+    use super::loom_support::{encode, model};
+    use super::{ReadOutcome, Ring, RingLimits};
+    use crate::feed::encoded::Encoded;
+    use crate::metrics::Metrics;
+    use crate::protocol::Format;
+
+    /// What the hub does per publish at a full ring: take the evicted event,
+    /// encode the next one into its buffer, reuse its allocation, append.
+    fn publish(ring: &Ring, seq: u64, metrics: &Metrics) {
+        let mut spare = ring.take_evicted();
+        let buffer = spare
+            .as_mut()
+            .map(Encoded::spare_buffer)
+            .unwrap_or_default();
+        let proto = encode(seq, buffer);
+        ring.push(Encoded::reuse_or_new(
+            spare, proto, seq, seq as i64, 0, 0, metrics,
+        ));
+    }
+
+    /// Reads the oldest event the ring holds, and a clone of its frame.
+    fn read_oldest(ring: &Ring, metrics: &Metrics) -> (Arc<Encoded>, Bytes) {
+        let mut out = Vec::new();
+        let mut from = 1;
+        loop {
+            match ring.read_from(from, 1, &mut out) {
+                ReadOutcome::Read(1) => break,
+                // between `take_evicted` and `push` the one-slot ring is
+                // empty, and the tail is stored after the push's lock: wait
+                ReadOutcome::Read(_) => thread::yield_now(),
+                ReadOutcome::Behind { first_seq } => from = first_seq,
+            }
+        }
+        let event = out.pop().expect("one event read");
+        let frame = event.frame(Format::Proto, metrics).clone();
+        (event, frame)
+    }
+
+    /// A one-slot ring, so every publish evicts and reuses: a reader that
+    /// holds an event (and its frame) while the writer laps the ring twice
+    /// still holds exactly what was published under that seq.
+    #[test]
+    fn loom_a_held_event_is_never_rewritten() {
+        let expected: Arc<Vec<Bytes>> =
+            Arc::new((1..=3).map(|seq| encode(seq, Vec::new()).frame).collect());
+        let metrics = Arc::new(Metrics::default());
+        model(move || {
+            let ring = Arc::new(Ring::new(RingLimits {
+                max_messages: 1,
+                max_age_ns: 0,
+            }));
+            // built in the model: each run reuses (rewrites) its own events
+            ring.push(Encoded::reuse_or_new(
+                None,
+                encode(1, Vec::new()),
+                1,
+                1,
+                0,
+                0,
+                &metrics,
+            ));
+            let writer = {
+                let (ring, metrics) = (ring.clone(), metrics.clone());
+                thread::spawn(move || {
+                    for seq in 2..=3 {
+                        publish(&ring, seq, &metrics);
+                    }
+                })
+            };
+            let held = read_oldest(&ring, &metrics);
+            let held_later = read_oldest(&ring, &metrics);
+            writer.join().expect("writer thread");
+            for (event, frame) in [held, held_later] {
+                let want = &expected[event.seq as usize - 1];
+                assert_eq!(&frame, want, "a held frame was rewritten");
+                assert_eq!(
+                    event.frame(Format::Proto, &metrics),
+                    want,
+                    "a held event was rewritten"
+                );
+            }
+        });
     }
 }
