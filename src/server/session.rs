@@ -17,6 +17,8 @@
 
 mod access;
 mod delivery;
+#[cfg(test)]
+mod machine_tests;
 mod refusals;
 mod scan;
 mod subscribe;
