@@ -1,4 +1,4 @@
-//! A channel: its identity, its history ring, its snapshot state and the
+//! A channel: its identity, its ring, its snapshot state and the
 //! doorbells of the connections subscribed to it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +54,7 @@ pub struct Channel {
     pub name: Arc<str>,
     /// What the channel carries.
     pub kind: ChannelKind,
-    /// The history ring every subscriber reads from.
+    /// The ring every subscriber reads from (through its `Cursor`).
     pub ring: Ring,
     state: Mutex<PublishState>,
     subscribers: Mutex<Vec<Arc<Doorbell>>>,

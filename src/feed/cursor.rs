@@ -45,7 +45,7 @@
 //!    events, or `--max-lag-bytes` of proto frames, not yet taken from the
 //!    rings ([`LagBounds::exceeded`], checked on every drain, all channels).
 //! 3. **Age bound**, `--max-lag-age` (2 s): the events just written to it
-//!    were published longer ago than that (history it asked for by `resume`
+//!    were published longer ago than that (a replay it asked for by `resume`
 //!    counts from its subscribe), or its events have been held back that
 //!    long behind an unanswered lag probe (`server/probe.rs`: the probe, a
 //!    WebSocket ping sent ahead of the events, measures what the client has

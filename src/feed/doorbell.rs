@@ -169,13 +169,14 @@ mod loom_tests {
     ///
     /// The situation of the missed wake-up: the connection has read seq 1,
     /// and the ring for seq 1 came after its last clear, so `pending` is
-    /// still set. With the old clear (`pending.store(false, Release)` after a
-    /// separate load) this test fails:
+    /// still set. With the old clear (`pending.load(Acquire)` then
+    /// `pending.store(false, Release)`) this test fails (checked when it was
+    /// written, loom 0.7.3):
     ///
     /// ```text
     /// thread 'feed::doorbell::loom_tests::loom_no_lost_wake_up' panicked at
-    /// loom-0.7.3/src/rt/execution.rs:
-    /// deadlock; threads = [(Id(0), Blocked(..)), (Id(1), Terminated)]
+    /// loom-0.7.3/src/rt/execution.rs:215:13:
+    /// deadlock; threads = [(Id(0), Blocked(Location(None))), (Id(1), Terminated)]
     /// ```
     ///
     /// (the producer's swap read the old `true`, the consumer's load of the

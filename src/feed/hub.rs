@@ -1,4 +1,4 @@
-//! The hub: the one place an event becomes part of a channel's history.
+//! The hub: the one place an event becomes part of a channel's ring.
 //!
 //! `publish` assigns the channel's next seq, updates the channel's snapshot
 //! state (book, last ticker/candle), encodes the message once, appends it to
@@ -375,7 +375,7 @@ mod tests {
     fn a_full_ring_reuses_evicted_events_but_never_one_still_held() {
         use crate::feed::ring::ReadOutcome;
         use crate::protocol::Format;
-        let hub = hub(); // 100 events of history
+        let hub = hub(); // rings of 100 events
         let ch = hub.channel("trade.sim.A-B").unwrap();
         let trade = |id: u64| {
             Payload::Trade(Trade {

@@ -50,7 +50,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry whose channels keep `limits` of history.
+    /// An empty registry whose channels' rings keep `limits`.
     pub fn new(limits: RingLimits) -> Self {
         Self {
             inner: RwLock::new(Inner::default()),

@@ -69,7 +69,7 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
-/// Bounds of a channel's history window.
+/// Bounds of a channel's ring (`--history-messages`, `--history-seconds`).
 #[derive(Debug, Clone, Copy)]
 pub struct RingLimits {
     /// Most events kept (at least 1).

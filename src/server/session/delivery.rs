@@ -39,7 +39,7 @@ impl Session {
             {
                 continue;
             }
-            // A new channel is followed from seq 1 when its history still
+            // A new channel is followed from seq 1 when its ring still
             // holds it; otherwise from a snapshot, as on subscribe.
             let from_start = pb::ResumePosition {
                 seq: 0,
@@ -144,7 +144,7 @@ impl Session {
     }
 
     /// Applies the slow-consumer policy to one channel (`Some(i)`, it fell
-    /// out of the history window) or to every channel with a backlog.
+    /// out of its ring) or to every channel with a backlog.
     fn fell_behind(&mut self, only: Option<usize>) -> Result<(), CloseRequest> {
         if self.ctx.config.slow_consumer == SlowConsumerPolicy::Close {
             inc(&self.ctx.metrics.slow_consumer_closes);
