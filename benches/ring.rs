@@ -1,8 +1,8 @@
 //! Publishing at full rings: the ingest path's steady state, where every
 //! publish evicts (and reuses) the channel's oldest event. With 64 channels
 //! of 10 000 events the rings far exceed the caches, as at real ingest
-//! rates: this is what the ring's prefetch of the next evictions is for
-//! (BENCHMARKS.md, "Ring prefetch re-measured").
+//! rates. It decided the ring's prefetch of the next evictions (an
+//! `unsafe` hint) was removed (BENCHMARKS.md, "Ring prefetch re-measured").
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -55,20 +55,6 @@ use std::sync::Arc;
 use super::encoded::Encoded;
 use super::sync::{AtomicU64, Ordering, RwLock};
 
-/// Hints the CPU to load the cache line at `p`; does nothing off x86-64.
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults, whatever the
-    // address, and SSE (which provides it) is part of every x86-64 CPU.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Bounds of a channel's ring (`--history-messages`, `--history-seconds`).
 #[derive(Debug, Clone, Copy)]
 pub struct RingLimits {
@@ -150,17 +136,8 @@ impl Ring {
                     entries.pop_front();
                 }
             }
-            // The front events are evicted by the next pushes. At high
-            // rates the ring is far larger than the caches, so they are
-            // cold: start loading the next two now, not when evicting.
-            if entries.len() >= self.limits.max_messages.saturating_sub(1) {
-                if let Some(next) = entries.front() {
-                    prefetch(next.frame_ptr());
-                }
-                if let Some(after) = entries.get(1) {
-                    prefetch(Arc::as_ptr(after).cast());
-                }
-            }
+            // No prefetch of the next evictions: re-measured for issue 17
+            // (benches/ring.rs), it did not pay; see BENCHMARKS.md.
             entries.push_back(event);
         }
         self.last_seq.store(seq, Ordering::Release);
@@ -458,6 +435,11 @@ mod loom_tests {
     /// A one-slot ring, so every publish evicts and reuses: a reader that
     /// holds an event (and its frame) while the writer laps the ring twice
     /// still holds exactly what was published under that seq.
+    ///
+    /// Checked to fail when it was written: with `Encoded::reuse_or_new`
+    /// sabotaged to rewrite the evicted event in place even while shared,
+    /// loom finds the interleaving (`a held frame was rewritten`: the held
+    /// event claimed seq 3 while its frame, cloned when read, was seq 1's).
     #[test]
     fn loom_a_held_event_is_never_rewritten() {
         let expected: Arc<Vec<Bytes>> =
