@@ -1,25 +1,28 @@
 //! The atomics, lock and waker slot that the ring ([`super::ring`]) and the
 //! doorbell ([`super::doorbell`]) are built from: std's (and the
-//! `atomic-waker` crate's) in a normal build, loom's models under
-//! `RUSTFLAGS="--cfg tickwire_loom"`, so the loom tests in those files explore every
-//! interleaving and every weak-memory outcome of the real code.
+//! `atomic-waker` crate's) in a normal build, loom's models in the unit
+//! tests built with `RUSTFLAGS="--cfg tickwire_loom"`, so the loom tests in
+//! those files explore every interleaving and every weak-memory outcome of
+//! the real code.
 //!
 //! The cfg is `tickwire_loom`, not loom's customary `loom`: RUSTFLAGS reach
 //! every crate, and tokio built with `--cfg loom` drops `tokio::net` (it
 //! models itself under that name), which tokio-tungstenite and this crate
 //! need.
 //!
-//! loom types only work inside `loom::model`: under `--cfg tickwire_loom` only the
-//! loom tests (`cargo test --lib --release loom`) may run.
+//! Only the crate's own unit tests see loom's types (loom is a
+//! dev-dependency): any other build under the flag uses std's. loom types
+//! only work inside `loom::model`, so under the flag only the loom tests
+//! may run: `RUSTFLAGS="--cfg tickwire_loom" cargo test --lib --release loom`.
 
-#[cfg(tickwire_loom)]
+#[cfg(all(test, tickwire_loom))]
 pub(crate) use loom::sync::RwLock;
-#[cfg(tickwire_loom)]
+#[cfg(all(test, tickwire_loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-#[cfg(not(tickwire_loom))]
+#[cfg(not(all(test, tickwire_loom)))]
 pub(crate) use std::sync::RwLock;
-#[cfg(not(tickwire_loom))]
+#[cfg(not(all(test, tickwire_loom)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use std::task::Waker;
@@ -29,18 +32,18 @@ use std::task::Waker;
 /// `--cfg tickwire_loom`).
 #[derive(Debug, Default)]
 pub(crate) struct WakerSlot {
-    #[cfg(not(tickwire_loom))]
+    #[cfg(not(all(test, tickwire_loom)))]
     inner: atomic_waker::AtomicWaker,
-    #[cfg(tickwire_loom)]
+    #[cfg(all(test, tickwire_loom))]
     inner: loom::future::AtomicWaker,
 }
 
 impl WakerSlot {
     /// Makes `waker` the one the next [`WakerSlot::wake`] wakes.
     pub(crate) fn register(&self, waker: &Waker) {
-        #[cfg(not(tickwire_loom))]
+        #[cfg(not(all(test, tickwire_loom)))]
         self.inner.register(waker);
-        #[cfg(tickwire_loom)]
+        #[cfg(all(test, tickwire_loom))]
         self.inner.register_by_ref(waker);
     }
 
