@@ -1,6 +1,7 @@
 //! The feed: channels, their rings (written by the hub: `ring.rs`; read
 //! through cursors: `cursor.rs`), doorbells and snapshot state, and the hub
-//! that publishes into them. See ARCHITECTURE.md for the path a message takes.
+//! that publishes into them. `docs/architecture.md` follows the path a
+//! message takes.
 
 pub mod bbo;
 pub mod book;
