@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use tickwire::feed::{Doorbell, Hub, LogLimits, Registry};
+use tickwire::feed::{Doorbell, Hub, Registry, RingLimits};
 use tickwire::metrics::Metrics;
 use tickwire::protocol::Format;
 use tickwire::protocol::Pattern;
@@ -29,7 +29,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
 fn hub() -> Hub {
-    let registry = Arc::new(Registry::new(LogLimits {
+    let registry = Arc::new(Registry::new(RingLimits {
         max_messages: 10_000,
         max_age_ns: 0,
     }));
@@ -59,7 +59,11 @@ fn bench_publish(c: &mut Criterion) {
         // publish: the worst case, where every ring also notifies.
         g.bench_function(format!("{subscribers}"), |b| {
             b.iter_batched(
-                || bells.iter().for_each(|b| b.clear()),
+                || {
+                    bells.iter().for_each(|b| {
+                        b.clear();
+                    })
+                },
                 |_| hub.publish(&ch, 0, trade()).unwrap(),
                 BatchSize::SmallInput,
             )
@@ -124,7 +128,7 @@ fn bench_drain(c: &mut Criterion) {
         b.iter(|| {
             events.clear();
             batch.clear();
-            ch.log.read_from(900, 64, &mut events);
+            ch.ring.read_from(900, 64, &mut events);
             batch.extend(events.drain(..).map(Outbound::Event));
             let write = write_batch(
                 &mut socket,

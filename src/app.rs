@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::RecordArgs;
 use crate::config::Config;
-use crate::feed::{Hub, LogLimits, Registry};
+use crate::feed::{Hub, Registry, RingLimits};
 use crate::metrics::Metrics;
 use crate::recording::{RecorderError, Summary};
 use crate::server::{Parts, Server, ServerError};
@@ -47,7 +47,7 @@ fn new_epoch() -> String {
 /// The hub of a run with its history bounds.
 fn hub(config: &Config, epoch: Arc<str>) -> Arc<Hub> {
     let metrics = Arc::new(Metrics::default());
-    let registry = Arc::new(Registry::new(LogLimits {
+    let registry = Arc::new(Registry::new(RingLimits {
         max_messages: config.history_messages,
         max_age_ns: (config.history_seconds as i64).saturating_mul(1_000_000_000),
     }));

@@ -302,7 +302,7 @@ async fn store_snapshot(link: &Link, hub: &Hub, channel: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::{LogLimits, Registry};
+    use crate::feed::{Registry, RingLimits};
     use crate::metrics::Metrics;
     use crate::protocol::pb::Trade;
     use crate::protocol::pb::event::Payload;
@@ -311,7 +311,7 @@ mod tests {
     /// it took comes out in seq order.
     #[test]
     fn a_full_outbox_drops_and_counts() {
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 16,
             max_age_ns: 0,
         }));

@@ -325,8 +325,8 @@ mod tests {
     }
 
     fn engine() -> Consolidated {
-        use crate::feed::{LogLimits, Registry};
-        let registry = Arc::new(Registry::new(LogLimits {
+        use crate::feed::{Registry, RingLimits};
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 100,
             max_age_ns: 0,
         }));

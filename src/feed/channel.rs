@@ -1,91 +1,20 @@
-//! A channel: its identity, its history ring, its snapshot state and the
+//! A channel: its identity, its ring, its snapshot state and the
 //! doorbells of the connections subscribed to it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use std::future::poll_fn;
-use std::task::{Context, Poll};
-
-use atomic_waker::AtomicWaker;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::book::OrderBook;
+use super::doorbell::Doorbell;
 use super::encoded::Encoded;
-use super::log::{ChannelLog, LogLimits};
+use super::ring::{Ring, RingLimits};
 use crate::protocol::ChannelKind;
 use crate::protocol::pb::Level;
 
 /// Dense index of a channel in the registry; hot paths use it, not names.
 pub type ChannelId = u32;
-
-/// A connection's wake-up: rung by the hub when a subscribed channel gets an
-/// event, at most one pending wake at a time however many events arrive.
-///
-/// The owner clears it ([`Doorbell::clear`]) before draining, so an event
-/// published during the drain rings again and is never missed. A flag and an
-/// `AtomicWaker`: ringing and waiting take no lock.
-#[derive(Debug, Default)]
-pub struct Doorbell {
-    pending: AtomicBool,
-    closed: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Doorbell {
-    /// A new doorbell, shared between the connection and its channels.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// Wakes the owner unless a wake is already pending.
-    ///
-    /// hot path: one atomic swap per subscriber per event; a notify only on
-    /// the first event since the owner's last drain.
-    pub fn ring(&self) {
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
-        }
-    }
-
-    fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.pending.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        // a ring between the check and the registration found no waker
-        if self.pending.load(Ordering::Acquire) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-
-    /// Waits until rung (at once while a ring is pending, i.e. not cleared).
-    pub async fn rung(&self) {
-        poll_fn(|cx| self.poll_rung(cx)).await
-    }
-
-    /// Whether a ring is pending.
-    pub fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    /// Marks the pending wake as handled; call before draining.
-    pub fn clear(&self) {
-        self.pending.store(false, Ordering::Release);
-    }
-
-    /// Marks the owner gone so channels drop this doorbell lazily.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
-
-    /// Whether the owner is gone.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-}
 
 /// What a new subscriber is shown as the channel's current state.
 #[derive(Debug)]
@@ -100,7 +29,7 @@ pub(crate) enum SnapshotState {
 
 /// Mutable state of a channel, changed only under its lock by the publisher.
 #[derive(Debug)]
-pub(crate) struct ChannelState {
+pub(crate) struct PublishState {
     /// Seq of the last event published.
     pub seq: u64,
     /// Source time of the last event.
@@ -125,9 +54,9 @@ pub struct Channel {
     pub name: Arc<str>,
     /// What the channel carries.
     pub kind: ChannelKind,
-    /// The history ring every subscriber reads from.
-    pub log: ChannelLog,
-    state: Mutex<ChannelState>,
+    /// The ring every subscriber reads from (through its `Cursor`).
+    pub ring: Ring,
+    state: Mutex<PublishState>,
     subscribers: Mutex<Vec<Arc<Doorbell>>>,
     subscriber_count: AtomicU64,
     /// The exchange-lag histogram of this channel's venue, resolved on the
@@ -146,7 +75,7 @@ fn is_stateful_custom(name: &str) -> bool {
 }
 
 impl Channel {
-    pub(crate) fn new(id: ChannelId, name: &str, limits: LogLimits) -> Self {
+    pub(crate) fn new(id: ChannelId, name: &str, limits: RingLimits) -> Self {
         let kind = ChannelKind::of(name);
         let snapshot = match kind {
             ChannelKind::Book => SnapshotState::Book(None),
@@ -163,8 +92,8 @@ impl Channel {
             id,
             name: name.into(),
             kind,
-            log: ChannelLog::new(limits),
-            state: Mutex::new(ChannelState {
+            ring: Ring::new(limits),
+            state: Mutex::new(PublishState {
                 seq: 0,
                 source_time_ns: 0,
                 cum_bytes: 0,
@@ -190,10 +119,10 @@ impl Channel {
 
     /// Seq of the last event published (0 before the first). Lock-free.
     pub fn seq(&self) -> u64 {
-        self.log.last_seq()
+        self.ring.last_seq()
     }
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, ChannelState> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, PublishState> {
         lock(&self.state)
     }
 
@@ -260,6 +189,7 @@ impl Channel {
 mod tests {
     use super::*;
     use std::sync::Barrier;
+    use std::sync::atomic::AtomicBool;
 
     /// Thousands of subscribers closing and removing themselves while a
     /// publisher rings the channel: the count ends at 0 (it drifted upward
@@ -269,7 +199,7 @@ mod tests {
         let channel = Arc::new(Channel::new(
             0,
             "trade.sim.BTC-USDT",
-            LogLimits {
+            RingLimits {
                 max_messages: 4,
                 max_age_ns: 0,
             },

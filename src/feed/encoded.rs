@@ -17,7 +17,7 @@ use crate::protocol::pb::ServerMessage;
 pub struct Encoded {
     /// Channel sequence number of the event (0 for non-event messages).
     pub seq: u64,
-    /// When the hub published it (Unix ns); history age is measured from it.
+    /// When the hub published it (Unix ns); its age in the ring is measured from it.
     pub publish_time_ns: i64,
     /// The channel's proto frame bytes published up to and including this
     /// event (lets a connection size its backlog in O(1)).
@@ -108,11 +108,6 @@ impl Encoded {
     /// Bytes of the proto frame.
     pub fn frame_len(&self) -> usize {
         self.proto.frame.len()
-    }
-
-    /// Where the proto frame's bytes start (for cache prefetching).
-    pub fn frame_ptr(&self) -> *const u8 {
-        self.proto.frame.as_ptr()
     }
 
     /// The plain protobuf encoding of the message (never gzipped).

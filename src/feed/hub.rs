@@ -1,4 +1,4 @@
-//! The hub: the one place an event becomes part of a channel's history.
+//! The hub: the one place an event becomes part of a channel's ring.
 //!
 //! `publish` assigns the channel's next seq, updates the channel's snapshot
 //! state (book, last ticker/candle), encodes the message once, appends it to
@@ -242,7 +242,7 @@ impl Hub {
             }
             let seq = state.seq + 1;
             // at a full ring the evicted event becomes the new one
-            let spare = channel.log.take_evicted();
+            let spare = channel.ring.take_evicted();
             let encoded = self.encode_event(
                 channel,
                 seq,
@@ -262,7 +262,7 @@ impl Hub {
             if let Some(sink) = self.sink.get() {
                 sink.offer(channel, &encoded);
             }
-            channel.log.push(encoded);
+            channel.ring.push(encoded);
             seq
         };
         channel.ring_subscribers();
@@ -350,13 +350,13 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::log::LogLimits;
+    use crate::feed::ring::RingLimits;
     use crate::protocol::pb::{
         BookSnapshot, BookUpdate, Event, Level, Ticker, Trade, server_message,
     };
 
     fn hub() -> Hub {
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 100,
             max_age_ns: 0,
         }));
@@ -385,9 +385,9 @@ mod tests {
 
     #[test]
     fn a_full_ring_reuses_evicted_events_but_never_one_still_held() {
-        use crate::feed::log::ReadOutcome;
+        use crate::feed::ring::ReadOutcome;
         use crate::protocol::Format;
-        let hub = hub(); // 100 events of history
+        let hub = hub(); // rings of 100 events
         let ch = hub.channel("trade.sim.A-B").unwrap();
         let trade = |id: u64| {
             Payload::Trade(Trade {
@@ -399,7 +399,7 @@ mod tests {
         };
         let read = |seq: u64| {
             let mut out = Vec::new();
-            assert_eq!(ch.log.read_from(seq, 1, &mut out), ReadOutcome::Read(1));
+            assert_eq!(ch.ring.read_from(seq, 1, &mut out), ReadOutcome::Read(1));
             out.pop().unwrap()
         };
         for id in 1..=100 {
@@ -433,7 +433,7 @@ mod tests {
             assert_eq!((ev.seq, ev.channel.as_str()), (seq, "trade.sim.A-B"));
             assert_eq!(ev.payload, Some(trade(seq)));
         }
-        assert_eq!(ch.log.first_seq(), 4);
+        assert_eq!(ch.ring.first_seq(), 4);
     }
 
     #[test]
@@ -499,7 +499,7 @@ mod tests {
         ));
         // the stored update carries the checksum of the book after it
         let mut out = Vec::new();
-        ch.log.read_from(2, 1, &mut out);
+        ch.ring.read_from(2, 1, &mut out);
         match event_of(&out[0]).payload {
             Some(Payload::BookUpdate(u)) => assert_eq!(u.checksum, snap.checksum),
             other => panic!("{other:?}"),

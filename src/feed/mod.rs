@@ -1,21 +1,27 @@
-//! The feed: channels, their history rings and snapshot state, and the hub
-//! that publishes into them. docs/architecture.md follows the path a message
-//! takes.
+//! The feed: channels, their rings (written by the hub: `ring.rs`; read
+//! through cursors: `cursor.rs`), doorbells and snapshot state, and the hub
+//! that publishes into them. `docs/architecture.md` follows the path a
+//! message takes.
 
 pub mod bbo;
 pub mod book;
 pub mod channel;
+pub mod cursor;
+pub mod doorbell;
 pub mod encoded;
 pub mod hub;
-pub mod log;
 pub mod registry;
 pub mod replica;
+pub mod ring;
+pub(crate) mod sync;
 pub mod trade_tap;
 
-pub use channel::{Channel, ChannelId, Doorbell};
+pub use channel::{Channel, ChannelId};
+pub use cursor::{Cursor, LagBounds};
+pub use doorbell::Doorbell;
 pub use encoded::Encoded;
 pub use hub::{EventSink, Hub, Position, PublishError, payload_name};
-pub use log::{ChannelLog, LogLimits, ReadOutcome};
 pub use registry::Registry;
 pub use replica::Replicated;
+pub use ring::{ReadOutcome, Ring, RingLimits};
 pub use trade_tap::{TappedTrade, TradeTap};

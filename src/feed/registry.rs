@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use super::channel::{Channel, ChannelId, Doorbell};
-use super::log::LogLimits;
+use super::channel::{Channel, ChannelId};
+use super::doorbell::Doorbell;
+use super::ring::RingLimits;
 use crate::protocol::{ChannelError, validate_channel};
 
 #[derive(Debug, Default)]
@@ -45,12 +46,12 @@ pub struct Registry {
     inner: RwLock<Inner>,
     count: AtomicUsize,
     watchers: Mutex<Watchers>,
-    limits: LogLimits,
+    limits: RingLimits,
 }
 
 impl Registry {
-    /// An empty registry whose channels keep `limits` of history.
-    pub fn new(limits: LogLimits) -> Self {
+    /// An empty registry whose channels' rings keep `limits`.
+    pub fn new(limits: RingLimits) -> Self {
         Self {
             inner: RwLock::new(Inner::default()),
             count: AtomicUsize::new(0),
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn churning_pattern_subscribers_do_not_pile_up_as_watchers() {
-        let registry = Registry::new(LogLimits {
+        let registry = Registry::new(RingLimits {
             max_messages: 8,
             max_age_ns: 0,
         });
@@ -197,7 +198,7 @@ mod tests {
 
     #[test]
     fn only_idle_unheld_channels_are_retired() {
-        let registry = Registry::new(LogLimits {
+        let registry = Registry::new(RingLimits {
             max_messages: 8,
             max_age_ns: 0,
         });

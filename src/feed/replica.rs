@@ -45,7 +45,7 @@ impl Hub {
                 Replicated::Appended
             } else {
                 let missing = seq - state.seq - 1;
-                channel.log.restart_after(seq - 1);
+                channel.ring.restart_after(seq - 1);
                 if let SnapshotState::Book(book) = &mut state.snapshot {
                     *book = None; // its updates are lost with the gap
                 }
@@ -62,7 +62,7 @@ impl Hub {
                     _ => {}
                 }
             }
-            let spare = channel.log.take_evicted();
+            let spare = channel.ring.take_evicted();
             let encoded = self.encode_replica(channel, &parts, &payload, spare, state.cum_bytes);
             state.cum_bytes = encoded.cum_bytes;
             state.seq = seq;
@@ -71,7 +71,7 @@ impl Hub {
             if let SnapshotState::Last(last) = &mut state.snapshot {
                 *last = Some(encoded.clone());
             }
-            channel.log.push(encoded);
+            channel.ring.push(encoded);
             outcome
         };
         channel.ring_subscribers();
@@ -138,14 +138,14 @@ fn event_parts(e: &Event) -> (u64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::log::LogLimits;
     use crate::feed::registry::Registry;
+    use crate::feed::ring::RingLimits;
     use crate::metrics::Metrics;
     use crate::protocol::pb::{Level, Ticker, Trade};
     use std::sync::Arc;
 
     fn hub() -> Hub {
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 100,
             max_age_ns: 0,
         }));
@@ -171,7 +171,7 @@ mod tests {
             hub.replicate(&ch, ev("trade.sim.A-B", 41, t())),
             Replicated::AfterGap { missing: 40 }
         );
-        assert_eq!(ch.log.first_seq(), 41);
+        assert_eq!(ch.ring.first_seq(), 41);
         assert_eq!(
             hub.replicate(&ch, ev("trade.sim.A-B", 42, t())),
             Replicated::Appended
@@ -184,7 +184,7 @@ mod tests {
         // the local hub goes on from there
         assert_eq!(hub.publish(&ch, 0, t()).unwrap(), 43);
         let mut out = Vec::new();
-        ch.log.read_from(42, 10, &mut out);
+        ch.ring.read_from(42, 10, &mut out);
         let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![42, 43]);
         assert_eq!(

@@ -112,14 +112,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::feed::{LogLimits, Registry};
+    use crate::feed::{Registry, RingLimits};
     use crate::metrics::Metrics;
     use crate::protocol::pb::{Custom, Trade, custom, event::Payload};
     use crate::sources::twr::Reader;
 
     fn hub() -> Arc<Hub> {
         let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 16,
             max_age_ns: 0,
         }));

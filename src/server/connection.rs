@@ -442,8 +442,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             let now = now_ns();
             let max = if !self.probe.holding(now) {
                 let bell = session.doorbell();
-                let rung = bell.is_pending();
-                bell.clear();
+                // one swap: a load before the clear raced with rings
+                let rung = bell.clear();
                 // events are due: a probe goes out ahead of them
                 if rung && let Some(ping) = self.probe.before_events(now) {
                     session.push_raw(ping);

@@ -359,13 +359,13 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::feed::{LogLimits, Registry};
+    use crate::feed::{Registry, RingLimits};
 
     /// A server context with default settings and no listener, for unit tests.
     pub(crate) async fn context() -> Arc<ServerContext> {
         let config = settings::tests::defaults();
         let metrics = Arc::new(Metrics::default());
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 16,
             max_age_ns: 0,
         }));

@@ -1,6 +1,14 @@
 //! One connection's protocol state machine: its subscriptions and cursors,
 //! and the answers to its requests. No I/O here: the connection task feeds it
-//! client messages and asks it for the frames due, in order.
+//! client messages ([`Session::handle`]) and asks it for the frames due, in
+//! order ([`Session::collect`]).
+//!
+//! This file is the machine's face: its state, its queue of frames for this
+//! client alone, and the dispatch of requests to the concern that owns them:
+//! `access.rs` (authentication), `subscribe.rs` (subscriptions, resume),
+//! `delivery.rs` (reading the cursors into the outbound batch, lag), and
+//! `scan.rs` (on-demand scans). The slow-consumer policy as a whole is
+//! described in `feed/cursor.rs`.
 //!
 //! Every request's work is bounded and measured ([`Work`]): the connection
 //! charges it to the client's rate limit. Frames queued for the client
@@ -8,6 +16,9 @@
 //! `--max-lag-bytes` of unsent answers the client is a slow consumer (4008).
 
 mod access;
+mod delivery;
+#[cfg(test)]
+mod machine_tests;
 mod refusals;
 mod scan;
 mod subscribe;
@@ -25,14 +36,13 @@ use std::sync::atomic::AtomicBool;
 use bytes::Bytes;
 
 use super::ServerContext;
-use super::SlowConsumerPolicy;
 use super::auth::{AuthError, Grant};
 use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
-use crate::feed::{Channel, ChannelId, Doorbell, Encoded, ReadOutcome};
+use crate::feed::{Channel, ChannelId, Cursor, Doorbell, Encoded};
 use crate::metrics::inc;
 use crate::protocol::codec::control_frame;
 use crate::protocol::pb::{
-    self, ChannelInfo, ChannelList, ClientMessage, ErrorCode, Lagged, Pong, ServerMessage, Welcome,
+    self, ChannelInfo, ChannelList, ClientMessage, ErrorCode, Pong, ServerMessage, Welcome,
     client_message, server_message,
 };
 use crate::protocol::{Format, MAX_INBOUND_FRAME_BYTES, PROTOCOL_NAME, Pattern, now_ns};
@@ -65,12 +75,17 @@ struct Work {
     bytes: u64,
 }
 
+/// One subscribed channel: where this client is in its ring.
 struct Subscription {
-    channel: Arc<Channel>,
-    /// Seq of the next event this client gets.
-    next_seq: u64,
+    cursor: Cursor,
     /// Subscribed by exact name (kept when a covering pattern is removed).
     exact: bool,
+}
+
+impl Subscription {
+    fn channel(&self) -> &Arc<Channel> {
+        self.cursor.channel()
+    }
 }
 
 /// The state of one client session.
@@ -318,14 +333,6 @@ impl Session {
         self.subs.len() + self.patterns.len()
     }
 
-    /// Queues snapshot events (after the answer that announced them).
-    fn queue_snapshots(&mut self, snapshots: Vec<Arc<Encoded>>) {
-        for snap in snapshots {
-            let frame = snap.frame(self.format, &self.ctx.metrics).clone();
-            self.enqueue(frame);
-        }
-    }
-
     fn list_channels(&mut self, request_id: u64, pattern: &str) {
         let pattern = if pattern.is_empty() {
             None
@@ -356,181 +363,13 @@ impl Session {
             channels,
         })));
     }
-
-    /// Subscribes to channels created since the last look that a pattern
-    /// covers, from their first event.
-    fn adopt_new_channels(&mut self) {
-        // hot path (every drain): one atomic load, no shared refcount touch
-        if self.patterns.is_empty() || self.ctx.hub.registry().count() <= self.channels_seen {
-            return;
-        }
-        let (fresh, seen) = self.ctx.hub.registry().since(self.channels_seen);
-        self.channels_seen = seen;
-        let mut snapshots = Vec::new();
-        for channel in fresh {
-            if self.index.contains_key(&channel.id)
-                || !self.patterns.iter().any(|p| p.matches(&channel.name))
-            {
-                continue;
-            }
-            // A new channel is followed from seq 1 when its history still
-            // holds it; otherwise from a snapshot, as on subscribe.
-            let from_start = pb::ResumePosition {
-                seq: 0,
-                epoch: self.ctx.hub.epoch().to_string(),
-            };
-            if self
-                .add(&channel, false, Some(&from_start), true, &mut snapshots)
-                .is_none()
-            {
-                let limit = self.ctx.config.max_subscriptions;
-                let name = &channel.name;
-                self.error(
-                    0,
-                    ErrorCode::TooManySubscriptions,
-                    format!("{name}: a connection may hold at most {limit} subscriptions"),
-                    name,
-                );
-                break;
-            }
-        }
-        self.queue_snapshots(snapshots);
-    }
-
-    /// Moves the frames now due into `out` (at most `max`): control frames
-    /// first, then events in per-channel seq order. A connection past its lag
-    /// bound is resynchronised (`lagged` + snapshot per lagging channel) or,
-    /// with `--slow-consumer close`, gets a close request (4008).
-    ///
-    /// hot path: per subscribed channel one lock-free "anything new?" check,
-    /// then `Arc` clones of the shared events; nothing is encoded or copied.
-    pub fn collect(&mut self, out: &mut Vec<Outbound>, max: usize) -> Result<(), CloseRequest> {
-        self.adopt_new_channels();
-        // Lag is settled before control frames go out, so a `lagged` and its
-        // snapshot always precede the channel's newer events.
-        if self.over_lag_bound() {
-            self.fell_behind(None)?;
-        }
-        if self.overflowed {
-            inc(&self.ctx.metrics.slow_consumer_closes);
-            return Err(CloseRequest {
-                code: crate::protocol::close::SLOW_CONSUMER,
-                reason: "slow consumer: answers not read",
-            });
-        }
-        while out.len() < max {
-            let Some(frame) = self.control.pop_front() else {
-                break;
-            };
-            self.control_bytes -= frame.len() as u64;
-            out.push(Outbound::Control(frame));
-        }
-        let mut events = std::mem::take(&mut self.scratch);
-        let mut behind = Vec::new();
-        for (i, sub) in self.subs.iter_mut().enumerate() {
-            if sub.channel.seq() < sub.next_seq {
-                continue;
-            }
-            let room = max.saturating_sub(out.len() + events.len());
-            if room == 0 {
-                break;
-            }
-            match sub.channel.log.read_from(sub.next_seq, room, &mut events) {
-                ReadOutcome::Read(n) => sub.next_seq += n as u64,
-                ReadOutcome::Behind { .. } => behind.push(i),
-            }
-        }
-        out.extend(events.drain(..).map(Outbound::Event));
-        self.scratch = events;
-        for i in behind {
-            // its frames go out on the next drain, before its newer events
-            self.fell_behind(Some(i))?;
-        }
-        Ok(())
-    }
-
-    /// Moves only the queued control frames (replies, errors) into `out`, at
-    /// most `max`: what a connection about to close still owes the client.
-    pub fn collect_control(&mut self, out: &mut Vec<Outbound>, max: usize) {
-        while out.len() < max {
-            let Some(frame) = self.control.pop_front() else {
-                break;
-            };
-            out.push(Outbound::Control(frame));
-        }
-    }
-
-    /// Applies the slow-consumer policy now (the connection found itself
-    /// too far behind in time): `lagged` and a snapshot for every channel
-    /// with a backlog, or a 4008 close request.
-    pub fn resync_lagging(&mut self) -> Result<(), CloseRequest> {
-        self.fell_behind(None)
-    }
-
-    /// Whether the events (or bytes) not yet taken from the channels' rings
-    /// exceed the configured bound.
-    fn over_lag_bound(&self) -> bool {
-        let cfg = &self.ctx.config;
-        let pending: u64 = self
-            .subs
-            .iter()
-            .map(|s| (s.channel.seq() + 1).saturating_sub(s.next_seq))
-            .sum();
-        if pending > cfg.max_lag_messages {
-            return true;
-        }
-        // Bytes are only worth sizing once there is a real backlog.
-        cfg.max_lag_bytes > 0
-            && pending > 64
-            && self
-                .subs
-                .iter()
-                .map(|s| s.channel.log.pending_bytes(s.next_seq).unwrap_or(u64::MAX))
-                .fold(0u64, u64::saturating_add)
-                > cfg.max_lag_bytes
-    }
-
-    /// Applies the slow-consumer policy to one channel (`Some(i)`, it fell
-    /// out of the history window) or to every channel with a backlog.
-    fn fell_behind(&mut self, only: Option<usize>) -> Result<(), CloseRequest> {
-        if self.ctx.config.slow_consumer == SlowConsumerPolicy::Close {
-            inc(&self.ctx.metrics.slow_consumer_closes);
-            return Err(CloseRequest {
-                code: crate::protocol::close::SLOW_CONSUMER,
-                reason: "slow consumer: fell too far behind",
-            });
-        }
-        let lagging: Vec<usize> = match only {
-            Some(i) => vec![i],
-            None => (0..self.subs.len())
-                .filter(|&i| self.subs[i].channel.seq() >= self.subs[i].next_seq)
-                .collect(),
-        };
-        for i in lagging {
-            let channel = self.subs[i].channel.clone();
-            let first_seq = self.subs[i].next_seq;
-            let pos = self.ctx.hub.position(&channel);
-            self.subs[i].next_seq = pos.seq + 1;
-            inc(&self.ctx.metrics.lagged_sent);
-            self.push(msg(server_message::Kind::Lagged(Lagged {
-                channel: channel.name.to_string(),
-                first_seq,
-                last_seq: pos.seq,
-            })));
-            if let Some(snap) = pos.snapshot {
-                let frame = snap.frame(self.format, &self.ctx.metrics).clone();
-                self.enqueue(frame);
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.bell.close();
         for sub in &self.subs {
-            sub.channel.remove_subscriber(&self.bell);
+            sub.channel().remove_subscriber(&self.bell);
         }
         self.ctx
             .metrics

@@ -1,7 +1,7 @@
 //! `request_scan`: fair, bounded, and creating nothing for strangers.
 //!
 //! - A scan of a venue no source feeds creates no channel: the requester
-//!   alone gets a `scan_error` event (seq 0, outside any channel's history).
+//!   alone gets a `scan_error` event (seq 0, outside any channel's ring).
 //! - One scan per connection, queued or running; queued scans wait their
 //!   turn in arrival order (tokio's semaphore is FIFO), so a client that
 //!   re-requests the moment its scan ends goes behind those already waiting.
@@ -137,7 +137,7 @@ impl Session {
     }
 
     /// A `scan_error` event for this connection only: seq 0 (not part of
-    /// the channel's history, which may not even exist).
+    /// the channel's ring, which may not even exist).
     fn scan_error_to_requester(&mut self, request_id: u64, channel: &str, message: String) {
         let now = now_ns();
         self.push(msg(server_message::Kind::Event(pb::Event {

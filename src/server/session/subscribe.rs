@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::refusals::Refusals;
 use super::{AuthState, Session, Subscription, msg};
-use crate::feed::{Channel, ChannelId, Encoded};
+use crate::feed::{Channel, ChannelId, Cursor, Encoded};
 use crate::metrics::{dec, inc};
 use crate::protocol::Pattern;
 use crate::protocol::pb::{
@@ -195,7 +195,7 @@ impl Session {
             sub.exact |= exact;
             return Some(ChannelState {
                 channel: channel.name.to_string(),
-                seq: sub.next_seq - 1,
+                seq: sub.cursor.next_seq() - 1,
                 epoch,
                 recovered: false,
             });
@@ -206,25 +206,24 @@ impl Session {
         // Register first: an event published from here on rings us, and the
         // cursor below decides what we have already covered.
         channel.add_subscriber(&self.bell);
-        let resumable = resume.filter(|r| {
-            r.epoch == epoch && r.seq <= channel.seq() && channel.log.first_seq() <= r.seq + 1
-        });
-        let (seq, recovered) = match resumable {
-            Some(r) => (r.seq, true),
+        // resumed from the ring when it still holds what follows (see
+        // `feed::cursor`), else from the head after a snapshot
+        let resumed = resume
+            .filter(|r| r.epoch == epoch)
+            .and_then(|r| Cursor::resume(channel, r.seq));
+        let (cursor, recovered) = match resumed {
+            Some(cursor) => (cursor, true),
             None => {
                 let pos = self.ctx.hub.position(channel);
                 if snapshot && let Some(snap) = pos.snapshot {
                     snapshots.push(snap);
                 }
-                (pos.seq, false)
+                (Cursor::at(channel, pos.seq), false)
             }
         };
+        let seq = cursor.next_seq() - 1;
         self.index.insert(channel.id, self.subs.len());
-        self.subs.push(Subscription {
-            channel: channel.clone(),
-            next_seq: seq + 1,
-            exact,
-        });
+        self.subs.push(Subscription { cursor, exact });
         inc(&self.ctx.metrics.subscriptions);
         Some(ChannelState {
             channel: channel.name.to_string(),
@@ -238,11 +237,11 @@ impl Session {
     /// place and only that one's index entry changes.
     fn remove_at(&mut self, i: usize) -> Subscription {
         let sub = self.subs.swap_remove(i);
-        self.index.remove(&sub.channel.id);
+        self.index.remove(&sub.channel().id);
         if let Some(moved) = self.subs.get(i) {
-            self.index.insert(moved.channel.id, i);
+            self.index.insert(moved.channel().id, i);
         }
-        sub.channel.remove_subscriber(&self.bell);
+        sub.channel().remove_subscriber(&self.bell);
         dec(&self.ctx.metrics.subscriptions);
         sub
     }
@@ -257,7 +256,7 @@ impl Session {
         let mut i = 0;
         while i < self.subs.len() {
             if gone(self, &self.subs[i]) {
-                removed.push(self.remove_at(i).channel.name.to_string());
+                removed.push(self.remove_at(i).channel().name.to_string());
             } else {
                 i += 1;
             }
@@ -311,8 +310,8 @@ impl Session {
             // one pass for all the request's patterns
             removed.extend(self.remove_where(|s, sub| {
                 !sub.exact
-                    && gone_patterns.iter().any(|p| p.matches(&sub.channel.name))
-                    && !s.pattern_covers(&sub.channel.name)
+                    && gone_patterns.iter().any(|p| p.matches(&sub.channel().name))
+                    && !s.pattern_covers(&sub.channel().name)
             }));
         }
         self.send_refusals(request_id, refusals);
@@ -342,7 +341,7 @@ impl Session {
             keep
         });
         removed.extend(self.remove_where(|s, sub| {
-            let name = &sub.channel.name;
+            let name = &sub.channel().name;
             !grant.allows_channel(name) || (!sub.exact && !s.pattern_covers(name))
         }));
         removed

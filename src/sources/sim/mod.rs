@@ -239,11 +239,11 @@ impl Simulator {
 mod tests {
     use super::*;
     use crate::feed::book::OrderBook;
-    use crate::feed::{LogLimits, Registry};
+    use crate::feed::{Registry, RingLimits};
     use crate::metrics::Metrics;
 
     fn sim(seed: u64) -> Simulator {
-        let registry = Arc::new(Registry::new(LogLimits {
+        let registry = Arc::new(Registry::new(RingLimits {
             max_messages: 100_000,
             max_age_ns: 0,
         }));

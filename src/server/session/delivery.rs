@@ -1,0 +1,179 @@
+//! Delivery: what a session writes next. Its queued control frames, then
+//! its channels' events read through its cursors (`feed::cursor`) into the
+//! connection's outbound batch, new channels its patterns cover, and the
+//! slow-consumer policy when it falls behind (the policy as a whole is
+//! described in `feed/cursor.rs`).
+
+use std::sync::Arc;
+
+use super::{CloseRequest, Outbound, Session};
+use crate::server::SlowConsumerPolicy;
+use crate::feed::{Encoded, LagBounds, ReadOutcome};
+use crate::metrics::inc;
+use crate::protocol::pb::{self, ErrorCode, Lagged, server_message};
+
+use super::msg;
+
+impl Session {
+    /// Queues snapshot events (after the answer that announced them).
+    pub(super) fn queue_snapshots(&mut self, snapshots: Vec<Arc<Encoded>>) {
+        for snap in snapshots {
+            let frame = snap.frame(self.format, &self.ctx.metrics).clone();
+            self.enqueue(frame);
+        }
+    }
+
+    /// Subscribes to channels created since the last look that a pattern
+    /// covers, from their first event.
+    fn adopt_new_channels(&mut self) {
+        // hot path (every drain): one atomic load, no shared refcount touch
+        if self.patterns.is_empty() || self.ctx.hub.registry().count() <= self.channels_seen {
+            return;
+        }
+        let (fresh, seen) = self.ctx.hub.registry().since(self.channels_seen);
+        self.channels_seen = seen;
+        let mut snapshots = Vec::new();
+        for channel in fresh {
+            if self.index.contains_key(&channel.id)
+                || !self.patterns.iter().any(|p| p.matches(&channel.name))
+            {
+                continue;
+            }
+            // A new channel is followed from seq 1 when its ring still
+            // holds it; otherwise from a snapshot, as on subscribe.
+            let from_start = pb::ResumePosition {
+                seq: 0,
+                epoch: self.ctx.hub.epoch().to_string(),
+            };
+            if self
+                .add(&channel, false, Some(&from_start), true, &mut snapshots)
+                .is_none()
+            {
+                let limit = self.ctx.config.max_subscriptions;
+                let name = &channel.name;
+                self.error(
+                    0,
+                    ErrorCode::TooManySubscriptions,
+                    format!("{name}: a connection may hold at most {limit} subscriptions"),
+                    name,
+                );
+                break;
+            }
+        }
+        self.queue_snapshots(snapshots);
+    }
+
+    /// Moves the frames now due into `out` (at most `max`): control frames
+    /// first, then events in per-channel seq order. A connection past its lag
+    /// bound is resynchronised (`lagged` + snapshot per lagging channel) or,
+    /// with `--slow-consumer close`, gets a close request (4008).
+    ///
+    /// hot path: per subscribed channel one lock-free "anything new?" check,
+    /// then `Arc` clones of the shared events; nothing is encoded or copied.
+    pub fn collect(&mut self, out: &mut Vec<Outbound>, max: usize) -> Result<(), CloseRequest> {
+        self.adopt_new_channels();
+        // Lag is settled before control frames go out, so a `lagged` and its
+        // snapshot always precede the channel's newer events.
+        if self.over_lag_bound() {
+            self.fell_behind(None)?;
+        }
+        if self.overflowed {
+            inc(&self.ctx.metrics.slow_consumer_closes);
+            return Err(CloseRequest {
+                code: crate::protocol::close::SLOW_CONSUMER,
+                reason: "slow consumer: answers not read",
+            });
+        }
+        while out.len() < max {
+            let Some(frame) = self.control.pop_front() else {
+                break;
+            };
+            self.control_bytes -= frame.len() as u64;
+            out.push(Outbound::Control(frame));
+        }
+        let mut events = std::mem::take(&mut self.scratch);
+        let mut behind = Vec::new();
+        for (i, sub) in self.subs.iter_mut().enumerate() {
+            if !sub.cursor.has_new() {
+                continue;
+            }
+            let room = max.saturating_sub(out.len() + events.len());
+            if room == 0 {
+                break;
+            }
+            if let ReadOutcome::Behind { .. } = sub.cursor.read(room, &mut events) {
+                behind.push(i);
+            }
+        }
+        out.extend(events.drain(..).map(Outbound::Event));
+        self.scratch = events;
+        for i in behind {
+            // its frames go out on the next drain, before its newer events
+            self.fell_behind(Some(i))?;
+        }
+        Ok(())
+    }
+
+    /// Moves only the queued control frames (replies, errors) into `out`, at
+    /// most `max`: what a connection about to close still owes the client.
+    pub fn collect_control(&mut self, out: &mut Vec<Outbound>, max: usize) {
+        while out.len() < max {
+            let Some(frame) = self.control.pop_front() else {
+                break;
+            };
+            out.push(Outbound::Control(frame));
+        }
+    }
+
+    /// Applies the slow-consumer policy now (the connection found itself
+    /// too far behind in time): `lagged` and a snapshot for every channel
+    /// with a backlog, or a 4008 close request.
+    pub fn resync_lagging(&mut self) -> Result<(), CloseRequest> {
+        self.fell_behind(None)
+    }
+
+    /// Whether the events (or bytes) not yet taken from the channels' rings
+    /// exceed the configured bound (`--max-lag-messages`, `--max-lag-bytes`).
+    fn over_lag_bound(&self) -> bool {
+        let cfg = &self.ctx.config;
+        LagBounds {
+            max_messages: cfg.max_lag_messages,
+            max_bytes: cfg.max_lag_bytes,
+        }
+        .exceeded(self.subs.iter().map(|s| &s.cursor))
+    }
+
+    /// Applies the slow-consumer policy to one channel (`Some(i)`, it fell
+    /// out of its ring) or to every channel with a backlog.
+    fn fell_behind(&mut self, only: Option<usize>) -> Result<(), CloseRequest> {
+        if self.ctx.config.slow_consumer == SlowConsumerPolicy::Close {
+            inc(&self.ctx.metrics.slow_consumer_closes);
+            return Err(CloseRequest {
+                code: crate::protocol::close::SLOW_CONSUMER,
+                reason: "slow consumer: fell too far behind",
+            });
+        }
+        let lagging: Vec<usize> = match only {
+            Some(i) => vec![i],
+            None => (0..self.subs.len())
+                .filter(|&i| self.subs[i].cursor.has_new())
+                .collect(),
+        };
+        for i in lagging {
+            let channel = self.subs[i].channel().clone();
+            let pos = self.ctx.hub.position(&channel);
+            let first_seq = self.subs[i].cursor.skip_to(pos.seq);
+            inc(&self.ctx.metrics.lagged_sent);
+            self.push(msg(server_message::Kind::Lagged(Lagged {
+                channel: channel.name.to_string(),
+                first_seq,
+                last_seq: pos.seq,
+            })));
+            if let Some(snap) = pos.snapshot {
+                let frame = snap.frame(self.format, &self.ctx.metrics).clone();
+                self.enqueue(frame);
+            }
+        }
+        Ok(())
+    }
+}
