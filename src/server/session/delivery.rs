@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use super::{CloseRequest, Outbound, Session};
-use crate::server::SlowConsumerPolicy;
 use crate::feed::{Encoded, LagBounds, ReadOutcome};
 use crate::metrics::inc;
 use crate::protocol::pb::{self, ErrorCode, Lagged, server_message};
+use crate::server::SlowConsumerPolicy;
 
 use super::msg;
 
