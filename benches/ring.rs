@@ -1,8 +1,10 @@
 //! Publishing at full rings: the ingest path's steady state, where every
 //! publish evicts (and reuses) the channel's oldest event. With 64 channels
 //! of 10 000 events the rings far exceed the caches, as at real ingest
-//! rates. It decided the ring's prefetch of the next evictions (an
-//! `unsafe` hint) was removed (BENCHMARKS.md, "Ring prefetch re-measured").
+//! rates. It showed no gain from the ring's prefetch of the next evictions
+//! (an `unsafe` hint) where the whole server's ingest showed ~25 %: this
+//! bench's memory is warmer than the server's (BENCHMARKS.md, "Ring prefetch
+//! re-measured").
 
 use std::hint::black_box;
 use std::sync::Arc;

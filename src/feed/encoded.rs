@@ -110,6 +110,11 @@ impl Encoded {
         self.proto.frame.len()
     }
 
+    /// Where the proto frame's bytes start (for cache prefetching).
+    pub(crate) fn frame_ptr(&self) -> *const u8 {
+        self.proto.frame.as_ptr()
+    }
+
     /// The plain protobuf encoding of the message (never gzipped).
     pub fn proto_payload(&self) -> &[u8] {
         self.proto.payload()

@@ -55,6 +55,20 @@ use std::sync::Arc;
 use super::encoded::Encoded;
 use super::sync::{AtomicU64, Ordering, RwLock};
 
+/// Hints the CPU to load the cache line at `p`; does nothing off x86-64.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the
+    // address, and SSE (which provides it) is part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Bounds of a channel's ring (`--history-messages`, `--history-seconds`).
 #[derive(Debug, Clone, Copy)]
 pub struct RingLimits {
@@ -136,8 +150,17 @@ impl Ring {
                     entries.pop_front();
                 }
             }
-            // No prefetch of the next evictions: re-measured for issue 17
-            // (benches/ring.rs), it did not pay; see BENCHMARKS.md.
+            // The front events are evicted by the next pushes. At high
+            // rates the ring is far larger than the caches, so they are
+            // cold: start loading the next two now, not when evicting.
+            if entries.len() >= self.limits.max_messages.saturating_sub(1) {
+                if let Some(next) = entries.front() {
+                    prefetch(next.frame_ptr());
+                }
+                if let Some(after) = entries.get(1) {
+                    prefetch(Arc::as_ptr(after).cast());
+                }
+            }
             entries.push_back(event);
         }
         self.last_seq.store(seq, Ordering::Release);
