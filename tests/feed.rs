@@ -659,6 +659,76 @@ async fn heartbeat_pings_flow_and_silent_clients_are_closed() {
     assert!(stats["heartbeat_timeouts"].as_u64().unwrap() >= 1);
 }
 
+/// Liveness by progress: a client that keeps reading its events is alive
+/// even though it never answers a ping (its pong would wait behind its own
+/// backlog); only a client that neither sends nor reads is closed with 4000.
+/// Before this rule it was closed after two intervals: the test reads until
+/// six pings arrived (three times the two intervals), never writing a byte
+/// after its subscribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_its_events_but_never_pongs_is_not_closed_by_the_heartbeat() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&["--heartbeat-interval", "200ms"]);
+    let mut raw = support::raw_connect(&server, "?format=json").await;
+    let subscribe = br#"{"subscribe":{"channels":["trade.sim.*"]}}"#;
+    raw.write_all(&support::raw_frame(true, 0x1, subscribe, true))
+        .await
+        .unwrap();
+    // a reader of server frames (never masked), counting pings and events
+    let (mut pings, mut texts) = (0, 0);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while pings < 6 {
+        let n = tokio::time::timeout(support::WAIT, raw.read(&mut chunk))
+            .await
+            .expect("the server keeps sending")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the server closed the connection after {pings} pings"
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            if buf.len() < 2 {
+                break;
+            }
+            let opcode = buf[0] & 0x0f;
+            let (len, head) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                l => (l as usize, 2),
+            };
+            if buf.len() < head + len {
+                break;
+            }
+            let payload = buf[head..head + len].to_vec();
+            buf.drain(..head + len);
+            match opcode {
+                0x9 => pings += 1,
+                0x1 => texts += 1,
+                0x8 => {
+                    let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    panic!("a reading client was closed with {code:?} after {pings} pings");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        texts > pings,
+        "events flowed between the pings ({texts} frames)"
+    );
+    let (_, stats) = server.get_json("/stats").await;
+    assert_eq!(
+        stats["heartbeat_timeouts"], 0,
+        "nobody was closed by the heartbeat"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_1001_to_every_client_and_exits_0() {
     let mut server = Server::start(&[]);

@@ -15,8 +15,10 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_DATA: u16 = 1007;
 /// Inbound frame too big.
 pub const TOO_BIG: u16 = 1009;
-/// Heartbeat timeout: nothing received from the client for two heartbeat
-/// intervals. Not a deliberate close: the client should reconnect (and
+/// Heartbeat timeout: for two heartbeat intervals the client sent nothing
+/// and its socket accepted no events (liveness by progress: a client that
+/// reads is alive even while its pong waits behind its backlog). Not a
+/// deliberate close: the client should reconnect (and
 /// resume).
 pub const HEARTBEAT_TIMEOUT: u16 = 4000;
 /// Missing, invalid or expired token.

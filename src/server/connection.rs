@@ -82,7 +82,14 @@ struct Connection<R, W> {
     inbuf: Vec<u8>,
     /// Client frames to messages (the fragmented message in progress).
     assembler: Assembler,
+    /// When the client last sent anything (bytes of any frame).
     last_seen_ns: i64,
+    /// Whether the socket accepted a batch of events since the last
+    /// heartbeat tick: a client that drains its socket is alive even when
+    /// its pong waits behind its own backlog (liveness by progress).
+    events_accepted: bool,
+    /// The last heartbeat tick that found `events_accepted`.
+    last_progress_ns: i64,
     /// Client requests per second (`--max-requests-per-second`).
     rate: RequestLimiter,
     /// When the client last subscribed: history it asked for (resume) is
@@ -122,6 +129,8 @@ pub(crate) async fn serve<R, W>(
             inbuf: Vec::new(),
             assembler: Assembler::new(),
             last_seen_ns: now_ns(),
+            events_accepted: false,
+            last_progress_ns: 0,
             rate: RequestLimiter::new(ctx.config.max_requests_per_second),
             subscribed_at_ns: 0,
             unfinished: Vec::new(),
@@ -308,11 +317,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     armed_for = None; // fired early (clock skew): re-arm
                 }
                 Wake::Heartbeat => {
-                    if now_ns() - self.last_seen_ns > 2 * interval.as_nanos() as i64 {
+                    // alive while it sends anything or its socket accepts
+                    // events: closed only after two intervals of neither
+                    let now = now_ns();
+                    if std::mem::take(&mut self.events_accepted) {
+                        self.last_progress_ns = now;
+                    }
+                    let alive_at = self.last_seen_ns.max(self.last_progress_ns);
+                    if now - alive_at > 2 * interval.as_nanos() as i64 {
                         inc(&ctx.metrics.heartbeat_timeouts);
                         return End::Close(CloseRequest {
                             code: close::HEARTBEAT_TIMEOUT,
-                            reason: "heartbeat timeout: nothing received for two intervals; reconnect",
+                            reason: "heartbeat timeout: nothing received or read for two intervals; reconnect",
                         });
                     }
                     session.push_raw(frame(OP_PING, b""));
@@ -501,6 +517,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         )
         .await?;
         self.probe.written(written.bytes, batch.len() as u64);
+        // pings and replies alone do not count: a dead peer's socket
+        // accepts those for a long time
+        self.events_accepted |= written.oldest_ns.is_some();
         Ok(written.oldest_ns)
     }
 }
