@@ -8,25 +8,6 @@ use support::{Client, Fmt, Server, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One request with `Connection: close`: (status, lower-cased head, body).
-async fn request(server: &Server, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-    let status = head[9..12].parse().unwrap();
-    (status, head, buf[end + 4..].to_vec())
-}
-
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
@@ -37,8 +18,8 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 async fn head_answers_like_get_without_a_body() {
     let server = Server::start(&["--sim-rate", "0"]);
     for path in ["/health", "/stats", "/channels", "/metrics", "/"] {
-        let (get_status, get_head, get_body) = request(&server, "GET", path).await;
-        let (status, head, body) = request(&server, "HEAD", path).await;
+        let (get_status, get_head, get_body) = server.request("GET", path).await;
+        let (status, head, body) = server.request("HEAD", path).await;
         assert_eq!(status, get_status, "HEAD {path}");
         assert_eq!(status, 200, "HEAD {path}");
         assert!(body.is_empty(), "HEAD {path} sent a body");
@@ -57,19 +38,19 @@ async fn head_answers_like_get_without_a_body() {
         }
     }
     // HEAD never upgrades; an unknown path stays 404
-    assert_eq!(request(&server, "HEAD", "/ws").await.0, 426);
-    assert_eq!(request(&server, "HEAD", "/nope").await.0, 404);
+    assert_eq!(server.request("HEAD", "/ws").await.0, 426);
+    assert_eq!(server.request("HEAD", "/nope").await.0, 404);
 }
 
 #[tokio::test]
 async fn method_not_allowed_names_the_allowed_methods() {
     let server = Server::start(&["--sim-rate", "0"]);
-    let (status, head, body) = request(&server, "DELETE", "/health").await;
+    let (status, head, body) = server.request("DELETE", "/health").await;
     assert_eq!(status, 405);
     assert_eq!(header(&head, "allow"), Some("get, head"));
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["allow"], "GET, HEAD");
-    let (status, head, _) = request(&server, "GET", "/publish").await;
+    let (status, head, _) = server.request("GET", "/publish").await;
     assert_eq!(status, 405);
     assert_eq!(header(&head, "allow"), Some("post"));
 }

@@ -149,24 +149,30 @@ impl Server {
             .expect("RssAnon")
     }
 
-    /// A plain HTTP/1.1 GET: (status, body).
-    pub async fn get(&self, path: &str) -> (u16, String) {
+    /// One HTTP/1.1 request with `Connection: close`: (status, lower-cased
+    /// head, body).
+    pub async fn request(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(self.addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
         tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
             .await
             .unwrap()
             .unwrap();
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text[9..12].parse().unwrap();
-        let body = text
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string();
-        (status, body)
+        let end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+        let status = head[9..12].parse().unwrap();
+        (status, head, buf[end + 4..].to_vec())
+    }
+
+    /// A plain HTTP/1.1 GET: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.request("GET", path).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// GET a JSON endpoint.
