@@ -1,39 +1,33 @@
-//! The peers the load tests compare tickwire with serve what the load client
-//! reads, and their slow-client policies keep the stream whole: the limit
-//! probe (shared frame log, one write per socket per tick) and the
-//! uWebSockets.js peer are started as real processes on ephemeral ports and
-//! read by raw WebSocket clients.
+//! The harness both peer tests share (`loadtest/tests/uws_peer.rs` and the
+//! limit probe's own `tests/limit_probe.rs`): start a peer process on an
+//! ephemeral port, connect raw WebSocket clients, read its frames, and the
+//! two checks every peer must pass.
 //!
-//! - A reading client gets binary frames of exactly `--size` bytes whose
+//! - A reading client gets binary frames of exactly [`SIZE`] bytes whose
 //!   sequence numbers start where it joined and go up by one, with publish
 //!   times of this run.
 //! - A client that stops reading (a 4 KiB receive buffer) is skipped by the
 //!   server, which counts it (its stderr line `skipped N ...`, N > 0); once
 //!   it reads again its stream still parses frame by frame and jumps
 //!   forward in sequence (the skipped messages), then goes on by one.
-//!
-//! Needs the `peer-limit-probe` binary next to this test's (`cargo test
-//! --workspace` builds it) and, for uWS, `node` 20 with `npm ci` run in
-//! `loadtest/peers/uws` (`.ci/run` does it). Missing, the test fails with
-//! the command to run: it never reports `ok` for what it did not run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Payload bytes per message (a 2-byte frame header: under 126).
-const SIZE: usize = 64;
+pub const SIZE: usize = 64;
 /// Hang guard for every wait (never a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
-struct Peer {
-    child: Child,
-    addr: SocketAddr,
+pub struct Peer {
+    pub child: Child,
+    pub addr: SocketAddr,
     /// The peer's stderr lines after `listening on`.
-    lines: mpsc::Receiver<String>,
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl Drop for Peer {
@@ -43,7 +37,7 @@ impl Drop for Peer {
     }
 }
 
-fn start(program: &Path, args: &[&str]) -> Peer {
+pub fn start(program: &Path, args: &[&str]) -> Peer {
     let mut child = Command::new(program)
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--size", &SIZE.to_string()])
@@ -75,47 +69,9 @@ fn start(program: &Path, args: &[&str]) -> Peer {
     }
 }
 
-fn probe() -> Peer {
-    let load = PathBuf::from(env!("CARGO_BIN_EXE_tickwire-load"));
-    let bin = load.with_file_name("peer-limit-probe");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build -p peer-limit-probe` (cargo test --workspace builds it)",
-        bin.display()
-    );
-    // 20 000 messages/s fill a stalled client's buffers quickly; the
-    // 1024-frame log lets a client lag 512 frames (~25 ms) before a skip
-    start(&bin, &["--rate", "20000", "--log-frames", "1024"])
-}
-
-fn uws() -> Peer {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/uws");
-    assert!(
-        dir.join("node_modules/uWebSockets.js/package.json")
-            .exists(),
-        "uWebSockets.js is not installed: run `npm ci` in loadtest/peers/uws (needs Node 20+)"
-    );
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.as_ref().is_ok_and(|o| o.status.success()),
-        "`node` not found ({node:?}): install Node 20+"
-    );
-    let script = dir.join("server.js");
-    start(
-        Path::new("node"),
-        &[
-            script.to_str().expect("utf-8 path"),
-            "--rate",
-            "20000",
-            "--max-backlog",
-            "16384",
-        ],
-    )
-}
-
 /// A connected, upgraded client; `rcvbuf` shrinks its receive buffer
 /// before the connect (so a stalled client backs the server up at once).
-fn client(addr: SocketAddr, rcvbuf: Option<u32>) -> TcpStream {
+pub fn client(addr: SocketAddr, rcvbuf: Option<u32>) -> TcpStream {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -152,7 +108,7 @@ fn client(addr: SocketAddr, rcvbuf: Option<u32>) -> TcpStream {
 }
 
 /// The next frame's (seq, publish time ns); checks its shape.
-fn frame(stream: &mut TcpStream) -> (u64, i64) {
+pub fn frame(stream: &mut TcpStream) -> (u64, i64) {
     let mut buf = [0u8; 2 + SIZE];
     stream.read_exact(&mut buf).expect("read a frame");
     assert_eq!(buf[0], 0x82, "a final binary frame: {:02x?}", &buf[..2]);
@@ -163,14 +119,14 @@ fn frame(stream: &mut TcpStream) -> (u64, i64) {
     (seq, t)
 }
 
-fn unix_nanos() -> i64 {
+pub fn unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_nanos() as i64
 }
 
-fn reads_consecutive_frames(peer: &Peer) {
+pub fn reads_consecutive_frames(peer: &Peer) {
     let began = unix_nanos();
     let mut c = client(peer.addr, None);
     let (mut last, _) = frame(&mut c);
@@ -193,7 +149,7 @@ fn reads_consecutive_frames(peer: &Peer) {
     }
 }
 
-fn skips_a_stalled_client_and_keeps_its_stream_whole(peer: &Peer) {
+pub fn skips_a_stalled_client_and_keeps_its_stream_whole(peer: &Peer) {
     let mut stalled = client(peer.addr, Some(4096));
     let (first, _) = frame(&mut stalled);
     // stop reading until the server says it skipped someone
@@ -231,24 +187,4 @@ fn skips_a_stalled_client_and_keeps_its_stream_whole(peer: &Peer) {
         assert!(seq > last, "seq went back: {last} -> {seq}");
         last = seq;
     }
-}
-
-#[test]
-fn limit_probe_serves_consecutive_frames() {
-    reads_consecutive_frames(&probe());
-}
-
-#[test]
-fn limit_probe_skips_a_stalled_client_to_the_head() {
-    skips_a_stalled_client_and_keeps_its_stream_whole(&probe());
-}
-
-#[test]
-fn uws_serves_consecutive_frames() {
-    reads_consecutive_frames(&uws());
-}
-
-#[test]
-fn uws_skips_a_stalled_client_and_counts_it() {
-    skips_a_stalled_client_and_keeps_its_stream_whole(&uws());
 }
