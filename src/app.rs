@@ -93,7 +93,7 @@ pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Server,
         metrics: hub.metrics().clone(),
         hub,
         sources: running.statuses,
-        sources_thread: running.thread,
+        sources_handle: running.handle,
         analytics,
         cluster: node,
     };
@@ -122,7 +122,6 @@ pub async fn record(args: &RecordArgs, shutdown: CancellationToken) -> Result<Su
     let origin = format!("in-process: {}", names.join(","));
     let summary = recorder.record(&settings, &origin, shutdown).await;
     sources_stop.cancel();
-    let thread = running.thread;
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    running.handle.join().await;
     Ok(summary?)
 }

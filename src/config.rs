@@ -19,9 +19,9 @@ use thiserror::Error;
 
 use crate::analytics::CandleInterval;
 pub use crate::server::SlowConsumerPolicy;
-pub use crate::sources::SourceSpec;
 pub use crate::sources::replay::ReplaySpeed;
 pub use crate::sources::sim::SimRate;
+pub use crate::sources::{SourceSpec, SourcesOn};
 
 mod example;
 mod file;
@@ -71,6 +71,18 @@ pub struct Config {
     /// cluster, with `--nats-url`). Default: `sim`.
     #[arg(long = "source", env = "TICKWIRE_SOURCE", value_delimiter = ',', value_parser = parse_source)]
     pub sources: Vec<SourceSpec>,
+
+    /// Where the sources and analytics run: `thread` (their own thread:
+    /// their rate holds on a saturated core) or `workers` (the
+    /// connections' runtime: no cross-thread wake between a publish and
+    /// the writes, the lower latency on a lightly loaded server).
+    #[arg(
+        long,
+        env = "TICKWIRE_SOURCES_ON",
+        value_enum,
+        default_value = "thread"
+    )]
+    pub sources_on: SourcesOn,
 
     /// Exchange symbols for the binance and okx sources (`BTCUSDT` or
     /// `BTC-USDT`, comma separated).

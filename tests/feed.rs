@@ -192,7 +192,19 @@ impl ClientBook {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patterns_give_snapshot_then_gap_free_updates_and_books_rebuild() {
-    let server = Server::start(&[]);
+    snapshot_then_gap_free_updates(&[]).await;
+}
+
+/// The same guarantees with the sources on the connections' runtime
+/// (`--sources-on workers`, the light-load setting) instead of their own
+/// thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_sources_on_the_workers_the_feed_is_the_same() {
+    snapshot_then_gap_free_updates(&["--sources-on", "workers"]).await;
+}
+
+async fn snapshot_then_gap_free_updates(args: &[&str]) {
+    let server = Server::start(args);
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
     let subscribed = c
@@ -735,7 +747,17 @@ async fn a_client_that_reads_its_events_but_never_pongs_is_not_closed_by_the_hea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_1001_to_every_client_and_exits_0() {
-    let mut server = Server::start(&[]);
+    sigterm_closes_every_client_and_exits_0(&[]).await;
+}
+
+/// Shutdown also waits for sources that run as a task of the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_sources_on_the_workers_exits_0() {
+    sigterm_closes_every_client_and_exits_0(&["--sources-on", "workers"]).await;
+}
+
+async fn sigterm_closes_every_client_and_exits_0(args: &[&str]) {
+    let mut server = Server::start(args);
     let mut clients = Vec::new();
     for fmt in [Fmt::Proto, Fmt::Json, Fmt::Proto] {
         let mut c = Client::connect(&server, fmt).await;

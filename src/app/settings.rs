@@ -68,6 +68,7 @@ pub fn sources(c: &Config) -> crate::sources::Settings {
     };
     crate::sources::Settings {
         specs: c.sources.clone(),
+        run_on: c.sources_on,
         symbols: c.symbols.clone(),
         binance: endpoint(&c.binance_ws_url, &c.binance_rest_url, &c.binance_symbols),
         okx: endpoint(&c.okx_ws_url, &c.okx_rest_url, &c.okx_symbols),

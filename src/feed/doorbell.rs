@@ -108,7 +108,9 @@ impl Doorbell {
         }
     }
 
-    fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready when rung; registers `cx`'s waker otherwise (the poll form of
+    /// [`Doorbell::rung`], for a task that waits on several things).
+    pub fn poll_rung(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.pending.load(Ordering::Acquire) {
             return Poll::Ready(());
         }

@@ -15,7 +15,7 @@
 //! the task's future keeps no I/O scratch across awaits (read chunks and
 //! IoSlice arrays live on the stack inside `poll`).
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -31,6 +31,7 @@ use super::limits::{RateDecision, RequestLimiter};
 use super::probe::{LagProbe, Verdict};
 use super::session::{CloseRequest, Outbound, Session};
 use super::socket::SendQueue;
+use super::wake::OtherWakes;
 use super::writer::{self, WriteEnd};
 use crate::metrics::{dec, inc};
 use crate::protocol::pb::ClientMessage;
@@ -226,6 +227,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let probe_timer = tokio::time::sleep_until(never);
         tokio::pin!(probe_timer);
         let mut probe_armed_for = None;
+        let others = OtherWakes::new();
         loop {
             if let Err(end) = self
                 .drain(&mut session, &mut batch, shutdown.as_mut())
@@ -245,6 +247,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     tokio::time::Instant::now() + Duration::from_nanos((d - now_ns()).max(0) as u64)
                 });
                 auth_timer.as_mut().reset(when);
+                others.mark();
             }
             let now = now_ns();
             let probe_at = self.probe.next_change_ns(now);
@@ -254,21 +257,44 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     tokio::time::Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
                 });
                 probe_timer.as_mut().reset(when);
+                others.mark();
             }
             // while events are held back, their doorbell waits
             let holding = self.probe.holding(now);
-            // Unbiased: under load the doorbell is nearly always ready, and
-            // polling it first would starve client requests and heartbeats;
-            // always polling the socket first costs a readiness
-            // registration per wake-up.
-            let wake = tokio::select! {
-                _ = &mut shutdown => Wake::Shutdown,
-                r = poll_fn(|cx| poll_read_into(&mut self.read, &mut self.inbuf, cx)) => Wake::Read(r),
-                _ = bell.rung(), if !holding => Wake::Rung,
-                _ = heartbeat.tick() => Wake::Heartbeat,
-                _ = &mut auth_timer => Wake::AuthDeadline,
-                _ = &mut probe_timer => Wake::Probe,
-            };
+            // The doorbell alone woke the task for most events: the other
+            // sources are polled only when one of them fired (or a timer
+            // was re-armed), see `wake.rs`; a fired source goes before the
+            // doorbell, which under load is nearly always ready.
+            let wake = poll_fn(|cx| {
+                if others.take_fired(cx.waker()) {
+                    let mut ocx = Context::from_waker(others.waker());
+                    let woke = if shutdown.as_mut().poll(&mut ocx).is_ready() {
+                        Some(Wake::Shutdown)
+                    } else if let Poll::Ready(r) =
+                        poll_read_into(&mut self.read, &mut self.inbuf, &mut ocx)
+                    {
+                        Some(Wake::Read(r))
+                    } else if heartbeat.poll_tick(&mut ocx).is_ready() {
+                        Some(Wake::Heartbeat)
+                    } else if auth_timer.as_mut().poll(&mut ocx).is_ready() {
+                        Some(Wake::AuthDeadline)
+                    } else if probe_timer.as_mut().poll(&mut ocx).is_ready() {
+                        Some(Wake::Probe)
+                    } else {
+                        None
+                    };
+                    if let Some(woke) = woke {
+                        // the sources after it may be ready too
+                        others.mark();
+                        return Poll::Ready(woke);
+                    }
+                }
+                if !holding && bell.poll_rung(cx).is_ready() {
+                    return Poll::Ready(Wake::Rung);
+                }
+                Poll::Pending
+            })
+            .await;
             match wake {
                 Wake::Shutdown => {
                     return End::Close(CloseRequest {

@@ -15,6 +15,7 @@ pub mod session;
 mod settings;
 mod socket;
 mod tls;
+mod wake;
 pub mod writer;
 
 use std::net::{IpAddr, SocketAddr};
@@ -122,7 +123,7 @@ pub struct Parts {
     /// The running sources' states, for `/health` and `/stats`.
     pub sources: Vec<Arc<SourceStatus>>,
     /// The sources' own thread, joined on shutdown.
-    pub sources_thread: std::thread::JoinHandle<()>,
+    pub sources_handle: crate::sources::SourcesHandle,
     pub analytics: Option<crate::analytics::Handle>,
     pub cluster: Option<crate::cluster::Node>,
 }
@@ -132,8 +133,8 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: Arc<ServerContext>,
-    /// The sources' own thread (see [`crate::sources::start`]).
-    sources: std::thread::JoinHandle<()>,
+    /// The running sources (see [`crate::sources::start`]).
+    sources: crate::sources::SourcesHandle,
 }
 
 /// The `host:port` to show in a URL for a listening address: a wildcard
@@ -194,7 +195,7 @@ impl Bound {
             listener,
             tls,
             ctx,
-            sources: parts.sources_thread,
+            sources: parts.sources_handle,
         }
     }
 }
@@ -309,8 +310,8 @@ impl Server {
         {
             warn!("shutdown timeout: some connections did not close in time");
         }
-        // The sources saw the same token; their thread ends within a step.
-        let _ = tokio::task::spawn_blocking(move || sources.join()).await;
+        // The sources saw the same token; they end within a step.
+        sources.join().await;
         // cluster ingest: what the sources published goes to JetStream
         if let Some(node) = ctx.cluster.get() {
             node.finish(ctx.config.shutdown_timeout).await;

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-pub use startup::{Endpoint, ExchangeTiming, Running, Settings, SourceSpec, Task, start};
+pub use startup::{
+    Endpoint, ExchangeTiming, Running, Settings, SourceSpec, SourcesHandle, SourcesOn, Task, start,
+};
 pub use status::{SourceState, SourceStatus};
 pub use venue::{Exchange, SessionFuture, TickerParser, rest_fallback, run_exchange, run_sharded};
 pub(crate) use venue::{markets, sharded, ticker_polls};

@@ -85,11 +85,27 @@ pub struct ExchangeTiming {
     pub reconnect_max: Duration,
 }
 
+/// Where the sources (and the analytics engine beside them) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourcesOn {
+    /// A thread of their own with its own runtime: on a saturated core the
+    /// kernel shares time between it and the connections, so the sources
+    /// keep their rate however many clients there are.
+    Thread,
+    /// The connections' runtime: a publish wakes the subscribers on the
+    /// worker it runs on (no cross-thread wake, no context switch), which
+    /// is what a lightly loaded server wants; saturated, the sources wait
+    /// their turn behind every connection.
+    Workers,
+}
+
 /// Settings of the sources of one run.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The sources to run (`sim` when empty; `none` runs nothing).
     pub specs: Vec<SourceSpec>,
+    /// Where they run.
+    pub run_on: SourcesOn,
     /// Exchange symbols shared by the venues without a list of their own.
     pub symbols: Vec<String>,
     pub binance: Endpoint,
@@ -132,20 +148,44 @@ fn specs_have_venues(specs: &[SourceSpec]) -> bool {
 /// The sources of a server run, started on their own thread.
 pub struct Running {
     pub statuses: Vec<Arc<SourceStatus>>,
-    pub thread: std::thread::JoinHandle<()>,
+    pub handle: SourcesHandle,
+}
+
+/// The running sources, joined at shutdown (they stop on the token).
+#[derive(Debug)]
+pub enum SourcesHandle {
+    /// Their own thread ([`SourcesOn::Thread`]).
+    Thread(std::thread::JoinHandle<()>),
+    /// A task on the connections' runtime ([`SourcesOn::Workers`]).
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl SourcesHandle {
+    /// Waits until every source has ended.
+    pub async fn join(self) {
+        match self {
+            Self::Thread(thread) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Self::Task(task) => {
+                let _ = task.await;
+            }
+        }
+    }
 }
 
 /// One task of the sources' thread.
 pub type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Builds every configured source (`sim` when none is) and runs them, with
-/// the `beside` tasks (the analytics engine), on a thread of their own
-/// until `shutdown`.
+/// the `beside` tasks (the analytics engine), until `shutdown`: on a thread
+/// of their own or on the connections' runtime ([`SourcesOn`]; called from
+/// inside that runtime).
 ///
-/// Why a thread: on a saturated core the kernel shares time between it and
-/// the connection runtime, while inside one runtime the simulator waited
-/// its turn after every connection (790 of 1000 events/s published under
-/// broadcast-10k).
+/// Why a thread by default: on a saturated core the kernel shares time
+/// between it and the connection runtime, while inside one runtime the
+/// simulator waited its turn after every connection (790 of 1000 events/s
+/// published under broadcast-10k).
 pub fn start(
     hub: &Arc<Hub>,
     settings: &Settings,
@@ -326,23 +366,29 @@ pub fn start(
         tasks.push(task);
     }
     tasks.extend(beside);
-    let thread = std::thread::Builder::new()
-        .name("tickwire-sources".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(async move {
-                    let mut set = tokio::task::JoinSet::new();
-                    for t in tasks {
-                        set.spawn(t);
+    let run_all = async move {
+        let mut set = tokio::task::JoinSet::new();
+        for t in tasks {
+            set.spawn(t);
+        }
+        while set.join_next().await.is_some() {}
+    };
+    let handle = match settings.run_on {
+        SourcesOn::Workers => SourcesHandle::Task(tokio::spawn(run_all)),
+        SourcesOn::Thread => SourcesHandle::Thread(
+            std::thread::Builder::new()
+                .name("tickwire-sources".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run_all),
+                        Err(e) => tracing::error!(error = %e, "cannot start the sources' runtime"),
                     }
-                    while set.join_next().await.is_some() {}
-                }),
-                Err(e) => tracing::error!(error = %e, "cannot start the sources' runtime"),
-            }
-        })
-        .map_err(StartError::Thread)?;
-    Ok(Running { statuses, thread })
+                })
+                .map_err(StartError::Thread)?,
+        ),
+    };
+    Ok(Running { statuses, handle })
 }
