@@ -119,7 +119,7 @@ mod tests {
         let w = OtherWakes::new();
         assert!(w.take_fired(&task));
         // a timer registered with the flag's waker fires
-        let mut cx = Context::from_waker(w.waker());
+        let cx = Context::from_waker(w.waker());
         cx.waker().wake_by_ref();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task is woken");
         assert!(w.take_fired(&task), "and the next wait polls the sources");
