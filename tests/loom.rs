@@ -1,5 +1,6 @@
 //! The loom models of the doorbell (`src/feed/doorbell.rs`: no lost
-//! wake-up) and of the ring's buffer reuse (`src/feed/ring.rs`: an event or
+//! wake-up), of the armed list (`src/feed/armed.rs`: no lost wake-up when
+//! a connection arms again) and of the ring's buffer reuse (`src/feed/ring.rs`: an event or
 //! frame a reader holds is never rewritten), run as part of `cargo test`.
 //!
 //! loom replaces the atomics only when the crate is compiled with
@@ -9,7 +10,7 @@
 //! dependency, so this test runs a nested `cargo test` with that flag in its
 //! own target directory (`target/loom`; the first build takes minutes, the
 //! models themselves well under a second) and checks by name that both
-//! models ran and passed: it never reports `ok` for a model it did not run.
+//! model ran and passed: it never reports `ok` for a model it did not run.
 
 use std::path::Path;
 use std::process::Command;
@@ -33,6 +34,7 @@ fn the_loom_models_of_the_doorbell_and_the_ring_pass() {
     );
     for model in [
         "feed::doorbell::loom_tests::loom_no_lost_wake_up ... ok",
+        "feed::armed::loom_tests::loom_armed_list_loses_no_wake_up ... ok",
         "feed::ring::loom_tests::loom_a_held_event_is_never_rewritten ... ok",
     ] {
         assert!(

@@ -1,11 +1,12 @@
-//! A channel: its identity, its ring, its snapshot state and the
-//! doorbells of the connections subscribed to it.
+//! A channel: its identity, its ring, its snapshot state, the connections
+//! subscribed to it and which of them a publish must wake (`armed.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use super::armed::{Arm, ArmedList};
 use super::book::OrderBook;
 use super::doorbell::Doorbell;
 use super::encoded::Encoded;
@@ -57,7 +58,10 @@ pub struct Channel {
     /// The ring every subscriber reads from (through its `Cursor`).
     pub ring: Ring,
     state: Mutex<PublishState>,
-    subscribers: Mutex<Vec<Arc<Doorbell>>>,
+    /// Every subscription (its count is `subscriber_count`).
+    subscribers: Mutex<Vec<Arc<Arm>>>,
+    /// The subscriptions the next publish wakes.
+    armed: ArmedList,
     subscriber_count: AtomicU64,
     /// The exchange-lag histogram of this channel's venue, resolved on the
     /// first venue event (see `Hub::publish`).
@@ -102,6 +106,7 @@ impl Channel {
                 top: (None, None),
             }),
             subscribers: Mutex::new(Vec::new()),
+            armed: ArmedList::default(),
             subscriber_count: AtomicU64::new(0),
             lag: OnceLock::new(),
         }
@@ -132,20 +137,34 @@ impl Channel {
         matches!(self.state().snapshot, SnapshotState::Book(Some(_)))
     }
 
-    /// Registers a connection to be woken on every event.
-    pub fn add_subscriber(&self, bell: &Arc<Doorbell>) {
+    /// Subscribes the connection behind `bell`: armed, so the next event
+    /// wakes it. Keep the returned [`Arm`]: the connection arms it again
+    /// after reading ([`Channel::rearm`]) and unsubscribes with it.
+    pub fn add_subscriber(&self, bell: &Arc<Doorbell>) -> Arc<Arm> {
+        let arm = Arm::new(bell.clone());
         let mut subs = lock(&self.subscribers);
-        subs.push(bell.clone());
+        subs.push(arm.clone());
         self.publish_count(&subs);
+        drop(subs);
+        self.armed.arm(&arm);
+        arm
     }
 
-    /// Stops waking a connection.
-    pub fn remove_subscriber(&self, bell: &Arc<Doorbell>) {
+    /// Unsubscribes (the connection is no longer woken).
+    pub fn remove_subscriber(&self, arm: &Arc<Arm>) {
+        self.armed.remove(arm);
         let mut subs = lock(&self.subscribers);
-        if let Some(i) = subs.iter().position(|b| Arc::ptr_eq(b, bell)) {
+        if let Some(i) = subs.iter().position(|a| Arc::ptr_eq(a, arm)) {
             subs.swap_remove(i);
             self.publish_count(&subs);
         }
+    }
+
+    /// Makes the next event wake the subscription again (it was woken, or
+    /// its connection read past what woke it). Then look at the ring once
+    /// more: an event published before this call may not have rung it.
+    pub fn rearm(&self, arm: &Arc<Arm>) {
+        self.armed.arm(arm);
     }
 
     /// Connections subscribed now (lock-free; exact as of the last change
@@ -154,34 +173,25 @@ impl Channel {
         self.subscriber_count.load(Ordering::Relaxed)
     }
 
+    /// Subscriptions the next event will wake.
+    pub fn armed_count(&self) -> usize {
+        self.armed.len()
+    }
+
     /// Sets the lock-free count from the list itself, under its lock: the
     /// count is a copy of the list's length, never a running sum that a
     /// race could make drift.
-    fn publish_count(&self, subs: &[Arc<Doorbell>]) {
+    fn publish_count(&self, subs: &[Arc<Arm>]) {
         self.subscriber_count
             .store(subs.len() as u64, Ordering::Relaxed);
     }
 
-    /// Wakes every subscriber; drops those whose connection is gone.
+    /// Wakes every armed subscriber (see `armed.rs`): subscribers still
+    /// reading an earlier event cost nothing.
     ///
-    /// hot path: one pass over this channel's subscribers, no allocation.
+    /// hot path: one lock, then one step per connection woken.
     pub(crate) fn ring_subscribers(&self) {
-        let mut subs = lock(&self.subscribers);
-        let mut gone = false;
-        for bell in subs.iter() {
-            if bell.is_closed() {
-                gone = true;
-            } else {
-                bell.ring();
-            }
-        }
-        if gone {
-            // More bells may have closed since the pass above (closing takes
-            // no lock): the count is taken from what `retain` left, not from
-            // the pass (counting the pass made the count drift upward).
-            subs.retain(|b| !b.is_closed());
-            self.publish_count(&subs);
-        }
+        self.armed.fire();
     }
 }
 
@@ -191,9 +201,10 @@ mod tests {
     use std::sync::Barrier;
     use std::sync::atomic::AtomicBool;
 
-    /// Thousands of subscribers closing and removing themselves while a
-    /// publisher rings the channel: the count ends at 0 (it drifted upward
-    /// when a bell closed between the ring pass and its `retain`).
+    /// Thousands of subscribers arming, closing and removing themselves
+    /// while a publisher rings the channel: the count and the armed list
+    /// end empty (the count once drifted upward when a bell closed between
+    /// a ring pass and its `retain`).
     #[test]
     fn subscriber_count_is_exact_under_concurrent_drops() {
         let channel = Arc::new(Channel::new(
@@ -223,14 +234,17 @@ mod tests {
                     let (channel, barrier) = (channel.clone(), barrier.clone());
                     std::thread::spawn(move || {
                         let bells: Vec<_> = (0..PER_THREAD).map(|_| Doorbell::new()).collect();
-                        for b in &bells {
-                            channel.add_subscriber(b);
-                        }
+                        let arms: Vec<_> =
+                            bells.iter().map(|b| channel.add_subscriber(b)).collect();
                         barrier.wait();
+                        // what a connection does after reading: arm again
+                        for a in &arms {
+                            channel.rearm(a);
+                        }
                         // what a session's drop does: close, then remove
-                        for b in &bells {
+                        for (b, a) in bells.iter().zip(&arms) {
                             b.close();
-                            channel.remove_subscriber(b);
+                            channel.remove_subscriber(a);
                         }
                     })
                 })
@@ -243,5 +257,6 @@ mod tests {
         ringer.join().expect("ringer thread");
         assert_eq!(lock(&channel.subscribers).len(), 0);
         assert_eq!(channel.subscriber_count(), 0, "count drifted");
+        assert_eq!(channel.armed_count(), 0, "an unsubscribed arm stayed armed");
     }
 }

@@ -3,6 +3,7 @@
 //! that publishes into them. `docs/architecture.md` follows the path a
 //! message takes.
 
+pub mod armed;
 pub mod bbo;
 pub mod book;
 pub mod channel;
@@ -16,6 +17,7 @@ pub mod ring;
 pub(crate) mod sync;
 pub mod trade_tap;
 
+pub use armed::{Arm, ArmedList};
 pub use channel::{Channel, ChannelId};
 pub use cursor::{Cursor, LagBounds};
 pub use doorbell::Doorbell;

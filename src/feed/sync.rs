@@ -1,5 +1,6 @@
-//! The atomics, lock and waker slot that the ring ([`super::ring`]) and the
-//! doorbell ([`super::doorbell`]) are built from: std's (and the
+//! The atomics, locks and waker slot that the ring ([`super::ring`]), the
+//! doorbell ([`super::doorbell`]) and the armed list ([`super::armed`]) are
+//! built from: std's (and the
 //! `atomic-waker` crate's) in a normal build, loom's models in the unit
 //! tests built with `RUSTFLAGS="--cfg tickwire_loom"`, so the loom tests in
 //! those files explore every interleaving and every weak-memory outcome of
@@ -16,14 +17,14 @@
 //! may run: `RUSTFLAGS="--cfg tickwire_loom" cargo test --lib --release loom`.
 
 #[cfg(all(test, tickwire_loom))]
-pub(crate) use loom::sync::RwLock;
-#[cfg(all(test, tickwire_loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(all(test, tickwire_loom))]
+pub(crate) use loom::sync::{Mutex, MutexGuard, RwLock};
 
 #[cfg(not(all(test, tickwire_loom)))]
-pub(crate) use std::sync::RwLock;
-#[cfg(not(all(test, tickwire_loom)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(not(all(test, tickwire_loom)))]
+pub(crate) use std::sync::{Mutex, MutexGuard, RwLock};
 
 use std::task::Waker;
 

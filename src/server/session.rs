@@ -38,7 +38,7 @@ use bytes::Bytes;
 use super::ServerContext;
 use super::auth::{AuthError, Grant};
 use super::limits::{ANSWER_BYTES_PER_UNIT, CHANNELS_PER_UNIT, NAMES_PER_UNIT};
-use crate::feed::{Channel, ChannelId, Cursor, Doorbell, Encoded};
+use crate::feed::{Arm, Channel, ChannelId, Cursor, Doorbell, Encoded};
 use crate::metrics::inc;
 use crate::protocol::codec::control_frame;
 use crate::protocol::pb::{
@@ -80,6 +80,8 @@ struct Subscription {
     cursor: Cursor,
     /// Subscribed by exact name (kept when a covering pattern is removed).
     exact: bool,
+    /// Its place in the channel's armed list (`feed/armed.rs`).
+    arm: Arc<Arm>,
 }
 
 impl Subscription {
@@ -369,7 +371,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.bell.close();
         for sub in &self.subs {
-            sub.channel().remove_subscriber(&self.bell);
+            sub.channel().remove_subscriber(&sub.arm);
         }
         self.ctx
             .metrics

@@ -93,17 +93,28 @@ impl Session {
         }
         let mut events = std::mem::take(&mut self.scratch);
         let mut behind = Vec::new();
+        let mut look_again = false;
         for (i, sub) in self.subs.iter_mut().enumerate() {
-            if !sub.cursor.has_new() {
-                continue;
+            if sub.cursor.has_new() {
+                let room = max.saturating_sub(out.len() + events.len());
+                if room == 0 {
+                    break;
+                }
+                if let ReadOutcome::Behind { .. } = sub.cursor.read(room, &mut events) {
+                    behind.push(i);
+                }
             }
-            let room = max.saturating_sub(out.len() + events.len());
-            if room == 0 {
-                break;
+            // Woken (or read past what woke it): armed again, then one more
+            // look, since an event published before the arm rang nobody
+            // (`feed/armed.rs`).
+            if !sub.arm.is_armed() {
+                sub.cursor.channel().rearm(&sub.arm);
+                look_again |= sub.cursor.has_new();
             }
-            if let ReadOutcome::Behind { .. } = sub.cursor.read(room, &mut events) {
-                behind.push(i);
-            }
+        }
+        if look_again {
+            // the next drain reads it (the connection's loop comes back)
+            self.bell.ring();
         }
         out.extend(events.drain(..).map(Outbound::Event));
         self.scratch = events;

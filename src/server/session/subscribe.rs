@@ -205,7 +205,7 @@ impl Session {
         }
         // Register first: an event published from here on rings us, and the
         // cursor below decides what we have already covered.
-        channel.add_subscriber(&self.bell);
+        let arm = channel.add_subscriber(&self.bell);
         // resumed from the ring when it still holds what follows (see
         // `feed::cursor`), else from the head after a snapshot
         let resumed = resume
@@ -223,7 +223,7 @@ impl Session {
         };
         let seq = cursor.next_seq() - 1;
         self.index.insert(channel.id, self.subs.len());
-        self.subs.push(Subscription { cursor, exact });
+        self.subs.push(Subscription { cursor, exact, arm });
         inc(&self.ctx.metrics.subscriptions);
         Some(ChannelState {
             channel: channel.name.to_string(),
@@ -241,7 +241,7 @@ impl Session {
         if let Some(moved) = self.subs.get(i) {
             self.index.insert(moved.channel().id, i);
         }
-        sub.channel().remove_subscriber(&self.bell);
+        sub.channel().remove_subscriber(&sub.arm);
         dec(&self.ctx.metrics.subscriptions);
         sub
     }
