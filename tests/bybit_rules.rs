@@ -81,22 +81,41 @@ async fn subscribed(mock: &MockExchange) {
     .await;
 }
 
-/// Reads the book channel until a trade with id `barrier` arrives (the
-/// connector handles a connection's messages in order), applying book
-/// events to `theirs` and checking the channel's seqs.
+/// Reads until a trade with id `barrier` arrives (the connector publishes
+/// a connection's messages in order, so every book event before it is
+/// published by then), then on to the book channel's head seq as `/channels`
+/// gives it (delivery orders each channel, not one channel against another:
+/// a drain may read the trade after the book's last events landed), applying
+/// book events to `theirs` and checking the channel's seqs.
 async fn book_until_trade(
+    server: &Server,
     c: &mut Client,
     checker: &mut ContractChecker,
     theirs: &mut ClientBook,
     barrier: &str,
 ) {
+    let mut book_seq = 0;
+    let mut head = None;
     loop {
+        if head.is_some_and(|h| book_seq >= h) {
+            return;
+        }
         let kind = c.next_msg().await;
         checker.observe(&kind);
         if let server_message::Kind::Event(e) = &kind {
             match &e.payload {
-                Some(Payload::Trade(t)) if t.trade_id == barrier => return,
-                Some(Payload::BookSnapshot(_) | Payload::BookUpdate(_)) => theirs.apply(e),
+                Some(Payload::Trade(t)) if t.trade_id == barrier => {
+                    let (_, list) = server.get_json("/channels").await;
+                    head = list["channels"]
+                        .as_array()
+                        .and_then(|cs| cs.iter().find(|ch| ch["channel"] == BOOK))
+                        .and_then(|ch| ch["seq"].as_u64());
+                    assert!(head.is_some(), "{BOOK} in /channels: {list}");
+                }
+                Some(Payload::BookSnapshot(_) | Payload::BookUpdate(_)) => {
+                    theirs.apply(e);
+                    book_seq = e.seq;
+                }
                 _ => {}
             }
         }
@@ -169,7 +188,7 @@ async fn bybit_trades_map_by_id_and_the_book_equals_the_venues_top_20_after_a_pa
     }
     mock.send(trade("barrier", "Buy"));
     let mut theirs = ClientBook::default();
-    book_until_trade(&mut c, &mut checker, &mut theirs, "barrier").await;
+    book_until_trade(&server, &mut c, &mut checker, &mut theirs, "barrier").await;
     assert_eq!(
         theirs.sides(),
         venue.top(20),
@@ -288,7 +307,7 @@ async fn bybit_u_1_restart_overwrites_the_book_without_a_resync() {
     mock.send(trade("barrier", "Buy"));
     let mut theirs = ClientBook::default();
     let mut checker = ContractChecker::default();
-    book_until_trade(&mut c, &mut checker, &mut theirs, "barrier").await;
+    book_until_trade(&server, &mut c, &mut checker, &mut theirs, "barrier").await;
     assert_eq!(
         theirs.sides(),
         (vec![(97.0, 2.0)], vec![(98.0, 3.0), (98.5, 1.0)]),
