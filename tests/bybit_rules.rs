@@ -15,7 +15,7 @@ use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
 use venues::MockExchange;
 use venues::refbook::{Change, ClientBook, RefBook, Side};
-use venues::source::{event_on, failed_with, source_until};
+use venues::source::{event_on, failed_with, head_seq, source_until};
 
 const BOOK: &str = "book.bybit.BTC-USDT";
 const TRADE: &str = "trade.bybit.BTC-USDT";
@@ -105,12 +105,7 @@ async fn book_until_trade(
         if let server_message::Kind::Event(e) = &kind {
             match &e.payload {
                 Some(Payload::Trade(t)) if t.trade_id == barrier => {
-                    let (_, list) = server.get_json("/channels").await;
-                    head = list["channels"]
-                        .as_array()
-                        .and_then(|cs| cs.iter().find(|ch| ch["channel"] == BOOK))
-                        .and_then(|ch| ch["seq"].as_u64());
-                    assert!(head.is_some(), "{BOOK} in /channels: {list}");
+                    head = Some(head_seq(server, BOOK).await);
                 }
                 Some(Payload::BookSnapshot(_) | Payload::BookUpdate(_)) => {
                     theirs.apply(e);

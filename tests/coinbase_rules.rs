@@ -16,7 +16,7 @@ use support::{Client, ContractChecker, Fmt, Server};
 use tickwire::protocol::pb::{Side as TradeSide, event::Payload, server_message};
 use venues::MockExchange;
 use venues::refbook::{Change, ClientBook, RefBook, Side};
-use venues::source::{event_on, source_until, status_json};
+use venues::source::{event_on, head_seq, source_until, status_json};
 
 const BOOK: &str = "book.coinbase.BTC-USD";
 const TRADE: &str = "trade.coinbase.BTC-USD";
@@ -101,27 +101,36 @@ async fn subscribed(mock: &MockExchange) {
 }
 
 /// Reads events until the trade `barrier`, applying book events of
-/// `channel` to `theirs`; returns the trades seen (id, side).
+/// `channel` to `theirs`; returns the trades seen (id, side). After the
+/// barrier the book is read on to its head seq (`/channels`): delivery
+/// orders each channel, not channels against each other.
 async fn until_trade(
+    server: &Server,
     c: &mut Client,
     checker: &mut ContractChecker,
     theirs: &mut ClientBook,
     barrier: &str,
 ) -> Vec<(String, i32)> {
     let mut seen = Vec::new();
+    let mut book_seq = 0;
+    let mut head = None;
     loop {
+        if head.is_some_and(|h| book_seq >= h) {
+            return seen;
+        }
         let kind = c.next_msg().await;
         checker.observe(&kind);
         if let server_message::Kind::Event(e) = &kind {
             match &e.payload {
-                Some(Payload::Trade(t)) => {
+                Some(Payload::Trade(t)) if head.is_none() => {
                     seen.push((t.trade_id.clone(), t.side));
                     if t.trade_id == barrier {
-                        return seen;
+                        head = Some(head_seq(server, BOOK).await);
                     }
                 }
                 Some(Payload::BookSnapshot(_) | Payload::BookUpdate(_)) if e.channel == BOOK => {
-                    theirs.apply(e)
+                    theirs.apply(e);
+                    book_seq = e.seq;
                 }
                 _ => {}
             }
@@ -175,7 +184,7 @@ async fn coinbase_trades_map_by_id_and_the_book_equals_the_venues_top_20_after_a
     }
     mock.send(trades("update", &[("9", "BUY")]));
     let mut theirs = ClientBook::default();
-    let seen = until_trade(&mut c, &mut checker, &mut theirs, "9").await;
+    let seen = until_trade(&server, &mut c, &mut checker, &mut theirs, "9").await;
     assert_eq!(
         seen,
         vec![
@@ -330,7 +339,7 @@ async fn coinbase_reconnects_after_a_drop_fills_missed_trades_and_serves_rest_ti
     ));
     mock.send(trades("update", &[("20", "BUY")]));
     let mut theirs = ClientBook::default();
-    until_trade(&mut c, &mut checker, &mut theirs, "20").await;
+    until_trade(&server, &mut c, &mut checker, &mut theirs, "20").await;
 
     mock.refuse(true);
     mock.drop_all();
@@ -360,7 +369,7 @@ async fn coinbase_reconnects_after_a_drop_fills_missed_trades_and_serves_rest_ti
         &[lv(Side::Bid, "100.25", "2"), lv(Side::Ask, "101.00", "1")],
     ));
     mock.send(trades("update", &[("23", "BUY")]));
-    let seen = until_trade(&mut c, &mut checker, &mut theirs, "23").await;
+    let seen = until_trade(&server, &mut c, &mut checker, &mut theirs, "23").await;
     let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["21", "22", "23"], "missed trades filled, none twice");
     assert_eq!(theirs.sides(), (vec![(100.25, 2.0)], vec![(101.0, 1.0)]));

@@ -18,6 +18,16 @@ pub async fn event_on(c: &mut Client, channel: &str) -> Event {
     .await
 }
 
+/// The seq of `channel`'s last event, from `/channels`.
+pub async fn head_seq(server: &Server, channel: &str) -> u64 {
+    let (_, list) = server.get_json("/channels").await;
+    list["channels"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|ch| ch["channel"] == channel))
+        .and_then(|ch| ch["seq"].as_u64())
+        .unwrap_or_else(|| panic!("{channel} in /channels: {list}"))
+}
+
 /// Polls `/health` until the first source's JSON satisfies `cond`.
 pub async fn source_until(
     server: &Server,
