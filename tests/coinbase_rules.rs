@@ -471,6 +471,48 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
     );
 }
 
+/// During a rotation the two connections' trade streams are not in step:
+/// a trade the next connection gets first must not overtake the current
+/// connection's earlier one. The next connection's trades wait for the
+/// switch and go out from the last published id on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_trades_stay_in_id_order_when_the_next_connection_is_ahead() {
+    let mock = coinbase_mock().await;
+    let server = coinbase_server(&mock, "BTC-USD", &["--rotate-after", "1500ms"]);
+    subscribed(&mock).await;
+    let mut c = Client::connect(&server, Fmt::Proto).await;
+    c.welcome().await;
+    let s = c.subscribe(&[TRADE, BOOK]).await;
+    let mut checker = ContractChecker::default();
+    checker.subscribed(&s);
+    let book = [lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")];
+    mock.send(l2("snapshot", "BTC-USD", &book));
+    mock.send(trades("update", &[("99", "BUY")]));
+    mock.wait_for("the new connection's level2", |m| {
+        subscribes(m, "level2").len() == 2
+    })
+    .await;
+    // the next connection is one trade ahead of the current one
+    mock.send_to(1, trades("update", &[("101", "BUY")]));
+    mock.send_to(0, trades("update", &[("100", "BUY")]));
+    mock.send_to(1, trades("update", &[("100", "BUY")]));
+    mock.send_to(1, l2("snapshot", "BTC-USD", &book));
+    mock.wait_for("the old connection closed", |m| !m.is_open(0))
+        .await;
+    mock.send(trades("update", &[("102", "BUY")]));
+    let mut ids = Vec::new();
+    while ids.last().is_none_or(|id| id != "102") {
+        let kind = c.next_msg().await;
+        checker.observe(&kind);
+        if let server_message::Kind::Event(e) = &kind
+            && let Some(Payload::Trade(t)) = &e.payload
+        {
+            ids.push(t.trade_id.clone());
+        }
+    }
+    assert_eq!(ids, ["99", "100", "101", "102"], "in id order, once each");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bybit_and_coinbase_run_side_by_side_each_with_its_symbols_and_state() {
     let coinbase = coinbase_mock().await;

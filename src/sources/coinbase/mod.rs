@@ -44,7 +44,7 @@ use crate::feed::{Channel, Hub};
 use crate::protocol::pb::{Side as TradeSide, Trade, event::Payload};
 use book::{BookState, Sequence};
 pub(crate) use msg::decode_untrusted;
-use msg::{Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker};
+use msg::{CoinbaseTrade, Envelope, L2Event, TickerEvent, TradesEvent, decode, parse_rest_ticker};
 
 const VENUE: &str = "coinbase";
 /// Books per connection: a `sequence_num` gap resubscribes them all.
@@ -95,7 +95,18 @@ struct Market {
     /// The book as the next connection builds it during a rotation: not
     /// published until that connection is switched to.
     next: BookState,
+    /// The next connection's trades during a rotation, published (those
+    /// newer than the last published) when it is switched to: published at
+    /// once, a trade the next connection got before the current one would
+    /// overtake the current one's earlier trades (the two streams are not
+    /// in step).
+    next_trades: Vec<CoinbaseTrade>,
 }
+
+/// Most trades held per product while a rotation's next connection builds
+/// its books (beyond it, the oldest go: the current connection still
+/// publishes them).
+const NEXT_TRADES_HELD: usize = 4096;
 
 /// The Coinbase source (one connection's products).
 #[derive(Debug)]
@@ -134,6 +145,7 @@ impl Coinbase {
                 failed: false,
                 activity: Activity::new(),
                 next: BookState::awaiting(),
+                next_trades: Vec::new(),
             },
         )?;
         Ok(Self {
@@ -206,7 +218,10 @@ impl Coinbase {
             "market_trades" => {
                 for ev in env.events {
                     let ev: TradesEvent = decode(ev, "market_trades event")?;
-                    self.on_trades(ev)?;
+                    match leg {
+                        Leg::Current => self.on_trades(&ev.kind, ev.trades)?,
+                        Leg::Next => self.hold_next_trades(ev.trades),
+                    }
                 }
             }
             "ticker" => {
@@ -272,11 +287,37 @@ impl Coinbase {
         Ok(())
     }
 
+    /// Holds the next connection's trades until it is switched to
+    /// (`adopt_next` publishes them).
+    fn hold_next_trades(&mut self, trades: Vec<CoinbaseTrade>) {
+        for t in trades {
+            let Some(&idx) = self.by_product.get(&t.product_id) else {
+                continue;
+            };
+            let held = &mut self.markets[idx].next_trades;
+            if held.len() == NEXT_TRADES_HELD {
+                held.remove(0);
+            }
+            held.push(t);
+        }
+    }
+
+    /// Publishes the trades the next connection got before it was switched
+    /// to, those newer than the last published, in id order.
+    pub(super) fn publish_held_trades(&mut self) -> Result<(), SourceError> {
+        let held: Vec<CoinbaseTrade> = self
+            .markets
+            .iter_mut()
+            .flat_map(|m| std::mem::take(&mut m.next_trades))
+            .collect();
+        self.on_trades("snapshot", held)
+    }
+
     /// Publishes new trades in id order. A `snapshot` event (sent on each
     /// subscribe) fills what a reconnect missed; on the first connection
-    /// it is history and is not published.
-    fn on_trades(&mut self, ev: TradesEvent) -> Result<(), SourceError> {
-        let mut trades = ev.trades;
+    /// it is history and is not published (as `kind` "snapshot", only
+    /// trades newer than the last published go out).
+    fn on_trades(&mut self, kind: &str, mut trades: Vec<CoinbaseTrade>) -> Result<(), SourceError> {
         trades.sort_by_key(|t| t.trade_id.parse::<u64>().unwrap_or(0));
         for t in trades {
             let Some(&idx) = self.by_product.get(&t.product_id) else {
@@ -284,7 +325,7 @@ impl Coinbase {
             };
             let m = &mut self.markets[idx];
             let id = t.trade_id.parse::<u64>().ok();
-            if ev.kind == "snapshot" {
+            if kind == "snapshot" {
                 match (m.last_trade, id) {
                     (Some(last), Some(id)) if id > last => {}
                     _ => continue,

@@ -7,8 +7,11 @@
 //! book is live there (and so `market_trades` and `ticker`, subscribed
 //! before `level2`, are flowing too), tickwire adopts them: subscribers get
 //! the difference between the old top and the new one as a `book_update`,
-//! and the old connection is closed. Trades are deduplicated by id and
-//! tickers by time across the overlap.
+//! and the old connection is closed. The next connection's trades are held until
+//! then (the two streams are not in step: published at once, one could
+//! overtake the current connection's earlier trades) and published from
+//! the last id on at the switch, deduplicated by id; tickers are
+//! deduplicated by time across the overlap.
 
 use std::time::Instant;
 
@@ -151,6 +154,7 @@ impl Coinbase {
             }
             if legs.rotating() && self.markets.iter().all(|m| m.failed || m.next.is_live()) {
                 self.adopt_next(&mut seqs, status);
+                self.publish_held_trades()?;
                 legs.switch_logged(VENUE).await;
             }
         }
