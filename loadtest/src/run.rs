@@ -434,6 +434,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 channels: spec.subscribe.clone(),
                 resume: Default::default(),
                 snapshot: Some(false),
+                conflate_ms: 0,
             })),
         };
         let frame = if spec.json {

@@ -59,6 +59,11 @@ pub struct Channel {
     state: Mutex<PublishState>,
     subscribers: Mutex<Vec<Arc<Doorbell>>>,
     subscriber_count: AtomicU64,
+    /// Whether the channel has a state (a snapshot at every seq): books,
+    /// tickers, candles, signals, sentiment, `status.*` and `bbo.*`.
+    /// Conflation (`server/session/conflation.rs`) folds such a channel's
+    /// events into its latest state; the others it only batches.
+    pub stateful: bool,
     /// The exchange-lag histogram of this channel's venue, resolved on the
     /// first venue event (see `Hub::publish`).
     lag: OnceLock<Histogram>,
@@ -88,10 +93,12 @@ impl Channel {
             ChannelKind::Custom if is_stateful_custom(name) => SnapshotState::Last(None),
             ChannelKind::Trade | ChannelKind::Scan | ChannelKind::Custom => SnapshotState::None,
         };
+        let stateful = !matches!(snapshot, SnapshotState::None);
         Self {
             id,
             name: name.into(),
             kind,
+            stateful,
             ring: Ring::new(limits),
             state: Mutex::new(PublishState {
                 seq: 0,

@@ -71,6 +71,8 @@ enum Wake {
     AuthDeadline,
     /// The lag probe's verdict may have changed.
     Probe,
+    /// A conflated subscription is due (`session/conflation.rs`).
+    Conflation,
 }
 
 struct Connection<R, W> {
@@ -200,7 +202,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             return Ok(());
         }
         let age_ns = now_ns() - oldest.max(self.subscribed_at_ns);
-        if age_ns > max.as_nanos() as i64 {
+        // events held for a conflation interval are not late
+        if age_ns > max.as_nanos() as i64 + session.conflation_allowance_ns() {
             session.resync_lagging().map_err(End::Close)?;
         }
         Ok(())
@@ -226,6 +229,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let probe_timer = tokio::time::sleep_until(never);
         tokio::pin!(probe_timer);
         let mut probe_armed_for = None;
+        // One timer for all the conflated subscriptions: the earliest due
+        // one with events pending. Never armed for a session without them.
+        let conflation_timer = tokio::time::sleep_until(never);
+        tokio::pin!(conflation_timer);
+        let mut conflation_armed_for = None;
         loop {
             if let Err(end) = self
                 .drain(&mut session, &mut batch, shutdown.as_mut())
@@ -255,8 +263,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 });
                 probe_timer.as_mut().reset(when);
             }
-            // while events are held back, their doorbell waits
-            let holding = self.probe.holding(now);
+            let conflation_at = session.conflation_wake_ns();
+            if conflation_at != conflation_armed_for {
+                conflation_armed_for = conflation_at;
+                let when = conflation_at.map_or(never, |t| {
+                    tokio::time::Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
+                });
+                conflation_timer.as_mut().reset(when);
+            }
+            // while events are held back, their doorbell waits; so it does
+            // while only conflated channels are followed and their timer
+            // is armed (nothing is due before it)
+            let holding =
+                self.probe.holding(now) || (conflation_at.is_some() && session.events_deferred());
             // Unbiased: under load the doorbell is nearly always ready, and
             // polling it first would starve client requests and heartbeats;
             // always polling the socket first costs a readiness
@@ -268,6 +287,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 _ = heartbeat.tick() => Wake::Heartbeat,
                 _ = &mut auth_timer => Wake::AuthDeadline,
                 _ = &mut probe_timer => Wake::Probe,
+                _ = &mut conflation_timer => Wake::Conflation,
             };
             match wake {
                 Wake::Shutdown => {
@@ -303,6 +323,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 }
                 Wake::Rung => {}
                 Wake::Probe => probe_armed_for = None,
+                Wake::Conflation => conflation_armed_for = None,
                 Wake::AuthDeadline => {
                     if let Some(close) = session.auth_expired(now_ns()) {
                         // the UNAUTHORIZED error goes out before the close

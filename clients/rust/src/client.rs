@@ -287,6 +287,7 @@ impl Client {
             channels: names.iter().map(|n| n.to_string()).collect(),
             resume: Default::default(),
             snapshot: Some(snapshot),
+            conflate_ms: 0,
         });
         let (answer, errors) = self.request(request, id).await?;
         match answer {
@@ -454,6 +455,7 @@ impl Client {
             channels: vec![channel],
             resume: Default::default(),
             snapshot: Some(true),
+            conflate_ms: 0,
         });
         // A failed send surfaces as a dropped connection in `next`.
         if self.send(unsubscribe).await.is_ok() {
@@ -541,6 +543,7 @@ impl Client {
                     channels,
                     resume: resume.clone(),
                     snapshot: Some(snapshot),
+                    conflate_ms: 0,
                 });
                 if self.send(subscribe).await.is_err() {
                     break; // dropped again: `next` reconnects once more
