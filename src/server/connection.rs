@@ -287,7 +287,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 _ = heartbeat.tick() => Wake::Heartbeat,
                 _ = &mut auth_timer => Wake::AuthDeadline,
                 _ = &mut probe_timer => Wake::Probe,
-                _ = &mut conflation_timer => Wake::Conflation,
+                // never polled by a connection without conflated subscriptions
+                _ = &mut conflation_timer, if conflation_armed_for.is_some() => Wake::Conflation,
             };
             match wake {
                 Wake::Shutdown => {
