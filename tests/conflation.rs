@@ -138,6 +138,11 @@ async fn a_conflated_book_verifies_after_every_message_and_every_skip_is_announc
             && Observer::count(&o.verified, BOOK) >= 10
     })
     .await;
+    // the announcements are counted (/stats, /metrics)
+    let folds = Observer::count(&o.conflated, BOOK) + Observer::count(&o.conflated, TICKER);
+    let (_, stats) = server.get_json("/stats").await;
+    let sent = stats["conflated_sent"].as_u64().expect("conflated_sent");
+    assert!(sent >= folds, "{sent} counted, {folds} received");
     println!(
         "book: {} messages verified, {} folds; ticker: {} events, {} folds",
         Observer::count(&o.verified, BOOK),

@@ -228,6 +228,8 @@ impl Session {
         let mut events: Vec<Arc<Encoded>> = std::mem::take(&mut self.scratch);
         let hub = &self.ctx.hub;
         let format = self.format;
+        // counted once per drain, not per fold (a shared cache line)
+        let mut folds = 0;
         for (i, sub) in self.subs.iter_mut().enumerate() {
             if !sub.cursor.has_new() {
                 continue;
@@ -260,6 +262,7 @@ impl Session {
                                 };
                                 let frame = control_frame(&m, format, hub.gzip_threshold());
                                 out.push(Outbound::Control(frame));
+                                folds += 1;
                             }
                             out.push(Outbound::Event(state));
                             true
@@ -284,6 +287,12 @@ impl Session {
             }
         }
         self.scratch = events;
+        if folds > 0 {
+            self.ctx
+                .metrics
+                .conflated_sent
+                .fetch_add(folds, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Reads up to `max` events of `sub` into `out` (through `events`, the
