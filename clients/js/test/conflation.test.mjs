@@ -69,3 +69,35 @@ test("conflateMs out of range throws before anything is sent", () => {
   }
   assert.equal(c._patterns.size, 0, "nothing kept");
 });
+
+test("each rate is resubscribed after a reconnect, resuming with no gap", { timeout: 60000 }, async () => {
+  const c = new TickwireClient(wsUrl(), { WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 500, factor: 2, jitter: 0.5 } });
+  clients.push(c);
+  const check = new SeqChecker();
+  const folds = new Map();
+  const answers = [];
+  c.on("conflated", (f) => {
+    folds.set(f.channel, (folds.get(f.channel) ?? 0) + 1);
+    check.last.set(f.channel, f.lastSeq);
+  });
+  c.on("subscribed", (s) => answers.push(s));
+  let trades = 0;
+  c.subscribe("book.sim.BTC-USDT", (ev, meta) => check.observe(meta), { conflateMs: 50 });
+  c.subscribe("trade.sim.BTC-USDT", (ev, meta) => {
+    check.observe(meta);
+    trades++;
+  });
+  c.connect();
+  await eventually("folds and trades", () => (folds.get("book.sim.BTC-USDT") ?? 0) >= 2 && trades >= 50);
+  const before = { folds: folds.get("book.sim.BTC-USDT"), trades, answers: answers.length };
+  c._ws.terminate(); // a network drop, not a close the client asked for
+  await eventually("two answers after the reconnect (one per rate)", () => answers.length >= before.answers + 2);
+  const again = answers.slice(before.answers);
+  assert.deepEqual(again.map((a) => a.channels.map((s) => s.channel)).sort(), [["book.sim.BTC-USDT"], ["trade.sim.BTC-USDT"]]);
+  assert.ok(again.every((a) => a.recovered === 1), "each channel resumed from its last seq");
+  await eventually("the book still folds, trades still flow", () => folds.get("book.sim.BTC-USDT") >= before.folds + 2 && trades >= before.trades + 50);
+  await c.ping();
+  assert.equal(folds.get("trade.sim.BTC-USDT"), undefined, "the live subscription stays live");
+  assert.equal(c.stats.gaps, 0);
+  assert.deepEqual(check.problems, []);
+});
