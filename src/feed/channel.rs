@@ -40,6 +40,8 @@ pub(crate) struct PublishState {
     /// The book snapshot event encoded for the current seq, shared by every
     /// subscriber that arrives before the next event.
     pub cached_snapshot: Option<Arc<Encoded>>,
+    /// Conflated deliveries of a book, per interval (`super::fold`).
+    pub folds: super::fold::BookFolds,
     /// A book's best bid and ask as last handed to the consolidated book
     /// (kept only while `bbo.all.*` runs).
     pub top: (Option<Level>, Option<Level>),
@@ -106,6 +108,7 @@ impl Channel {
                 cum_bytes: 0,
                 snapshot,
                 cached_snapshot: None,
+                folds: Default::default(),
                 top: (None, None),
             }),
             subscribers: Mutex::new(Vec::new()),

@@ -68,8 +68,9 @@ pub enum Item {
     },
     /// A conflated subscription's announced skip (`subscribe_conflated`):
     /// `first_seq..=last_seq` were folded into the channel's next event,
-    /// seq `last_seq + 1`, which carries the state after it (a book
-    /// snapshot, the latest ticker). Not a loss: the state is kept.
+    /// seq `last_seq + 1`, which carries the state after it (a book update
+    /// folding them or a snapshot, the latest ticker). Not a loss: the
+    /// state is kept.
     Conflated {
         channel: String,
         first_seq: u64,

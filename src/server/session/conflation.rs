@@ -4,20 +4,27 @@
 //! # Design
 //!
 //! A conflated subscription keeps its cursor like any other and a
-//! [`Conflation`]: its interval and `due_ns`, the earliest time of its next
-//! delivery. Events published meanwhile stay in the channel's ring (nothing
-//! is copied per client); when the subscription is due and has anything
-//! pending, [`plan`] decides what goes out:
+//! [`Conflation`]: its interval and `due_ns`, the next tick of the
+//! interval's grid (multiples of the interval of the server clock, shared by
+//! every subscriber of that interval). Events published meanwhile stay in
+//! the channel's ring (nothing is copied per client); when the subscription
+//! is due and has anything pending, [`Plan`] decides what goes out:
 //!
-//! * **Stateful channels** (books, tickers, candles, signals, sentiment,
-//!   `status.*`, `bbo.*`): one event pending is delivered as is (a book
-//!   update keeps the book and its checksum valid by itself). More than one
-//!   are folded: `conflated {channel, first_seq, last_seq}` names the events
-//!   not delivered, then the channel's state at the head, `last_seq + 1`:
-//!   the book's `book_snapshot` (encoded once per seq and shared by every
-//!   subscriber, `Hub::position`) or the last event of a `Last` channel. The
-//!   cursor skips to the head; the client's seqs stay the channel's real
-//!   ones and the skip is announced, never silent.
+//! * **Books**: the tick's state, shared by the interval's subscribers
+//!   (`Hub::fold_book`, `feed/fold.rs`): one `book_update` from the seq
+//!   they were all brought to at the previous tick (its checksum is the
+//!   book's at the head), or the snapshot at the tick's seq for a
+//!   subscriber elsewhere (the first tick after a subscribe). Both encoded
+//!   once per tick.
+//! * **Other stateful channels** (tickers, candles, signals, sentiment,
+//!   `status.*`, `bbo.*`): one event pending is delivered as is; more are
+//!   folded into the latest event (the channel's state, `Hub::position`).
+//!
+//! Whenever a delivery stands for more than one event, `conflated
+//! {channel, first_seq, last_seq}` names the events not delivered, right
+//! before the event at `last_seq + 1`; the cursor skips to it. The client's
+//! seqs stay the channel's real ones and the skip is announced, never
+//! silent.
 //! * **Stateless channels** (trades, scans, custom): never conflated away.
 //!   Everything pending is read at the interval and written in the same
 //!   batch as the rest of the connection's due frames.
@@ -48,7 +55,8 @@
 use std::sync::Arc;
 
 use super::{Outbound, Session, Subscription};
-use crate::feed::{Encoded, ReadOutcome};
+use crate::feed::{BookFold, Encoded, ReadOutcome};
+use crate::protocol::ChannelKind;
 use crate::protocol::codec::control_frame;
 use crate::protocol::pb::{Conflated, ServerMessage, server_message};
 
@@ -84,16 +92,28 @@ pub(super) enum Plan {
     Fold,
 }
 
+/// The first tick of the `interval_ns` grid (multiples of the interval
+/// of the server clock) after `now_ns`.
+fn next_tick_ns(now_ns: i64, interval_ns: i64) -> i64 {
+    (now_ns.div_euclid(interval_ns) + 1) * interval_ns
+}
+
 impl Conflation {
     /// A conflation of `conflate_ms` (valid, non-zero) that first delivers
-    /// one interval after `now_ns` (the subscribe's snapshot is the state
-    /// until then).
+    /// at the next tick of its grid (the subscribe's snapshot is the state
+    /// until then). Every subscriber of one interval shares the grid, so
+    /// their book folds are shared (`feed::fold`).
     pub(super) fn new(conflate_ms: u32, now_ns: i64) -> Self {
         let interval_ns = i64::from(conflate_ms) * 1_000_000;
         Self {
             interval_ns,
-            due_ns: now_ns + interval_ns,
+            due_ns: next_tick_ns(now_ns, interval_ns),
         }
+    }
+
+    /// The grid tick the subscription is due at (its index on the grid).
+    pub(super) fn tick(&self) -> i64 {
+        self.due_ns.div_euclid(self.interval_ns)
     }
 
     /// The interval in nanoseconds.
@@ -130,9 +150,9 @@ impl Conflation {
         }
     }
 
-    /// A delivery went out at `now_ns`: the next one is an interval later.
+    /// A delivery went out at `now_ns`: the next one is at the next tick.
     pub(super) fn delivered(&mut self, now_ns: i64) {
-        self.due_ns = now_ns + self.interval_ns;
+        self.due_ns = next_tick_ns(now_ns, self.interval_ns);
     }
 }
 
@@ -243,10 +263,44 @@ impl Session {
                 continue;
             };
             let stateful = sub.channel().stateful;
-            let complete = match c.plan(now_ns, stateful, sub.cursor.backlog_events()) {
-                Plan::Wait => continue,
-                Plan::Fold if room < 2 => break, // the timer brings it back
-                Plan::Fold => {
+            let plan = c.plan(now_ns, stateful, sub.cursor.backlog_events());
+            if plan == Plan::Wait {
+                continue;
+            }
+            // a book: the tick's state shared by its interval's subscribers,
+            // as one update from where they all are (`feed::fold`)
+            let since = sub.cursor.next_seq() - 1;
+            let fold = if sub.channel().kind == ChannelKind::Book {
+                hub.fold_book(sub.channel(), c.interval_ms(), c.tick(), since)
+            } else {
+                None
+            };
+            let complete = match (fold, plan) {
+                (Some(BookFold::Nothing), _) => true, // its next tick brings the rest
+                (Some(BookFold::Deliver { .. }), _) if room < 2 => break,
+                (Some(BookFold::Deliver { seq, event, .. }), _) => {
+                    if let Some((first_seq, last_seq)) = skipped_range(since + 1, seq) {
+                        let m = ServerMessage {
+                            kind: Some(server_message::Kind::Conflated(Conflated {
+                                channel: sub.channel().name.to_string(),
+                                first_seq,
+                                last_seq,
+                            })),
+                        };
+                        out.push(Outbound::Control(control_frame(
+                            &m,
+                            format,
+                            hub.gzip_threshold(),
+                        )));
+                        folds += 1;
+                    }
+                    sub.cursor.skip_to(seq);
+                    out.push(Outbound::Event(event));
+                    true
+                }
+                (None, Plan::Wait) => continue,
+                (None, Plan::Fold) if room < 2 => break, // the timer brings it back
+                (None, Plan::Fold) => {
                     let pos = hub.position(sub.channel());
                     match pos.snapshot {
                         Some(state) if pos.seq >= sub.cursor.next_seq() => {
@@ -274,9 +328,11 @@ impl Session {
                 }
                 // a stateful channel's single pending event, not more: what
                 // arrived since is for the next interval
-                Plan::Read if stateful => Self::read_sub(sub, i, 1, &mut events, out, behind),
+                (None, Plan::Read) if stateful => {
+                    Self::read_sub(sub, i, 1, &mut events, out, behind)
+                }
                 // a stateless backlog cut by the batch's room stays due
-                Plan::Read => {
+                (None, Plan::Read) => {
                     let before = out.len();
                     Self::read_sub(sub, i, room, &mut events, out, behind)
                         && out.len() - before < room
@@ -332,7 +388,8 @@ mod tests {
     #[test]
     fn nothing_is_due_before_the_interval_or_without_events() {
         let c = Conflation::new(100, 1_000);
-        assert_eq!(c.due_ns(), 1_000 + 100_000_000);
+        assert_eq!(c.due_ns(), 100_000_000, "the next tick of the 100 ms grid");
+        assert_eq!(c.tick(), 1);
         assert_eq!(c.interval_ms(), 100);
         assert_eq!(c.plan(c.due_ns() - 1, true, 5), Plan::Wait);
         assert_eq!(c.plan(c.due_ns(), true, 0), Plan::Wait);
@@ -351,16 +408,19 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_moves_the_due_time_one_interval_on() {
+    fn a_delivery_moves_the_due_time_to_the_next_tick() {
         let mut c = Conflation::new(50, 0);
+        assert_eq!(c.due_ns(), 50_000_000, "0 is a tick: the next one");
         c.delivered(70_000_000);
-        assert_eq!(c.due_ns(), 120_000_000);
-        assert_eq!(c.plan(119_999_999, true, 3), Plan::Wait);
+        assert_eq!(c.due_ns(), 100_000_000);
+        assert_eq!(c.plan(99_999_999, true, 3), Plan::Wait);
+        c.delivered(100_000_000);
+        assert_eq!(c.due_ns(), 150_000_000, "one interval after a tick");
         // a shorter interval takes effect at once, a longer one after the
         // delivery already due
-        c.retime(10, 100_000_000);
+        c.retime(10, 101_000_000);
         assert_eq!(c.due_ns(), 110_000_000);
-        c.retime(1000, 100_000_000);
+        c.retime(1000, 101_000_000);
         assert_eq!(c.due_ns(), 110_000_000);
         assert_eq!(c.interval_ns(), 1_000_000_000);
     }

@@ -96,8 +96,9 @@ async fn a_conflated_ticker_gets_the_latest_once_per_interval_and_the_skip_annou
     let t0 = now_ns();
     assert_eq!(shape(&drain_at(&mut s, t0)), ["subscribed", "E1"]);
     ticker(&ctx, &ch, 5); // 2..=6
-    assert!(drain_at(&mut s, t0).is_empty(), "not due yet");
-    let t1 = t0 + 100 * MS;
+    let t1 = s.conflation_wake_ns().expect("events pending: a wake-up");
+    assert_eq!(t1 % (100 * MS), 0, "a tick of the 100 ms grid");
+    assert!(drain_at(&mut s, t1 - 1).is_empty(), "not due yet");
     assert_eq!(shape(&drain_at(&mut s, t1)), ["C2-5", "E6"]);
     ticker(&ctx, &ch, 1); // 7
     assert!(
@@ -137,8 +138,10 @@ async fn a_conflated_book_gets_the_shared_snapshot_at_the_head() {
         };
         ctx.hub.publish(&ch, 0, Payload::BookUpdate(u)).unwrap();
     }
-    let due = drain_at(&mut s, t0 + 50 * MS);
-    assert_eq!(shape(&due), ["C2-3", "S4"]);
+    let t1 = s.conflation_wake_ns().expect("a wake-up");
+    assert!(t1 <= t0 + 50 * MS);
+    let due = drain_at(&mut s, t1);
+    assert_eq!(shape(&due), ["C2-3", "S4"], "the first tick: a snapshot");
     let Kind::Event(e) = &due[1] else {
         unreachable!()
     };
@@ -146,9 +149,36 @@ async fn a_conflated_book_gets_the_shared_snapshot_at_the_head() {
         unreachable!()
     };
     assert_eq!(b.bids[0], lv(99.0, 4.0), "the state after seq 4");
-    // the same encoded snapshot every subscriber at this seq gets
-    let pos = ctx.hub.position(&ch);
-    assert_eq!(pos.seq, 4);
+    let mut book = crate::feed::book::OrderBook::from_snapshot(b);
+    // a second subscriber of the same interval, subscribed at seq 4
+    let mut other = Session::new(Format::Proto, ctx.clone(), "o".into(), None);
+    other.handle(subscribe(1, &["book.sim.A-B"], 50));
+    drain_at(&mut other, t1);
+    for (q, ask) in [(5.0, 100.5), (6.0, 101.0)] {
+        let u = BookUpdate {
+            bids: vec![lv(99.0, q)],
+            asks: vec![lv(ask, 0.0)],
+            ..Default::default()
+        };
+        ctx.hub.publish(&ch, 0, Payload::BookUpdate(u)).unwrap();
+    }
+    // the next tick: both at the base (4): one shared update 4 -> 6
+    let t2 = t1 + 50 * MS;
+    assert_eq!(s.conflation_wake_ns(), Some(t2));
+    let due = drain_at(&mut s, t2);
+    assert_eq!(shape(&due), ["C5-5", "E6"]);
+    let Kind::Event(e) = &due[1] else {
+        unreachable!()
+    };
+    let Some(Payload::BookUpdate(u)) = &e.payload else {
+        panic!("an update, not a snapshot: {e:?}")
+    };
+    book.apply(u);
+    assert_eq!(book.checksum(), u.checksum, "the update keeps the checksum");
+    assert_eq!(book.bids().next(), Some(&lv(99.0, 6.0)));
+    let theirs = drain_at(&mut other, t2);
+    assert_eq!(shape(&theirs), ["C5-5", "E6"]);
+    assert_eq!(theirs[1], due[1], "the same update for both");
 }
 
 #[tokio::test]
@@ -159,9 +189,10 @@ async fn conflated_trades_are_batched_at_the_interval_never_dropped() {
     let t0 = now_ns();
     assert_eq!(shape(&drain_at(&mut s, t0)), ["subscribed"]);
     trades(&ctx, &ch, 10);
-    assert!(drain_at(&mut s, t0 + 199 * MS).is_empty());
+    let due = s.conflation_wake_ns().expect("a wake-up");
+    assert!(drain_at(&mut s, due - 1).is_empty());
     let want: Vec<String> = (1..=10).map(|i| format!("E{i}")).collect();
-    assert_eq!(shape(&drain_at(&mut s, t0 + 200 * MS)), want);
+    assert_eq!(shape(&drain_at(&mut s, due)), want);
 }
 
 #[tokio::test]
@@ -172,10 +203,11 @@ async fn a_conflated_stateful_channel_is_never_lagged_for_what_it_holds() {
     let t0 = now_ns();
     drain_at(&mut s, t0);
     ticker(&ctx, &ch, 40); // far past the test ring's 16
-    assert!(drain_at(&mut s, t0 + 10 * MS).is_empty(), "no lagged");
+    let due = s.conflation_wake_ns().expect("a wake-up");
+    assert!(drain_at(&mut s, due - 1).is_empty(), "no lagged");
     s.resync_lagging().expect("lagged policy");
-    assert!(drain_at(&mut s, t0 + 20 * MS).is_empty(), "not even by age");
-    assert_eq!(shape(&drain_at(&mut s, t0 + 100 * MS)), ["C1-39", "E40"]);
+    assert!(drain_at(&mut s, due - 1).is_empty(), "not even by age");
+    assert_eq!(shape(&drain_at(&mut s, due)), ["C1-39", "E40"]);
 }
 
 #[tokio::test]

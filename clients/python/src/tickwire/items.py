@@ -60,7 +60,8 @@ class Conflated:
     """A conflated subscription's announced skip (``subscribe(...,
     conflate_ms=...)``): ``first_seq..=last_seq`` of ``channel`` were folded
     into its next event, seq ``last_seq + 1``, which carries the state after
-    it (a book snapshot, the latest ticker). Not a loss: the state is kept."""
+    it (a book update folding them or a snapshot, the latest ticker). Not a
+    loss: the state is kept."""
 
     channel: str
     first_seq: int
