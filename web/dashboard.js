@@ -28,7 +28,7 @@ let bookSub = null;
 // Conflation (docs/protocol.md section 5): the panels that redraw at most a
 // few times a second ask the server for the latest state at that rate
 // instead of every event. The book panel (a book message at most every
-// 200 ms: its update, or a whole snapshot when several were pending) and
+// 200 ms: one update folding what changed, a snapshot on the first) and
 // the prices table of every instrument (its tickers, at most one per
 // instrument every 250 ms). Trades, candles, signals, sentiment and the
 // scanner stay live: the tape and the chart show every trade.
