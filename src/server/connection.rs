@@ -263,7 +263,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 });
                 probe_timer.as_mut().reset(when);
             }
-            let conflation_at = session.conflation_wake_ns();
+            let conflation_at = session.conflation_wake_ns(now);
             if conflation_at != conflation_armed_for {
                 conflation_armed_for = conflation_at;
                 let when = conflation_at.map_or(never, |t| {

@@ -33,7 +33,7 @@
 //!
 //! One timer per connection, armed by the connection task at
 //! [`Session::conflation_wake_ns`]: the earliest `due_ns` of a conflated
-//! subscription with events pending. A session without conflated
+//! subscription with events pending or a tick ahead. A session without conflated
 //! subscriptions answers `None` from a counter, so plain connections do no
 //! timer work. While every subscription (and every pattern) of the session
 //! is conflated and a wake-up is armed, the connection does not answer its
@@ -192,20 +192,24 @@ impl Session {
         }
     }
 
-    /// When the connection must wake for its conflated subscriptions: the
-    /// earliest due time of one with events pending (`None` without any:
-    /// the doorbell announces the next event).
+    /// When the connection must wake for its conflated subscriptions at
+    /// `now_ns`: the earliest due time of one with events pending or with
+    /// its next tick still ahead (a busy channel just served: its next
+    /// events will be due then, so the doorbell need not wake the
+    /// connection for them meanwhile). `None` when every conflated
+    /// subscription is idle past its tick: the doorbell announces the next
+    /// event, delivered at once.
     ///
     /// hot path (every loop of the connection): a counter check for a
     /// session without conflated subscriptions.
-    pub fn conflation_wake_ns(&self) -> Option<i64> {
+    pub fn conflation_wake_ns(&self, now_ns: i64) -> Option<i64> {
         if self.conflated == 0 {
             return None;
         }
         self.subs
             .iter()
             .filter_map(|s| s.conflation.as_ref().map(|c| (s, c)))
-            .filter(|(s, _)| s.cursor.has_new())
+            .filter(|(s, c)| c.due_ns() > now_ns || s.cursor.has_new())
             .map(|(_, c)| c.due_ns())
             .min()
     }

@@ -96,7 +96,9 @@ async fn a_conflated_ticker_gets_the_latest_once_per_interval_and_the_skip_annou
     let t0 = now_ns();
     assert_eq!(shape(&drain_at(&mut s, t0)), ["subscribed", "E1"]);
     ticker(&ctx, &ch, 5); // 2..=6
-    let t1 = s.conflation_wake_ns().expect("events pending: a wake-up");
+    let t1 = s
+        .conflation_wake_ns(now_ns())
+        .expect("events pending: a wake-up");
     assert_eq!(t1 % (100 * MS), 0, "a tick of the 100 ms grid");
     assert!(drain_at(&mut s, t1 - 1).is_empty(), "not due yet");
     assert_eq!(shape(&drain_at(&mut s, t1)), ["C2-5", "E6"]);
@@ -105,13 +107,23 @@ async fn a_conflated_ticker_gets_the_latest_once_per_interval_and_the_skip_annou
         drain_at(&mut s, t1 + 99 * MS).is_empty(),
         "one per interval"
     );
-    assert_eq!(s.conflation_wake_ns(), Some(t1 + 100 * MS));
+    assert_eq!(s.conflation_wake_ns(now_ns()), Some(t1 + 100 * MS));
     assert_eq!(
         shape(&drain_at(&mut s, t1 + 100 * MS)),
         ["E7"],
         "a single pending event goes as is, nothing skipped"
     );
-    assert_eq!(s.conflation_wake_ns(), None, "nothing pending: no timer");
+    let next = t1 + 200 * MS;
+    assert_eq!(
+        s.conflation_wake_ns(t1 + 100 * MS),
+        Some(next),
+        "nothing pending, the next tick ahead: the timer, not the doorbell"
+    );
+    assert_eq!(
+        s.conflation_wake_ns(next),
+        None,
+        "idle past it: the doorbell"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +150,7 @@ async fn a_conflated_book_gets_the_shared_snapshot_at_the_head() {
         };
         ctx.hub.publish(&ch, 0, Payload::BookUpdate(u)).unwrap();
     }
-    let t1 = s.conflation_wake_ns().expect("a wake-up");
+    let t1 = s.conflation_wake_ns(now_ns()).expect("a wake-up");
     assert!(t1 <= t0 + 50 * MS);
     let due = drain_at(&mut s, t1);
     assert_eq!(shape(&due), ["C2-3", "S4"], "the first tick: a snapshot");
@@ -164,7 +176,7 @@ async fn a_conflated_book_gets_the_shared_snapshot_at_the_head() {
     }
     // the next tick: both at the base (4): one shared update 4 -> 6
     let t2 = t1 + 50 * MS;
-    assert_eq!(s.conflation_wake_ns(), Some(t2));
+    assert_eq!(s.conflation_wake_ns(now_ns()), Some(t2));
     let due = drain_at(&mut s, t2);
     assert_eq!(shape(&due), ["C5-5", "E6"]);
     let Kind::Event(e) = &due[1] else {
@@ -189,7 +201,7 @@ async fn conflated_trades_are_batched_at_the_interval_never_dropped() {
     let t0 = now_ns();
     assert_eq!(shape(&drain_at(&mut s, t0)), ["subscribed"]);
     trades(&ctx, &ch, 10);
-    let due = s.conflation_wake_ns().expect("a wake-up");
+    let due = s.conflation_wake_ns(now_ns()).expect("a wake-up");
     assert!(drain_at(&mut s, due - 1).is_empty());
     let want: Vec<String> = (1..=10).map(|i| format!("E{i}")).collect();
     assert_eq!(shape(&drain_at(&mut s, due)), want);
@@ -203,7 +215,7 @@ async fn a_conflated_stateful_channel_is_never_lagged_for_what_it_holds() {
     let t0 = now_ns();
     drain_at(&mut s, t0);
     ticker(&ctx, &ch, 40); // far past the test ring's 16
-    let due = s.conflation_wake_ns().expect("a wake-up");
+    let due = s.conflation_wake_ns(now_ns()).expect("a wake-up");
     assert!(drain_at(&mut s, due - 1).is_empty(), "no lagged");
     s.resync_lagging().expect("lagged policy");
     assert!(drain_at(&mut s, due - 1).is_empty(), "not even by age");
@@ -225,7 +237,7 @@ async fn an_out_of_range_conflate_ms_is_refused_and_changes_nothing() {
         assert!(e.message.contains("conflate_ms"), "{}", e.message);
     }
     assert_eq!(s.subscription_count(), 0);
-    assert_eq!(s.conflation_wake_ns(), None);
+    assert_eq!(s.conflation_wake_ns(now_ns()), None);
 }
 
 #[tokio::test]
@@ -241,7 +253,9 @@ async fn a_live_subscription_beside_conflated_ones_gets_every_event_at_once() {
     ticker(&ctx, &live, 3);
     ticker(&ctx, &slow, 3);
     assert_eq!(shape(&drain_at(&mut s, t0)), ["E1", "E2", "E3"]);
-    let wake = s.conflation_wake_ns().expect("the held channel's timer");
+    let wake = s
+        .conflation_wake_ns(now_ns())
+        .expect("the held channel's timer");
     assert!(t0 < wake && wake <= t0 + 100 * MS, "its first interval");
 }
 
