@@ -113,6 +113,7 @@ async fn resume_replays_after_the_last_seq_or_falls_back_to_a_snapshot() {
         channels: vec!["ticker.sim.BTC-USDT".into()],
         resume: resume(&epoch),
         snapshot: None,
+        conflate_ms: 0,
     }))
     .await;
     let state = match c.next_msg().await {
@@ -134,6 +135,7 @@ async fn resume_replays_after_the_last_seq_or_falls_back_to_a_snapshot() {
         channels: vec!["ticker.sim.BTC-USDT".into()],
         resume: resume("another-epoch"),
         snapshot: None,
+        conflate_ms: 0,
     }))
     .await;
     let state = match c.next_msg().await {

@@ -79,6 +79,7 @@ async fn subscribe(
             })
             .collect(),
         snapshot: None,
+        conflate_ms: 0,
     }))
     .await;
     let s = c

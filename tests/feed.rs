@@ -6,9 +6,9 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use support::{Client, Fmt, Server, guarded};
+use support::{Client, ClientBook, Fmt, Server, guarded};
 use tickwire::protocol::pb::{
-    self, ErrorCode, Level, client_message, event::Payload, server_message::Kind,
+    self, ErrorCode, client_message, event::Payload, server_message::Kind,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -138,56 +138,6 @@ async fn json_mode_is_the_canonical_mapping_of_the_same_events() {
         "{} events identical in both formats; sample: {sample}",
         common.len()
     );
-}
-
-/// Independent client-side book: sorted levels and the checksum of
-/// docs/protocol.md section 8 written from the spec, not from the server's code.
-#[derive(Default)]
-struct ClientBook {
-    bids: BTreeMap<i64, (f64, f64)>,
-    asks: BTreeMap<i64, (f64, f64)>,
-    price_decimals: u32,
-    size_decimals: u32,
-}
-
-impl ClientBook {
-    fn key(&self, p: f64) -> i64 {
-        (p * 10f64.powi(self.price_decimals as i32)).round() as i64
-    }
-    fn apply(&mut self, bids: &[Level], asks: &[Level]) {
-        for (levels, is_bid) in [(bids, true), (asks, false)] {
-            for l in levels {
-                let k = self.key(l.price);
-                let side = if is_bid {
-                    &mut self.bids
-                } else {
-                    &mut self.asks
-                };
-                if l.quantity == 0.0 {
-                    side.remove(&k);
-                } else {
-                    side.insert(k, (l.price, l.quantity));
-                }
-            }
-        }
-    }
-    fn checksum(&self) -> u32 {
-        let fmt = |v: f64, d: u32| {
-            let s = format!("{:.*}", d as usize, v).replace('.', "");
-            s.trim_start_matches('0').to_string()
-        };
-        let mut text = String::new();
-        for (p, q) in self
-            .asks
-            .values()
-            .take(10)
-            .chain(self.bids.values().rev().take(10))
-        {
-            text += &fmt(*p, self.price_decimals);
-            text += &fmt(*q, self.size_decimals);
-        }
-        crc32fast::hash(text.as_bytes())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,21 @@ fn js_client_reports_lagged_and_resyncs_when_it_falls_behind() {
 }
 
 #[test]
+fn js_client_conflates_with_announced_skips_and_verified_books() {
+    node::prerequisites(
+        "js_client_conflates_with_announced_skips_and_verified_books",
+        false,
+    );
+    let server = Server::start(&["--sim-instruments", "BTC-USDT", "--analytics", "off"]);
+    let status = node::run_plain(
+        "clients/js/test/conflation.test.mjs",
+        &env_for(&server),
+        SCRIPT_TIMEOUT,
+    );
+    assert!(status.success(), "conflation.test.mjs failed: {status}");
+}
+
+#[test]
 fn js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_server() {
     node::prerequisites(
         "js_client_reconnects_after_a_restart_on_the_same_port_and_after_a_frozen_server",

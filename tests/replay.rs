@@ -141,6 +141,7 @@ async fn record_then_replay_reproduces_payloads_in_per_channel_order() {
         channels: recorded.keys().cloned().collect(),
         resume,
         snapshot: Some(false),
+        conflate_ms: 0,
     }))
     .await;
     let total: usize = recorded.values().map(Vec::len).sum();

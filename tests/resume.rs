@@ -22,6 +22,7 @@ async fn subscribe_resume(
         channels: channels.iter().map(|s| s.to_string()).collect(),
         resume,
         snapshot: None,
+        conflate_ms: 0,
     }))
     .await;
     c.until(|k| match k {

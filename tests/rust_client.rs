@@ -45,6 +45,12 @@ impl SeqCheck {
                 self.announced.insert(channel.clone());
             }
             Item::Gap { .. } => panic!("unexpected gap: {item:?}"),
+            // the next event is exactly last_seq + 1
+            Item::Conflated {
+                channel, last_seq, ..
+            } => {
+                self.last.insert(channel.clone(), *last_seq);
+            }
             Item::Event(ev) => {
                 let channel = ev.channel().to_string();
                 if let Some(&prev) = self.last.get(&channel)
@@ -310,6 +316,43 @@ async fn rust_client_slow_reader_is_told_lagged_then_gets_a_snapshot() {
             _ => {}
         }
     }
+}
+
+/// `subscribe_conflated`: the server's skips arrive as `Item::Conflated`
+/// (never a gap), the managed book verifies after every message (a fold
+/// brings a whole snapshot), trades keep every seq.
+#[tokio::test]
+async fn rust_client_conflated_subscription_announces_skips_and_keeps_books_valid() {
+    let server = Server::start(&["--sim-instruments", "BTC-USDT", "--analytics", "off"]);
+    let mut client = Client::connect(config(server.addr)).await.unwrap();
+    let channels = [
+        "book.sim.BTC-USDT",
+        "ticker.sim.BTC-USDT",
+        "trade.sim.BTC-USDT",
+    ];
+    client.subscribe_conflated(&channels, 50).await.unwrap();
+    let mut check = SeqCheck::default();
+    let mut folds: HashMap<String, u64> = HashMap::new();
+    let mut trades = 0;
+    while folds.get(channels[0]).copied().unwrap_or(0) < 3
+        || folds.get(channels[1]).copied().unwrap_or(0) < 3
+        || trades < 200
+    {
+        let item = next(&mut client).await;
+        check.see(&item);
+        match &item {
+            Item::Conflated { channel, .. } => *folds.entry(channel.clone()).or_default() += 1,
+            Item::Event(ev) if ev.channel() == channels[2] => trades += 1,
+            Item::Event(_) => {}
+            other => panic!("only events and conflated notices: {other:?}"),
+        }
+    }
+    assert!(!folds.contains_key(channels[2]), "trades are never folded");
+    let stats = client.stats();
+    assert_eq!((stats.gaps, stats.checksum_mismatches), (0, 0));
+    assert!(stats.checksums_verified >= 4, "{stats:?}");
+    assert_eq!(stats.conflated, folds.values().sum::<u64>());
+    assert!(client.book(channels[0]).is_some_and(|b| b.is_valid()));
 }
 
 #[tokio::test]

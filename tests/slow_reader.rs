@@ -215,6 +215,7 @@ async fn history_asked_for_by_resume_is_not_lag() {
         channels: vec!["*.sim.*".into()],
         resume,
         snapshot: None,
+        conflate_ms: 0,
     }))
     .await;
     let mut check = ContractChecker::default();

@@ -25,6 +25,15 @@ const MAX_CANDLES = 240;
 const instruments = new Map(); // "venue.SYMBOL" -> row model
 let selected = null;
 let bookSub = null;
+// Conflation (docs/protocol.md section 5): the panels that redraw at most a
+// few times a second ask the server for the latest state at that rate
+// instead of every event. The book panel (a book message at most every
+// 200 ms: one update folding what changed, a snapshot on the first) and
+// the prices table of every instrument (its tickers, at most one per
+// instrument every 250 ms). Trades, candles, signals, sentiment and the
+// scanner stay live: the tape and the chart show every trade.
+const BOOK_CONFLATE_MS = 200;
+const TICKER_CONFLATE_MS = 250;
 let flowSub = null;
 let bboSub = null;
 /** The consolidated top (bbo.all.*) of the selected instrument, or null. */
@@ -163,8 +172,13 @@ function onBook(ev, meta) {
   if (!selected || meta.channel !== `book.${selected}`) return;
   sampleLatency(ev, meta);
   if (ev.bookSnapshot) {
+    // with conflation most book messages are snapshots: each is checked
     const ok = book.applySnapshot(ev.bookSnapshot, meta.seq);
-    if (!ok) note("error", `${meta.channel}: snapshot checksum mismatch`);
+    if (ok) bookChecks.ok++;
+    else {
+      bookChecks.bad++;
+      note("error", `${meta.channel}: snapshot checksum mismatch`);
+    }
     bookDirty = true;
   } else if (ev.bookUpdate && book.ready) {
     if (book.applyUpdate(ev.bookUpdate, meta.seq)) {
@@ -370,7 +384,7 @@ function resyncBook() {
   const patterns = bookSub.patterns;
   bookSub.unsubscribe();
   book = new OrderBook();
-  bookSub = client.subscribe(patterns, onBook);
+  bookSub = client.subscribe(patterns, onBook, { conflateMs: BOOK_CONFLATE_MS });
 }
 
 async function select(key) {
@@ -387,7 +401,7 @@ async function select(key) {
   setText("chart-title", symbol);
   setText("book-title", symbol);
   setText("trades-title", symbol);
-  bookSub = client.subscribe([`book.${key}`], onBook);
+  bookSub = client.subscribe([`book.${key}`], onBook, { conflateMs: BOOK_CONFLATE_MS });
   // the consolidated tops across venues (quotes may be mapped together, so
   // the book is found by the venue's own instrument in its `tops`)
   bboSub = client.subscribe(["bbo.all.*"], onBbo);
@@ -1133,7 +1147,7 @@ try {
   /* not supported */
 }
 
-client.subscribe(["ticker.*.*"], onTicker);
+client.subscribe(["ticker.*.*"], onTicker, { conflateMs: TICKER_CONFLATE_MS });
 // signals and sentiment (their snapshots come with the subscription), and
 // the scanner's channels (a scan's events also come unasked to the page
 // that requested it; this keeps them followed across reconnections)

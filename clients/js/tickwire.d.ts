@@ -112,6 +112,8 @@ export interface Unsubscribed { requestId?: Int64; channels?: string[] }
 export interface Pong { requestId?: Int64; serverTimeNs?: Int64 }
 export interface ServerError { requestId?: Int64; code?: ErrorCode; message?: string; channel?: string; channels?: string[] }
 export interface Lagged { channel: string; firstSeq?: Int64; lastSeq?: Int64 }
+/** To a subscriber with `conflateMs`: events firstSeq..lastSeq were folded into the next one (seq lastSeq + 1). */
+export interface Conflated { channel: string; firstSeq?: Int64; lastSeq?: Int64 }
 export interface ChannelInfo { channel: string; kind?: string; seq?: Int64 }
 
 export interface ServerMessage {
@@ -122,6 +124,7 @@ export interface ServerMessage {
   pong?: Pong;
   error?: ServerError;
   lagged?: Lagged;
+  conflated?: Conflated;
   channelList?: { requestId?: Int64; channels?: ChannelInfo[] };
 }
 
@@ -130,6 +133,8 @@ export interface ClientMessage {
   subscribe?: {
     requestId: Int64; channels: string[];
     resume?: Record<string, { seq: Int64; epoch: string }>; snapshot?: boolean;
+    /** 0 (absent) = every event; 10..60000 = at most one message per channel per interval. */
+    conflateMs?: number;
   };
   unsubscribe?: { requestId: Int64; channels: string[] };
   ping?: { requestId: Int64 };
@@ -228,6 +233,8 @@ export interface ClientEvents {
   event: EventMeta & { event: FeedEvent };
   gap: { channel: string; expected: number; received: number };
   lagged: { channel: string; firstSeq: number; lastSeq: number };
+  /** An announced conflation skip (not a gap, the state is kept): the next event has seq lastSeq + 1. */
+  conflated: { channel: string; firstSeq: number; lastSeq: number };
   resync: { channel: string; reason: "lagged" | "resume unavailable"; from?: number; seq: number };
   error: { where: "server" | "socket" | "decode" | "connect" | "token"; error: unknown; code?: ErrorCode; message?: string };
   pong: { requestId: number; serverTimeNs?: Int64; rttMs?: number };
@@ -241,6 +248,8 @@ export interface ClientStats {
   bytes: number;
   gaps: number;
   lagged: number;
+  /** `conflated` announcements received. */
+  conflated: number;
   resyncs: number;
   recovered: number;
   reconnects: number;
@@ -269,7 +278,11 @@ export declare class TickwireClient {
   subscribe(
     patterns: string | string[],
     callback?: (event: FeedEvent, meta: EventMeta) => void,
-    options?: { resume?: Record<string, { seq: number | Int64; epoch: string }> },
+    options?: {
+      resume?: Record<string, { seq: number | Int64; epoch: string }>;
+      /** At most one message per channel per this many ms (10..60000), carrying the latest state; 0 = every event. */
+      conflateMs?: number;
+    },
   ): Subscription;
   ping(): Promise<{ requestId: number; serverTimeNs?: Int64; rttMs: number }>;
   listChannels(pattern?: string): Promise<ChannelInfo[]>;

@@ -269,6 +269,7 @@ export class TickwireClient {
     // subscriptions: handles, pattern reference counts, dispatch cache
     this._subs = new Set();
     this._patterns = new Map(); // pattern -> number of handles holding it
+    this._rates = new Map(); // pattern -> conflateMs the latest subscribe asked (0 = every event)
     this._kept = new Set(); // names left subscribed on the server (see _unsubscribe)
     this._dispatch = new Map(); // channel -> handles whose patterns match it
     // per-channel position: { seq, epoch, snapshotAt }
@@ -289,6 +290,7 @@ export class TickwireClient {
       bytes: 0,
       gaps: 0,
       lagged: 0,
+      conflated: 0,
       resyncs: 0,
       recovered: 0,
       reconnects: 0,
@@ -306,7 +308,7 @@ export class TickwireClient {
   /**
    * Adds a listener; returns a function that removes it. Events: `state`,
    * `open`, `close`, `reconnect`, `welcome`, `subscribed`, `unsubscribed`,
-   * `event`, `gap`, `lagged`, `resync`, `error`, `pong`, `message`.
+   * `event`, `gap`, `lagged`, `conflated`, `resync`, `error`, `pong`, `message`.
    */
   on(name, fn) {
     let set = this._listeners.get(name);
@@ -569,11 +571,20 @@ export class TickwireClient {
    * Subscribes to channel names or `*` patterns. `callback(event, meta)` is
    * called for every event on a channel the patterns match. Returns a
    * `Subscription` with `ready` (a promise of the `subscribed` answer) and
-   * `unsubscribe()`.
+   * `unsubscribe()`. `options.conflateMs` (10..60000, default 0 = every
+   * event) asks the server for at most one message per channel per that
+   * many milliseconds, carrying the latest state (trades are batched, never
+   * dropped); the skips are announced with `conflated`, never a gap. The
+   * rate is per channel on the connection: the latest subscribe naming a
+   * pattern sets it.
    */
   subscribe(patterns, callback, options = {}) {
     const list = (Array.isArray(patterns) ? patterns : [patterns]).map(String);
     if (list.length === 0) throw new Error("subscribe needs at least one channel or pattern");
+    const rate = Number(options.conflateMs ?? 0);
+    if (!Number.isInteger(rate) || (rate !== 0 && (rate < 10 || rate > 60000))) {
+      throw new Error(`conflateMs must be 0 or an integer in 10..60000, not ${options.conflateMs}`);
+    }
     const handle = new Subscription(this, list, callback);
     this._subs.add(handle);
     this._dispatch.clear();
@@ -582,7 +593,9 @@ export class TickwireClient {
       this._kept.delete(p);
       const n = this._patterns.get(p) ?? 0;
       this._patterns.set(p, n + 1);
-      if (n === 0) fresh.push(p);
+      // a new rate for a pattern already held is asked for again
+      if (n === 0 || (this._rates.get(p) ?? 0) !== rate) fresh.push(p);
+      this._rates.set(p, rate);
     }
     if (options.resume && this._state !== State.CONNECTED) {
       // asked before the connection is up: resumed by the first subscribe
@@ -593,7 +606,7 @@ export class TickwireClient {
     if (fresh.length === 0) {
       handle._settle(null);
     } else if (this._state === State.CONNECTED) {
-      this._sendSubscribe(fresh, options.resume ?? {}, [handle]);
+      this._sendSubscribe(fresh, options.resume ?? {}, [handle], false, rate);
     } else {
       this._waiting = this._waiting ?? [];
       this._waiting.push(handle);
@@ -609,6 +622,7 @@ export class TickwireClient {
       const n = (this._patterns.get(p) ?? 1) - 1;
       if (n <= 0) {
         this._patterns.delete(p);
+        this._rates.delete(p);
         gone.push(p);
       } else this._patterns.set(p, n);
     }
@@ -657,7 +671,7 @@ export class TickwireClient {
     return p ? { seq: p.seq, epoch: p.epoch } : undefined;
   }
 
-  _sendSubscribe(patterns, resume, handles, full = false) {
+  _sendSubscribe(patterns, resume, handles, full = false, conflateMs = 0) {
     const requestId = this._requestId();
     const resumeMap = {};
     const resumed = new Set();
@@ -668,6 +682,7 @@ export class TickwireClient {
     const msg = { requestId: String(requestId), channels: patterns };
     if (resumed.size) msg.resume = resumeMap;
     if (!this._snapshot) msg.snapshot = false;
+    if (conflateMs) msg.conflateMs = conflateMs;
     this._pending.set(requestId, { kind: "subscribe", handles, resumed, full, errors: [], names: patterns.length });
     this.send({ subscribe: msg });
   }
@@ -688,9 +703,23 @@ export class TickwireClient {
       for (const h of handles) h._settle(null);
       return;
     }
-    const resume = {};
-    for (const [ch, pos] of this._positions) resume[ch] = { seq: pos.seq, epoch: pos.epoch };
-    this._sendSubscribe(patterns, resume, handles, true);
+    // one subscribe per rate (conflateMs), each resuming the channels its
+    // patterns cover: its answer then lists every channel it resumed
+    const byRate = new Map();
+    for (const p of patterns) {
+      const rate = this._rates.get(p) ?? 0;
+      if (!byRate.has(rate)) byRate.set(rate, []);
+      byRate.get(rate).push(p);
+    }
+    for (const [rate, group] of byRate) {
+      const resume = {};
+      for (const [ch, pos] of this._positions) {
+        if (byRate.size === 1 || group.some((p) => matchPattern(p, ch))) resume[ch] = { seq: pos.seq, epoch: pos.epoch };
+      }
+      // a waiting handle settles with the answer for its first pattern's rate
+      const mine = handles.filter((h) => (this._rates.get(h.patterns[0]) ?? 0) === rate);
+      this._sendSubscribe(group, resume, mine, true, rate);
+    }
   }
 
   _handlesFor(channel) {
@@ -782,6 +811,7 @@ export class TickwireClient {
     else if (msg.unsubscribed) this._onUnsubscribed(msg.unsubscribed);
     else if (msg.pong) this._onPong(msg.pong);
     else if (msg.lagged) this._onLagged(msg.lagged);
+    else if (msg.conflated) this._onConflated(msg.conflated);
     else if (msg.error) this._onError(msg.error);
     else if (msg.channelList) this._settle(msg.channelList.requestId, (p) => p.resolve(msg.channelList.channels || []));
     this._emit("message", msg);
@@ -894,6 +924,27 @@ export class TickwireClient {
     this.stats.resyncs++;
     this._emit("lagged", { channel: l.channel, firstSeq: first, lastSeq: last });
     this._emit("resync", { channel: l.channel, reason: "lagged", from: first - 1, seq: last });
+  }
+
+  /**
+   * A conflated subscription's announced skip: the events first..last were
+   * folded into the channel's next event (seq last + 1, the state after it:
+   * a book snapshot, the latest ticker). Not a gap and not a loss: the
+   * position moves to `last` and the state is kept.
+   */
+  _onConflated(c) {
+    const first = Number(c.firstSeq || 0);
+    const last = Number(c.lastSeq || 0);
+    const pos = this._positions.get(c.channel);
+    if (pos && first !== pos.seq + 1) this._gap(c.channel, pos.seq + 1, first);
+    if (pos) {
+      pos.seq = last;
+      pos.snapshotAt = -1;
+    } else {
+      this._positions.set(c.channel, { seq: last, epoch: this.welcome?.epoch ?? "", snapshotAt: -1 });
+    }
+    this.stats.conflated++;
+    this._emit("conflated", { channel: c.channel, firstSeq: first, lastSeq: last });
   }
 
   _onError(e) {

@@ -73,6 +73,10 @@ pub struct Args {
     /// Fraction of clients in JSON mode (0..1).
     #[arg(long)]
     pub json_ratio: Option<f64>,
+    /// The subscribe's `conflate_ms` (0 = every event; 10..=60000 = at most
+    /// one message per channel per interval, skips announced by `conflated`).
+    #[arg(long)]
+    pub conflate_ms: Option<u32>,
     /// Clients connect but never subscribe.
     #[arg(long)]
     pub idle: bool,
@@ -151,6 +155,8 @@ pub struct Plan {
     pub subscribe: Vec<String>,
     pub per_client_instrument: bool,
     pub json_ratio: f64,
+    /// The subscribe's `conflate_ms` (0 = off).
+    pub conflate_ms: u32,
     pub idle: bool,
     pub decode_ratio: f64,
     pub duration: Duration,
@@ -297,6 +303,7 @@ fn main() {
             .or(sc.json_ratio)
             .unwrap_or(0.0)
             .clamp(0.0, 1.0),
+        conflate_ms: args.conflate_ms.or(sc.conflate_ms).unwrap_or(0),
         idle: args.idle || sc.idle.unwrap_or(false),
         decode_ratio: args
             .decode_ratio

@@ -41,6 +41,12 @@ impl Report {
             "gaps {} ({} messages missed) | lagged {} | closes {:?}",
             self.gaps, self.missed, self.lagged, self.closes
         );
+        if self.plan.conflate_ms > 0 {
+            println!(
+                "conflate_ms {} | conflated {} (announced, not gaps; {} seqs folded in the window)",
+                self.plan.conflate_ms, self.conflated, self.conflated_skipped
+            );
+        }
         let ms = |us: u64| us as f64 / 1000.0;
         let [p50, p90, p99, p999, max] = self.latency_us;
         println!(
@@ -104,6 +110,8 @@ impl Report {
             "offered_per_s": self.offered(),
             "pct_of_offered": self.offered().map(|o| 100.0 * self.rate() / o),
             "gaps": self.gaps, "missed": self.missed, "lagged": self.lagged, "closes": self.closes,
+            "conflate_ms": p.conflate_ms, "conflated": self.conflated,
+            "conflated_skipped": self.conflated_skipped,
             "latency_ms": {"p50": p50 as f64 / 1e3, "p90": p90 as f64 / 1e3, "p99": p99 as f64 / 1e3,
                             "p99_9": p999 as f64 / 1e3, "max": max as f64 / 1e3},
             "bytes_in_per_s": self.bytes as f64 / self.window_s,

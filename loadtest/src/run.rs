@@ -30,6 +30,9 @@ struct Shared {
     /// Messages skipped inside the gaps in the window (seq jumps summed).
     missed: AtomicU64,
     lagged: AtomicU64,
+    /// `conflated` announcements, and the seqs they skipped in the window.
+    conflated: AtomicU64,
+    conflated_skipped: AtomicU64,
     connected: AtomicU64,
     failed: AtomicU64,
     storm_connected: AtomicU64,
@@ -59,6 +62,10 @@ pub struct Report {
     /// misses 3): what a peer that skips slow clients dropped.
     pub missed: u64,
     pub lagged: u64,
+    /// `conflated` announcements (with `conflate_ms`): intended skips, not
+    /// gaps; and the seqs they named inside the window.
+    pub conflated: u64,
+    pub conflated_skipped: u64,
     pub closes: BTreeMap<String, u64>,
     pub latency_us: [u64; 5],
     pub latency_count: u64,
@@ -293,6 +300,8 @@ pub async fn run(plan: Plan, pid: Option<u32>, show_progress: bool) -> Report {
         gaps: shared.gaps.load(Relaxed),
         missed: shared.missed.load(Relaxed),
         lagged: shared.lagged.load(Relaxed),
+        conflated: shared.conflated.load(Relaxed),
+        conflated_skipped: shared.conflated_skipped.load(Relaxed),
         closes: shared.closes.lock().expect("closes lock").clone(),
         latency_us: [q(0.5), q(0.9), q(0.99), q(0.999), hist.max()],
         latency_count: hist.len(),
@@ -345,6 +354,23 @@ impl Local {
             }
         } else if self.deliveries > 0 {
             self.flush(shared);
+        }
+    }
+
+    /// An announced conflation skip: the channel's next event is
+    /// `last_seq + 1`; counted apart from gaps.
+    fn conflated(&mut self, shared: &Shared, channel: &[u8], first_seq: u64, last_seq: u64) {
+        shared.conflated.fetch_add(1, Relaxed);
+        if shared.measuring.load(Relaxed) {
+            shared
+                .conflated_skipped
+                .fetch_add((last_seq + 1).saturating_sub(first_seq), Relaxed);
+        }
+        match self.next.get_mut(channel) {
+            Some(want) => *want = last_seq + 1,
+            None => {
+                self.next.insert(channel.into(), last_seq + 1);
+            }
         }
     }
 
@@ -434,6 +460,7 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 channels: spec.subscribe.clone(),
                 resume: Default::default(),
                 snapshot: Some(false),
+                conflate_ms: plan.conflate_ms,
             })),
         };
         let frame = if spec.json {
@@ -518,6 +545,9 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                         shared.lagged.fetch_add(1, Relaxed);
                         local.next.clear();
                     }
+                    if let Some((channel, first, last)) = seen.conflated {
+                        local.conflated(&shared, channel.as_bytes(), first, last);
+                    }
                     if let Some((channel, seq, t)) = seen.event {
                         local.event(&shared, channel.as_bytes(), seq, t, arrived, frame_bytes);
                     }
@@ -542,6 +572,14 @@ async fn client(spec: ClientSpec, plan: Arc<Plan>, shared: Arc<Shared>) {
                 Some(Seen::Lagged) => {
                     shared.lagged.fetch_add(1, Relaxed);
                     local.next.clear();
+                }
+                Some(Seen::Conflated {
+                    channel,
+                    first_seq,
+                    last_seq,
+                }) => {
+                    let channel = channel.to_vec();
+                    local.conflated(&shared, &channel, first_seq, last_seq);
                 }
                 _ => {}
             },

@@ -15,6 +15,8 @@ pub struct Scenario {
     pub subscribe: Option<Vec<String>>,
     pub per_client_instrument: Option<bool>,
     pub json_ratio: Option<f64>,
+    /// The subscribe's `conflate_ms` (absent = 0, every event).
+    pub conflate_ms: Option<u32>,
     pub duration: Option<String>,
     pub ramp_per_sec: Option<f64>,
     /// Extra flags for a spawned tickwire (`--sim-rate` etc.).
@@ -66,6 +68,7 @@ mod tests {
             "broadcast-1k",
             "broadcast-1k-2k",
             "broadcast-10k",
+            "broadcast-10k-conflated",
             "idle-10k",
             "ingest",
             "ingest-idle-10k",

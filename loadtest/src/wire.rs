@@ -15,6 +15,11 @@ use tickwire_proto::fields::{event, server_message};
 const MSG_SUBSCRIBED: u64 = server_message::SUBSCRIBED as u64;
 const MSG_EVENT: u64 = server_message::EVENT as u64;
 const MSG_LAGGED: u64 = server_message::LAGGED as u64;
+const MSG_CONFLATED: u64 = server_message::CONFLATED as u64;
+// `Conflated` fields (channel = 1, first_seq = 2, last_seq = 3)
+const CONFLATED_CHANNEL: u64 = 1;
+const CONFLATED_FIRST_SEQ: u64 = 2;
+const CONFLATED_LAST_SEQ: u64 = 3;
 const EVENT_CHANNEL: u64 = event::CHANNEL as u64;
 const EVENT_SEQ: u64 = event::SEQ as u64;
 const EVENT_PUBLISH_TIME_NS: u64 = event::PUBLISH_TIME_NS as u64;
@@ -29,6 +34,13 @@ pub enum Seen<'a> {
     },
     Subscribed,
     Lagged,
+    /// An announced conflation skip: `first_seq..=last_seq` of `channel`
+    /// were folded into its next event (seq `last_seq + 1`).
+    Conflated {
+        channel: &'a [u8],
+        first_seq: u64,
+        last_seq: u64,
+    },
     Other,
 }
 
@@ -79,10 +91,36 @@ pub fn decode_proto(buf: &[u8]) -> Option<Seen<'_>> {
             (MSG_EVENT, Some(event)) => seen = decode_event(event)?,
             (MSG_SUBSCRIBED, Some(_)) => seen = Seen::Subscribed,
             (MSG_LAGGED, Some(_)) => seen = Seen::Lagged,
+            (MSG_CONFLATED, Some(body)) => seen = decode_conflated(body)?,
             _ => {}
         }
     }
     Some(seen)
+}
+
+fn decode_conflated(buf: &[u8]) -> Option<Seen<'_>> {
+    let (mut channel, mut first_seq, mut last_seq) = (&[][..], 0, 0);
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos)?;
+        let (num, wt) = (key >> 3, key & 7);
+        match (num, wt) {
+            (CONFLATED_FIRST_SEQ, 0) => first_seq = varint(buf, &mut pos)?,
+            (CONFLATED_LAST_SEQ, 0) => last_seq = varint(buf, &mut pos)?,
+            _ => {
+                if let Some(body) = field(buf, &mut pos, wt)?
+                    && num == CONFLATED_CHANNEL
+                {
+                    channel = body;
+                }
+            }
+        }
+    }
+    Some(Seen::Conflated {
+        channel,
+        first_seq,
+        last_seq,
+    })
 }
 
 fn decode_event(buf: &[u8]) -> Option<Seen<'_>> {
@@ -128,6 +166,18 @@ struct JsonMessage<'a> {
     subscribed: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     lagged: Option<serde::de::IgnoredAny>,
+    #[serde(borrow, default)]
+    conflated: Option<JsonConflated<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonConflated<'a> {
+    #[serde(borrow)]
+    channel: std::borrow::Cow<'a, str>,
+    #[serde(rename = "firstSeq", default)]
+    first_seq: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "lastSeq", default)]
+    last_seq: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What a JSON message means to the load test (channel names are owned:
@@ -138,6 +188,8 @@ pub struct JsonSeen {
     pub event: Option<(String, u64, i64)>,
     pub subscribed: bool,
     pub lagged: bool,
+    /// (channel, first_seq, last_seq) of a `conflated` announcement.
+    pub conflated: Option<(String, u64, u64)>,
 }
 
 /// Decodes the parts of a JSON `ServerMessage` the load test needs.
@@ -148,10 +200,15 @@ pub fn decode_json(buf: &[u8]) -> Option<JsonSeen> {
         let t = e.publish_time_ns.and_then(|s| s.parse().ok()).unwrap_or(0);
         (e.channel.into_owned(), seq, t)
     });
+    let seq = |s: Option<std::borrow::Cow<'_, str>>| s.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let conflated = m
+        .conflated
+        .map(|c| (c.channel.into_owned(), seq(c.first_seq), seq(c.last_seq)));
     Some(JsonSeen {
         event,
         subscribed: m.subscribed.is_some(),
         lagged: m.lagged.is_some(),
+        conflated,
     })
 }
 
@@ -408,6 +465,30 @@ mod tests {
                 123_456_789_012,
                 1_795_000_000_000_000_000
             ))
+        );
+    }
+
+    #[test]
+    fn conflated_announcements_decode_in_both_formats() {
+        let msg = ServerMessage {
+            kind: Some(Kind::Conflated(tickwire::protocol::pb::Conflated {
+                channel: "book.sim.BTC-USDT".into(),
+                first_seq: 41,
+                last_seq: 57,
+            })),
+        };
+        assert_eq!(
+            decode_proto(&msg.encode_to_vec()),
+            Some(Seen::Conflated {
+                channel: b"book.sim.BTC-USDT",
+                first_seq: 41,
+                last_seq: 57
+            })
+        );
+        let seen = decode_json(&serde_json::to_vec(&msg).unwrap()).unwrap();
+        assert_eq!(
+            seen.conflated,
+            Some(("book.sim.BTC-USDT".to_string(), 41, 57))
         );
     }
 

@@ -149,6 +149,11 @@ pub fn notice(item: &Item) -> String {
             first_seq,
             last_seq,
         } => format!("{channel}: lagged, seqs {first_seq}..={last_seq} skipped by the server"),
+        Item::Conflated {
+            channel,
+            first_seq,
+            last_seq,
+        } => format!("{channel}: conflated, seqs {first_seq}..={last_seq} folded into the next"),
         Item::Resnapshot {
             channel,
             seq,
@@ -214,6 +219,13 @@ pub fn json_line(out: &mut impl Write, item: &Item) -> io::Result<()> {
             last_seq,
         } => {
             serde_json::json!({"notice": "lagged", "channel": channel, "firstSeq": first_seq, "lastSeq": last_seq})
+        }
+        Item::Conflated {
+            channel,
+            first_seq,
+            last_seq,
+        } => {
+            serde_json::json!({"notice": "conflated", "channel": channel, "firstSeq": first_seq, "lastSeq": last_seq})
         }
         Item::Resnapshot {
             channel,

@@ -169,6 +169,35 @@ impl OrderBook {
         crc32fast::hash(&text[..len])
     }
 
+    /// The update that turns this book into `newer` (same decimals): every
+    /// level of `newer` that is new or changed, and quantity 0 for every
+    /// level it no longer has; its checksum is `newer`'s. What a conflated
+    /// subscriber gets for several updates folded into one (`feed::fold`).
+    pub fn diff_to(&self, newer: &OrderBook) -> BookUpdate {
+        fn side(old: &BTreeMap<i64, BookLevel>, new: &BTreeMap<i64, BookLevel>) -> Vec<Level> {
+            let gone = old
+                .iter()
+                .filter(|(k, _)| !new.contains_key(k))
+                .map(|(_, l)| Level {
+                    price: l.level.price,
+                    quantity: 0.0,
+                });
+            let set = new
+                .iter()
+                .filter(|(k, l)| {
+                    old.get(k)
+                        .is_none_or(|o| o.level.quantity != l.level.quantity)
+                })
+                .map(|(_, l)| l.level);
+            gone.chain(set).collect()
+        }
+        BookUpdate {
+            bids: side(&self.bids, &newer.bids),
+            asks: side(&self.asks, &newer.asks),
+            checksum: newer.checksum(),
+        }
+    }
+
     /// The whole book as a snapshot payload (with its checksum).
     pub fn to_snapshot(&self) -> BookSnapshot {
         BookSnapshot {
@@ -338,5 +367,42 @@ mod tests {
         assert_eq!(book.checksum(), before);
         book.set(BookSide::Bid, 99.0, 5.0);
         assert_ne!(book.checksum(), before);
+    }
+
+    /// Several updates folded into one diff: applying it to the older book
+    /// gives the newer one, checksum included.
+    #[test]
+    fn a_diff_turns_the_older_book_into_the_newer() {
+        let lv = |price, quantity| Level { price, quantity };
+        let old = OrderBook::from_snapshot(&BookSnapshot {
+            bids: vec![lv(99.0, 1.0), lv(98.0, 2.0), lv(97.0, 3.0)],
+            asks: vec![lv(101.0, 1.0), lv(102.0, 2.0)],
+            price_decimals: 1,
+            size_decimals: 1,
+            ..Default::default()
+        });
+        let mut new = old.clone();
+        for u in [
+            BookUpdate {
+                bids: vec![lv(99.0, 0.0), lv(99.5, 4.0)],
+                asks: vec![lv(101.0, 1.5)],
+                ..Default::default()
+            },
+            BookUpdate {
+                bids: vec![lv(99.5, 0.0), lv(98.0, 2.5)],
+                asks: vec![lv(103.0, 1.0), lv(102.0, 0.0)],
+                ..Default::default()
+            },
+        ] {
+            new.apply(&u);
+        }
+        let diff = old.diff_to(&new);
+        assert_eq!(diff.checksum, new.checksum());
+        let mut applied = old.clone();
+        applied.apply(&diff);
+        assert_eq!(applied, new);
+        // 99.5 came and went: not in the diff; 97 unchanged: not either
+        assert!(diff.bids.iter().all(|l| l.price != 99.5 && l.price != 97.0));
+        assert!(old.diff_to(&old).bids.is_empty() && old.diff_to(&old).asks.is_empty());
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct PublishState {
     /// The book snapshot event encoded for the current seq, shared by every
     /// subscriber that arrives before the next event.
     pub cached_snapshot: Option<Arc<Encoded>>,
+    /// Conflated deliveries of a book, per interval (`super::fold`).
+    pub folds: super::fold::BookFolds,
     /// A book's best bid and ask as last handed to the consolidated book
     /// (kept only while `bbo.all.*` runs).
     pub top: (Option<Level>, Option<Level>),
@@ -63,6 +65,11 @@ pub struct Channel {
     /// The subscriptions the next publish wakes.
     armed: ArmedList,
     subscriber_count: AtomicU64,
+    /// Whether the channel has a state (a snapshot at every seq): books,
+    /// tickers, candles, signals, sentiment, `status.*` and `bbo.*`.
+    /// Conflation (`server/session/conflation.rs`) folds such a channel's
+    /// events into its latest state; the others it only batches.
+    pub stateful: bool,
     /// The exchange-lag histogram of this channel's venue, resolved on the
     /// first venue event (see `Hub::publish`).
     lag: OnceLock<Histogram>,
@@ -92,10 +99,12 @@ impl Channel {
             ChannelKind::Custom if is_stateful_custom(name) => SnapshotState::Last(None),
             ChannelKind::Trade | ChannelKind::Scan | ChannelKind::Custom => SnapshotState::None,
         };
+        let stateful = !matches!(snapshot, SnapshotState::None);
         Self {
             id,
             name: name.into(),
             kind,
+            stateful,
             ring: Ring::new(limits),
             state: Mutex::new(PublishState {
                 seq: 0,
@@ -103,6 +112,7 @@ impl Channel {
                 cum_bytes: 0,
                 snapshot,
                 cached_snapshot: None,
+                folds: Default::default(),
                 top: (None, None),
             }),
             subscribers: Mutex::new(Vec::new()),

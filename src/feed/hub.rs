@@ -322,6 +322,72 @@ impl Hub {
         )
     }
 
+    /// What a conflated subscriber of a book at `since_seq` gets at grid
+    /// tick `tick` of `interval_ms` (see `super::fold`): the update from
+    /// the tick's base when it is there, else the snapshot at the tick's
+    /// seq, both encoded once per tick and shared. `None` when the channel
+    /// is not a book with state.
+    ///
+    /// Cost: under the channel's lock; the first subscriber of a tick
+    /// clones the book and encodes the update (the snapshot when one is
+    /// first needed); the others clone an `Arc`.
+    pub fn fold_book(
+        &self,
+        channel: &Channel,
+        interval_ms: u32,
+        tick: i64,
+        since_seq: u64,
+    ) -> Option<super::BookFold> {
+        use super::fold::{BookFold, Out};
+        let mut guard = channel.state();
+        let state = &mut *guard;
+        let SnapshotState::Book(Some(book)) = &state.snapshot else {
+            return None;
+        };
+        let entry = state.folds.entry(interval_ms, now_ns());
+        if entry.advance(tick) {
+            let update = entry.base.as_ref().map(|(_, base)| {
+                let payload = Payload::BookUpdate(base.diff_to(book));
+                self.encode_event(channel, state.seq, state.source_time_ns, &payload, None, 0)
+            });
+            entry.out = Some(Out {
+                seq: state.seq,
+                book: book.clone(),
+                source_time_ns: state.source_time_ns,
+                update,
+                snapshot: None,
+            });
+        }
+        let base_seq = entry.base.as_ref().map(|(seq, _)| *seq);
+        let out = entry.out.as_mut().expect("advance left a state");
+        if since_seq >= out.seq {
+            return Some(BookFold::Nothing);
+        }
+        if base_seq == Some(since_seq)
+            && let Some(update) = &out.update
+        {
+            return Some(BookFold::Deliver {
+                seq: out.seq,
+                event: update.clone(),
+                update: true,
+            });
+        }
+        let snapshot = match &out.snapshot {
+            Some(s) => s.clone(),
+            None => {
+                let payload = Payload::BookSnapshot(out.book.to_snapshot());
+                let s = self.encode_event(channel, out.seq, out.source_time_ns, &payload, None, 0);
+                out.snapshot = Some(s.clone());
+                s
+            }
+        };
+        Some(BookFold::Deliver {
+            seq: out.seq,
+            event: snapshot,
+            update: false,
+        })
+    }
+
     /// The current seq of `channel` and its snapshot event, if it has state.
     /// A book snapshot is encoded once per seq and shared.
     pub fn position(&self, channel: &Channel) -> Position {

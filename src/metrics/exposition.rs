@@ -161,6 +161,11 @@ impl Exposition {
                 &m.lagged_sent,
             ),
             (
+                "tickwire_conflated_sent",
+                "conflated messages sent to conflated subscriptions",
+                &m.conflated_sent,
+            ),
+            (
                 "tickwire_oversized_frames",
                 "Inbound frames refused as too big",
                 &m.oversized_frames,

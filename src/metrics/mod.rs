@@ -120,6 +120,9 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// `lagged` messages sent (a channel skipped and resynchronised).
     pub lagged_sent: AtomicU64,
+    /// `conflated` messages sent (a conflated subscription's skipped seqs
+    /// announced; its state follows).
+    pub conflated_sent: AtomicU64,
     /// Frames refused as too big (close 1009).
     pub oversized_frames: AtomicU64,
     /// Connections closed for sending nothing for two heartbeat intervals.
@@ -147,6 +150,7 @@ impl Default for Metrics {
             errors_sent: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),
             lagged_sent: AtomicU64::new(0),
+            conflated_sent: AtomicU64::new(0),
             oversized_frames: AtomicU64::new(0),
             heartbeat_timeouts: AtomicU64::new(0),
             write_latency: Histogram::new(latency_bounds()),
@@ -191,6 +195,7 @@ impl Metrics {
             "errors_sent": g(&self.errors_sent),
             "slow_consumer_closes": g(&self.slow_consumer_closes),
             "lagged_sent": g(&self.lagged_sent),
+            "conflated_sent": g(&self.conflated_sent),
             "oversized_frames": g(&self.oversized_frames),
             "heartbeat_timeouts": g(&self.heartbeat_timeouts),
             "uptime_secs": self.uptime_secs(),

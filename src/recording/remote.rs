@@ -92,6 +92,7 @@ pub async fn record(
             channels: settings.channels.clone(),
             resume: Default::default(),
             snapshot: Some(true),
+            conflate_ms: 0,
         })),
     };
     ws.send(Message::binary(subscribe.encode_to_vec())).await?;

@@ -72,6 +72,8 @@ enum Wake {
     AuthDeadline,
     /// The lag probe's verdict may have changed.
     Probe,
+    /// A conflated subscription is due (`session/conflation.rs`).
+    Conflation,
 }
 
 struct Connection<R, W> {
@@ -201,7 +203,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             return Ok(());
         }
         let age_ns = now_ns() - oldest.max(self.subscribed_at_ns);
-        if age_ns > max.as_nanos() as i64 {
+        // events held for a conflation interval are not late
+        if age_ns > max.as_nanos() as i64 + session.conflation_allowance_ns() {
             session.resync_lagging().map_err(End::Close)?;
         }
         Ok(())
@@ -228,6 +231,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         tokio::pin!(probe_timer);
         let mut probe_armed_for = None;
         let others = OtherWakes::new();
+        // One timer for all the conflated subscriptions: the earliest due
+        // one with events pending. Never armed for a session without them.
+        let conflation_timer = tokio::time::sleep_until(never);
+        tokio::pin!(conflation_timer);
+        let mut conflation_armed_for = None;
         loop {
             if let Err(end) = self
                 .drain(&mut session, &mut batch, shutdown.as_mut())
@@ -259,8 +267,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 probe_timer.as_mut().reset(when);
                 others.mark();
             }
-            // while events are held back, their doorbell waits
-            let holding = self.probe.holding(now);
+            let conflation_at = session.conflation_wake_ns(now);
+            if conflation_at != conflation_armed_for {
+                conflation_armed_for = conflation_at;
+                let when = conflation_at.map_or(never, |t| {
+                    tokio::time::Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
+                });
+                conflation_timer.as_mut().reset(when);
+                others.mark();
+            }
+            // while events are held back, their doorbell waits; so it does
+            // while only conflated channels are followed and their timer
+            // is armed (nothing is due before it)
+            let holding =
+                self.probe.holding(now) || (conflation_at.is_some() && session.events_deferred());
+            let conflating = conflation_armed_for.is_some();
             // The doorbell alone woke the task for most events: the other
             // sources are polled only when one of them fired (or a timer
             // was re-armed), see `wake.rs`; a fired source goes before the
@@ -280,6 +301,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                         Some(Wake::AuthDeadline)
                     } else if probe_timer.as_mut().poll(&mut ocx).is_ready() {
                         Some(Wake::Probe)
+                    // never polled by a connection without conflated
+                    // subscriptions
+                    } else if conflating && conflation_timer.as_mut().poll(&mut ocx).is_ready() {
+                        Some(Wake::Conflation)
                     } else {
                         None
                     };
@@ -329,6 +354,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 }
                 Wake::Rung => {}
                 Wake::Probe => probe_armed_for = None,
+                Wake::Conflation => conflation_armed_for = None,
                 Wake::AuthDeadline => {
                     if let Some(close) = session.auth_expired(now_ns()) {
                         // the UNAUTHORIZED error goes out before the close

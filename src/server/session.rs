@@ -16,6 +16,9 @@
 //! `--max-lag-bytes` of unsent answers the client is a slow consumer (4008).
 
 mod access;
+mod conflation;
+#[cfg(test)]
+mod conflation_tests;
 mod delivery;
 #[cfg(test)]
 mod machine_tests;
@@ -23,6 +26,7 @@ mod refusals;
 mod scan;
 mod subscribe;
 
+pub use conflation::{CONFLATE_MS_MAX, CONFLATE_MS_MIN, valid_conflate_ms};
 pub use scan::MAX_QUEUED_SCANS;
 
 /// Least bound on answers queued for one client (the bound is the larger
@@ -82,6 +86,9 @@ struct Subscription {
     exact: bool,
     /// Its place in the channel's armed list (`feed/armed.rs`).
     arm: Arc<Arm>,
+    /// Set when the subscription is conflated (`conflate_ms`, see
+    /// `conflation.rs`); `None` for every event as it comes.
+    conflation: Option<conflation::Conflation>,
 }
 
 impl Subscription {
@@ -98,6 +105,15 @@ pub struct Session {
     subs: Vec<Subscription>,
     index: HashMap<ChannelId, usize>,
     patterns: Vec<Pattern>,
+    /// The `conflate_ms` of each pattern (same index as `patterns`; 0 =
+    /// off): what a channel the pattern adopts later is subscribed with.
+    pattern_conflate_ms: Vec<u32>,
+    /// Subscriptions with a conflation (0: the session does no conflation
+    /// work at all).
+    conflated: usize,
+    /// The longest conflation interval held while `conflated > 0` (see
+    /// `Session::conflation_allowance_ns`).
+    conflation_allowance_ns: i64,
     /// Channels of the registry already matched against `patterns`.
     channels_seen: usize,
     watching: bool,
@@ -161,6 +177,9 @@ impl Session {
             subs: Vec::new(),
             index: HashMap::new(),
             patterns: Vec::new(),
+            pattern_conflate_ms: Vec::new(),
+            conflated: 0,
+            conflation_allowance_ns: 0,
             channels_seen: 0,
             watching: false,
             control: VecDeque::new(),
@@ -289,6 +308,7 @@ impl Session {
                 &s.channels,
                 &s.resume,
                 s.snapshot.unwrap_or(true),
+                s.conflate_ms,
             ),
             Some(client_message::Kind::Unsubscribe(u)) => {
                 self.unsubscribe(u.request_id, &u.channels)

@@ -203,6 +203,7 @@ impl Client {
                 channels: channels.iter().map(|s| s.to_string()).collect(),
                 resume: Default::default(),
                 snapshot: None,
+                conflate_ms: 0,
             },
         ))
         .await;

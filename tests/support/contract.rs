@@ -4,13 +4,15 @@ use tickwire::protocol::pb::server_message;
 
 /// Checks the delivery contract per channel: consecutive seqs, except a
 /// snapshot at the subscribed seq and, after `lagged`, a jump that the
-/// lagged message announced exactly (then an optional snapshot at its last).
+/// lagged message announced exactly (then an optional snapshot at its last),
+/// or, after `conflated`, a jump to its `last_seq + 1`.
 #[derive(Default)]
 pub struct ContractChecker {
     next: std::collections::HashMap<String, u64>,
     snapshot_ok_at: std::collections::HashMap<String, u64>,
     pub events: u64,
     pub lagged: u64,
+    pub conflated: u64,
 }
 
 impl ContractChecker {
@@ -46,6 +48,16 @@ impl ContractChecker {
                 assert!(l.last_seq >= l.first_seq, "{l:?}");
                 self.next.insert(l.channel.clone(), l.last_seq + 1);
                 self.snapshot_ok_at.insert(l.channel.clone(), l.last_seq);
+            }
+            server_message::Kind::Conflated(c) => {
+                self.conflated += 1;
+                let want = self.next.get(&c.channel).copied().unwrap_or(c.first_seq);
+                assert_eq!(
+                    c.first_seq, want,
+                    "conflated must start at the first undelivered seq"
+                );
+                assert!(c.last_seq >= c.first_seq, "{c:?}");
+                self.next.insert(c.channel.clone(), c.last_seq + 1);
             }
             _ => {}
         }

@@ -5,6 +5,7 @@
 // each test file uses a part of the support
 #![allow(unused_imports)]
 
+pub mod book;
 pub mod client;
 pub mod contract;
 pub mod hostile;
@@ -14,6 +15,7 @@ pub mod server;
 pub mod venues;
 pub mod wait;
 
+pub use book::ClientBook;
 pub use client::*;
 pub use contract::ContractChecker;
 pub use server::{KillOnDrop, Server, Starting, free_addr};

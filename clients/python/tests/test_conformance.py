@@ -17,7 +17,7 @@ import time
 import pytest
 
 import tickwire
-from tickwire import Event, Gap, Lagged, Reconnected, Resnapshot
+from tickwire import Conflated, Event, Gap, Lagged, Reconnected, Resnapshot
 from conftest import Proxy
 
 GUARD = 60  # seconds: a hang guard, never a performance bound
@@ -44,6 +44,8 @@ class SeqCheck:
     def see(self, item) -> None:
         if isinstance(item, (Lagged, Resnapshot)):
             self.allowed.add(item.channel)
+        elif isinstance(item, Conflated):
+            self.last[item.channel] = item.last_seq  # the next is exactly last_seq + 1
         elif isinstance(item, Event):
             prev = self.last.get(item.channel)
             if prev is not None and item.channel not in self.allowed:
@@ -248,3 +250,30 @@ def test_records_load_into_a_table_without_a_decoder(server_factory):
         return
     frame = pandas.DataFrame.from_records(trades)
     assert len(frame) == len(trades) and frame["price"].dtype.kind == "f"
+
+
+def test_a_conflated_subscription_announces_its_skips_and_keeps_books_valid(server_factory):
+    server = server_factory("--sim-instruments", "BTC-USDT", "--analytics", "off")
+    book, ticker, trades = "book.sim.BTC-USDT", "ticker.sim.BTC-USDT", "trade.sim.BTC-USDT"
+
+    async def body():
+        async with tickwire.Client(server.url) as client:
+            await client.subscribe(book, ticker, trades, conflate_ms=50)
+            check, folds, trade_events = SeqCheck(), {}, 0
+            async for item in client:
+                check.see(item)
+                if isinstance(item, Conflated):
+                    folds[item.channel] = folds.get(item.channel, 0) + 1
+                elif isinstance(item, Event):
+                    trade_events += item.channel == trades
+                else:
+                    pytest.fail(f"only events and conflated notices: {item!r}")
+                if folds.get(book, 0) >= 3 and folds.get(ticker, 0) >= 3 and trade_events >= 200:
+                    break
+            assert trades not in folds, "trades are never folded"
+            assert client.stats["gaps"] == 0
+            assert client.stats["conflated"] == sum(folds.values())
+            assert client.stats["checksums_verified"] >= 4
+            assert client.book(book).valid
+
+    run(body())

@@ -160,7 +160,8 @@ pub struct Client {
     ws: Option<Ws>,
     tracker: Tracker,
     /// Names and patterns the application subscribed, with their snapshot flag.
-    subscriptions: Vec<(String, bool)>,
+    /// Names and patterns subscribed: (name, snapshot, conflate_ms).
+    subscriptions: Vec<(String, bool, u32)>,
     items: VecDeque<Item>,
     scratch: Vec<Item>,
     gunzip: Vec<u8>,
@@ -276,9 +277,34 @@ impl Client {
         names: &[&str],
         snapshot: bool,
     ) -> Result<Vec<pb::ChannelState>, Error> {
+        self.subscribe_request(names, snapshot, 0).await
+    }
+
+    /// Subscribes with snapshots and conflation (docs/protocol.md section
+    /// 5): at most one message per channel per `conflate_ms` milliseconds
+    /// (10..=60000; 0 = every event), carrying the latest state; trades are
+    /// batched, never dropped. The skips arrive as [`Item::Conflated`],
+    /// never as a gap. The latest subscribe naming a channel sets its rate.
+    pub async fn subscribe_conflated(
+        &mut self,
+        names: &[&str],
+        conflate_ms: u32,
+    ) -> Result<Vec<pb::ChannelState>, Error> {
+        self.subscribe_request(names, true, conflate_ms).await
+    }
+
+    async fn subscribe_request(
+        &mut self,
+        names: &[&str],
+        snapshot: bool,
+        conflate_ms: u32,
+    ) -> Result<Vec<pb::ChannelState>, Error> {
         for name in names {
-            if !self.subscriptions.iter().any(|(n, _)| n == name) {
-                self.subscriptions.push((name.to_string(), snapshot));
+            match self.subscriptions.iter_mut().find(|(n, ..)| n == name) {
+                Some(held) => held.2 = conflate_ms,
+                None => self
+                    .subscriptions
+                    .push((name.to_string(), snapshot, conflate_ms)),
             }
         }
         let id = self.request_id();
@@ -287,13 +313,14 @@ impl Client {
             channels: names.iter().map(|n| n.to_string()).collect(),
             resume: Default::default(),
             snapshot: Some(snapshot),
+            conflate_ms,
         });
         let (answer, errors) = self.request(request, id).await?;
         match answer {
             Some(server_message::Kind::Subscribed(s)) => Ok(s.channels),
             _ => {
                 self.subscriptions
-                    .retain(|(n, _)| !names.contains(&n.as_str()));
+                    .retain(|(n, ..)| !names.contains(&n.as_str()));
                 Err(Error::Refused(errors))
             }
         }
@@ -302,7 +329,7 @@ impl Client {
     /// Unsubscribes names or patterns; returns the channels removed.
     pub async fn unsubscribe(&mut self, names: &[&str]) -> Result<Vec<String>, Error> {
         self.subscriptions
-            .retain(|(n, _)| !names.contains(&n.as_str()));
+            .retain(|(n, ..)| !names.contains(&n.as_str()));
         let id = self.request_id();
         let request = client_message::Kind::Unsubscribe(pb::Unsubscribe {
             request_id: id,
@@ -449,11 +476,20 @@ impl Client {
             request_id: self.request_id(),
             channels: vec![channel.clone()],
         });
+        // the channel keeps the rate of the first subscription covering it
+        let conflate_ms = self
+            .subscriptions
+            .iter()
+            .find(|(n, ..)| {
+                tickwire_proto::channel::Pattern::parse(n).is_ok_and(|p| p.matches(&channel))
+            })
+            .map_or(0, |(_, _, ms)| *ms);
         let subscribe = client_message::Kind::Subscribe(pb::Subscribe {
             request_id: self.request_id(),
             channels: vec![channel],
             resume: Default::default(),
             snapshot: Some(true),
+            conflate_ms,
         });
         // A failed send surfaces as a dropped connection in `next`.
         if self.send(unsubscribe).await.is_ok() {
@@ -526,21 +562,26 @@ impl Client {
                 epoch_changed,
             });
             let resume = self.tracker.resume_positions();
-            for snapshot in [true, false] {
+            // one subscribe per (snapshot, conflate_ms) held
+            let mut groups: Vec<(bool, u32)> = Vec::new();
+            for &(_, snapshot, rate) in &self.subscriptions {
+                if !groups.contains(&(snapshot, rate)) {
+                    groups.push((snapshot, rate));
+                }
+            }
+            for (snapshot, rate) in groups {
                 let channels: Vec<String> = self
                     .subscriptions
                     .iter()
-                    .filter(|(_, s)| *s == snapshot)
-                    .map(|(n, _)| n.clone())
+                    .filter(|(_, s, r)| (*s, *r) == (snapshot, rate))
+                    .map(|(n, ..)| n.clone())
                     .collect();
-                if channels.is_empty() {
-                    continue;
-                }
                 let subscribe = client_message::Kind::Subscribe(pb::Subscribe {
                     request_id: self.request_id(),
                     channels,
                     resume: resume.clone(),
                     snapshot: Some(snapshot),
+                    conflate_ms: rate,
                 });
                 if self.send(subscribe).await.is_err() {
                     break; // dropped again: `next` reconnects once more

@@ -66,6 +66,16 @@ pub enum Item {
         first_seq: u64,
         last_seq: u64,
     },
+    /// A conflated subscription's announced skip (`subscribe_conflated`):
+    /// `first_seq..=last_seq` were folded into the channel's next event,
+    /// seq `last_seq + 1`, which carries the state after it (a book update
+    /// folding them or a snapshot, the latest ticker). Not a loss: the
+    /// state is kept.
+    Conflated {
+        channel: String,
+        first_seq: u64,
+        last_seq: u64,
+    },
     /// The channel's state starts again from the snapshot at `seq` (new
     /// epoch, history window passed, checksum mismatch, gap, late join).
     Resnapshot {

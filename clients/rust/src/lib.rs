@@ -4,8 +4,10 @@
 //! - connect over `ws://` or `wss://` with a token, in protobuf or JSON;
 //! - subscribe and unsubscribe by name or `*` pattern;
 //! - a stream of [`Item`]s: events in per-channel seq order, and explicit
-//!   [`Item::Gap`], [`Item::Lagged`], [`Item::Resnapshot`] and
-//!   [`Item::Reconnected`] notices;
+//!   [`Item::Gap`], [`Item::Lagged`], [`Item::Conflated`],
+//!   [`Item::Resnapshot`] and [`Item::Reconnected`] notices;
+//! - conflation ([`Client::subscribe_conflated`]): at most one message per
+//!   channel per interval, the skips announced;
 //! - automatic reconnect with exponential backoff and full jitter that
 //!   resumes every channel from its last seq (checking the epoch);
 //! - gzip frames; an [`OrderBook`] per book channel whose checksum is

@@ -46,6 +46,8 @@ pub struct Stats {
     pub checksums_verified: u64,
     /// Book checksum mismatches (each resynced).
     pub checksum_mismatches: u64,
+    /// `conflated` announcements (with `subscribe_conflated`).
+    pub conflated: u64,
 }
 
 /// Payload kinds that are a channel's whole state.
@@ -154,6 +156,22 @@ impl Tracker {
                     channel: lag.channel,
                     first_seq: lag.first_seq,
                     last_seq: lag.last_seq,
+                });
+            }
+            // an announced conflation skip: the next event (`last_seq + 1`)
+            // carries the state; nothing is dropped or resynced
+            server_message::Kind::Conflated(c) => {
+                if let Some(pos) = self.positions.get_mut(&c.channel)
+                    && pos.resync_reason.is_none()
+                {
+                    pos.last_seq = pos.last_seq.max(c.last_seq);
+                    pos.snapshot_seq = None;
+                }
+                self.stats.conflated += 1;
+                out.push(Item::Conflated {
+                    channel: c.channel,
+                    first_seq: c.first_seq,
+                    last_seq: c.last_seq,
                 });
             }
             server_message::Kind::Error(e) => out.push(Item::Error(ServerError {

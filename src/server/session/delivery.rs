@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{CloseRequest, Outbound, Session};
 use crate::feed::{Encoded, LagBounds, ReadOutcome};
 use crate::metrics::inc;
+use crate::protocol::now_ns;
 use crate::protocol::pb::{self, ErrorCode, Lagged, server_message};
 use crate::server::SlowConsumerPolicy;
 
@@ -34,11 +35,14 @@ impl Session {
         self.channels_seen = seen;
         let mut snapshots = Vec::new();
         for channel in fresh {
-            if self.index.contains_key(&channel.id)
-                || !self.patterns.iter().any(|p| p.matches(&channel.name))
-            {
+            if self.index.contains_key(&channel.id) {
                 continue;
             }
+            // the first of the patterns that covers it sets its rate
+            let Some(at) = self.patterns.iter().position(|p| p.matches(&channel.name)) else {
+                continue;
+            };
+            let conflate_ms = self.pattern_conflate_ms[at];
             // A new channel is followed from seq 1 when its ring still
             // holds it; otherwise from a snapshot, as on subscribe.
             let from_start = pb::ResumePosition {
@@ -46,7 +50,14 @@ impl Session {
                 epoch: self.ctx.hub.epoch().to_string(),
             };
             if self
-                .add(&channel, false, Some(&from_start), true, &mut snapshots)
+                .add(
+                    &channel,
+                    false,
+                    Some(&from_start),
+                    true,
+                    conflate_ms,
+                    &mut snapshots,
+                )
                 .is_none()
             {
                 let limit = self.ctx.config.max_subscriptions;
@@ -68,9 +79,24 @@ impl Session {
     /// bound is resynchronised (`lagged` + snapshot per lagging channel) or,
     /// with `--slow-consumer close`, gets a close request (4008).
     ///
+    /// Conflated subscriptions (`conflation.rs`) deliver only when due.
+    ///
     /// hot path: per subscribed channel one lock-free "anything new?" check,
     /// then `Arc` clones of the shared events; nothing is encoded or copied.
     pub fn collect(&mut self, out: &mut Vec<Outbound>, max: usize) -> Result<(), CloseRequest> {
+        // the clock is read only by sessions that conflate
+        let now = if self.conflated > 0 { now_ns() } else { 0 };
+        self.collect_at(out, max, now)
+    }
+
+    /// [`Session::collect`] at the time `now_ns` (which only conflated
+    /// subscriptions look at).
+    pub(super) fn collect_at(
+        &mut self,
+        out: &mut Vec<Outbound>,
+        max: usize,
+        now_ns: i64,
+    ) -> Result<(), CloseRequest> {
         self.adopt_new_channels();
         // Lag is settled before control frames go out, so a `lagged` and its
         // snapshot always precede the channel's newer events.
@@ -91,8 +117,18 @@ impl Session {
             self.control_bytes -= frame.len() as u64;
             out.push(Outbound::Control(frame));
         }
-        let mut events = std::mem::take(&mut self.scratch);
         let mut behind = Vec::new();
+        if self.conflated > 0 {
+            self.read_with_conflation(out, max, now_ns, &mut behind);
+            if self.rearm_live() {
+                self.bell.ring();
+            }
+            for i in behind {
+                self.fell_behind(Some(i))?;
+            }
+            return Ok(());
+        }
+        let mut events = std::mem::take(&mut self.scratch);
         let mut look_again = false;
         for (i, sub) in self.subs.iter_mut().enumerate() {
             if sub.cursor.has_new() {
@@ -125,6 +161,21 @@ impl Session {
         Ok(())
     }
 
+    /// Arms again every live subscription a publish woke (`feed/armed.rs`)
+    /// and says whether one of them has an event the read before missed.
+    /// Conflated subscriptions stay unarmed: their timer, not their
+    /// channel, says when they are due, so their events cost no wake-up.
+    fn rearm_live(&mut self) -> bool {
+        let mut look_again = false;
+        for sub in &self.subs {
+            if sub.conflation.is_none() && !sub.arm.is_armed() {
+                sub.cursor.channel().rearm(&sub.arm);
+                look_again |= sub.cursor.has_new();
+            }
+        }
+        look_again
+    }
+
     /// Moves only the queued control frames (replies, errors) into `out`, at
     /// most `max`: what a connection about to close still owes the client.
     pub fn collect_control(&mut self, out: &mut Vec<Outbound>, max: usize) {
@@ -151,7 +202,12 @@ impl Session {
             max_messages: cfg.max_lag_messages,
             max_bytes: cfg.max_lag_bytes,
         }
-        .exceeded(self.subs.iter().map(|s| &s.cursor))
+        .exceeded(
+            self.subs
+                .iter()
+                .filter(|s| !s.lag_exempt())
+                .map(|s| &s.cursor),
+        )
     }
 
     /// Applies the slow-consumer policy to one channel (`Some(i)`, it fell
@@ -166,8 +222,9 @@ impl Session {
         }
         let lagging: Vec<usize> = match only {
             Some(i) => vec![i],
+            // a conflated stateful channel gets its head at its interval
             None => (0..self.subs.len())
-                .filter(|&i| self.subs[i].cursor.has_new())
+                .filter(|&i| self.subs[i].cursor.has_new() && !self.subs[i].lag_exempt())
                 .collect(),
         };
         for i in lagging {

@@ -17,7 +17,7 @@ use crate::server::ServerContext;
 
 /// The message of an outbound frame (proto, never gzipped here: every
 /// message is under the 1 KiB threshold).
-fn decode(out: &Outbound) -> ServerMessage {
+pub(super) fn decode(out: &Outbound) -> ServerMessage {
     match out {
         Outbound::Event(e) => e.message(),
         Outbound::Control(frame) => {
@@ -38,7 +38,7 @@ fn drain(s: &mut Session) -> Vec<Kind> {
     out.iter().filter_map(|o| decode(o).kind).collect()
 }
 
-fn request(kind: client_message::Kind) -> ClientMessage {
+pub(super) fn request(kind: client_message::Kind) -> ClientMessage {
     ClientMessage { kind: Some(kind) }
 }
 
@@ -48,6 +48,7 @@ fn subscribe(id: u64, names: &[&str], resume: HashMap<String, ResumePosition>) -
         channels: names.iter().map(|n| n.to_string()).collect(),
         resume,
         snapshot: None,
+        conflate_ms: 0,
     }))
 }
 

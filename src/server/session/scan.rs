@@ -107,8 +107,14 @@ impl Session {
             }
         };
         let mut snapshots = Vec::new();
+        // a scan channel already held keeps its rate (conflation)
+        let conflate_ms = self
+            .index
+            .get(&channel.id)
+            .and_then(|&i| self.subs[i].conflation.as_ref())
+            .map_or(0, |c| c.interval_ms());
         if self
-            .add(&channel, true, None, false, &mut snapshots)
+            .add(&channel, true, None, false, conflate_ms, &mut snapshots)
             .is_none()
         {
             waiting.fetch_sub(1, Ordering::AcqRel);

@@ -11,13 +11,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::refusals::Refusals;
-use super::{AuthState, Session, Subscription, msg};
+use super::{
+    AuthState, CONFLATE_MS_MAX, CONFLATE_MS_MIN, Session, Subscription, msg, valid_conflate_ms,
+};
 use crate::feed::{Channel, ChannelId, Cursor, Encoded};
 use crate::metrics::{dec, inc};
-use crate::protocol::Pattern;
 use crate::protocol::pb::{
     ChannelState, ErrorCode, ResumePosition, Subscribed, Unsubscribed, server_message,
 };
+use crate::protocol::{Pattern, now_ns};
 
 /// Unknown names that get a "did you mean" (each costs a registry scan).
 const SUGGESTIONS_PER_REQUEST: usize = 4;
@@ -73,8 +75,21 @@ impl Session {
         names: &[String],
         resume: &HashMap<String, ResumePosition>,
         snapshot: bool,
+        conflate_ms: u32,
     ) {
         if !self.names_within_limit(request_id, "subscribe", names.len()) {
+            return;
+        }
+        if !valid_conflate_ms(conflate_ms) {
+            self.error(
+                request_id,
+                ErrorCode::BadRequest,
+                format!(
+                    "conflate_ms {conflate_ms} is out of range: 0 (every event) or \
+                     {CONFLATE_MS_MIN}..={CONFLATE_MS_MAX} milliseconds"
+                ),
+                "",
+            );
             return;
         }
         let limit = self.ctx.config.max_subscriptions;
@@ -124,7 +139,15 @@ impl Session {
                     });
                     continue;
                 };
-                match self.add(&channel, true, resume.get(name), snapshot, &mut snapshots) {
+                let position = resume.get(name);
+                match self.add(
+                    &channel,
+                    true,
+                    position,
+                    snapshot,
+                    conflate_ms,
+                    &mut snapshots,
+                ) {
                     Some(state) => {
                         accepted = true;
                         if answered.insert(channel.id) {
@@ -135,12 +158,16 @@ impl Session {
                 }
                 continue;
             }
-            if !self.patterns.contains(&pattern) {
+            if let Some(i) = self.patterns.iter().position(|p| *p == pattern) {
+                // the latest subscribe sets the rate of what it names
+                self.pattern_conflate_ms[i] = conflate_ms;
+            } else {
                 if self.subscription_count() >= limit as usize {
                     refusals.add(ErrorCode::TooManySubscriptions, name, too_many);
                     continue;
                 }
                 self.patterns.push(pattern.clone());
+                self.pattern_conflate_ms.push(conflate_ms);
                 if !self.watching {
                     self.ctx.hub.registry().watch_new_channels(&self.bell);
                     self.watching = true;
@@ -154,7 +181,14 @@ impl Session {
             self.channels_seen = self.channels_seen.max(seen_upto);
             for channel in all.iter().filter(|c| pattern.matches(&c.name)) {
                 let position = resume.get(&*channel.name);
-                match self.add(channel, false, position, snapshot, &mut snapshots) {
+                match self.add(
+                    channel,
+                    false,
+                    position,
+                    snapshot,
+                    conflate_ms,
+                    &mut snapshots,
+                ) {
                     Some(state) => {
                         if answered.insert(channel.id) {
                             states.push(state);
@@ -180,17 +214,22 @@ impl Session {
         self.queue_snapshots(snapshots);
     }
 
-    /// Subscribes to one concrete channel; `None` when over the limit.
+    /// Subscribes to one concrete channel with `conflate_ms` (valid; 0 =
+    /// off); `None` when over the limit. A channel already held keeps its
+    /// position and takes the new `conflate_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add(
         &mut self,
         channel: &Arc<Channel>,
         exact: bool,
         resume: Option<&ResumePosition>,
         snapshot: bool,
+        conflate_ms: u32,
         snapshots: &mut Vec<Arc<Encoded>>,
     ) -> Option<ChannelState> {
         let epoch = self.ctx.hub.epoch().to_string();
         if let Some(&i) = self.index.get(&channel.id) {
+            self.set_conflation(i, conflate_ms, now_ns());
             let sub = &mut self.subs[i];
             sub.exact |= exact;
             return Some(ChannelState {
@@ -223,7 +262,15 @@ impl Session {
         };
         let seq = cursor.next_seq() - 1;
         self.index.insert(channel.id, self.subs.len());
-        self.subs.push(Subscription { cursor, exact, arm });
+        self.subs.push(Subscription {
+            cursor,
+            exact,
+            arm,
+            conflation: None,
+        });
+        if conflate_ms > 0 {
+            self.set_conflation(self.subs.len() - 1, conflate_ms, now_ns());
+        }
         inc(&self.ctx.metrics.subscriptions);
         Some(ChannelState {
             channel: channel.name.to_string(),
@@ -237,6 +284,9 @@ impl Session {
     /// place and only that one's index entry changes.
     fn remove_at(&mut self, i: usize) -> Subscription {
         let sub = self.subs.swap_remove(i);
+        if sub.conflation.is_some() {
+            self.conflated -= 1;
+        }
         self.index.remove(&sub.channel().id);
         if let Some(moved) = self.subs.get(i) {
             self.index.insert(moved.channel().id, i);
@@ -302,6 +352,7 @@ impl Session {
                 }
             } else if let Some(i) = self.patterns.iter().position(|p| *p == pattern) {
                 self.patterns.swap_remove(i);
+                self.pattern_conflate_ms.swap_remove(i);
                 gone_patterns.push(pattern);
                 removed.push(name.clone());
             }
@@ -333,13 +384,15 @@ impl Session {
         }
         let grant = grant.clone();
         let mut removed = Vec::new();
-        self.patterns.retain(|p| {
-            let keep = grant.allows(p);
-            if !keep {
-                removed.push(p.as_str().to_string());
+        let mut i = 0;
+        while i < self.patterns.len() {
+            if grant.allows(&self.patterns[i]) {
+                i += 1;
+            } else {
+                removed.push(self.patterns.swap_remove(i).as_str().to_string());
+                self.pattern_conflate_ms.swap_remove(i);
             }
-            keep
-        });
+        }
         removed.extend(self.remove_where(|s, sub| {
             let name = &sub.channel().name;
             !grant.allows_channel(name) || (!sub.exact && !s.pattern_covers(name))

@@ -10,18 +10,19 @@
 ...                 print(book.top_bids(1), book.top_asks(1))
 
 Items are :class:`Event` or a notice (:class:`Gap`, :class:`Lagged`,
-:class:`Resnapshot`, :class:`Reconnected`, :class:`ServerError`): the client
+:class:`Conflated`, :class:`Resnapshot`, :class:`Reconnected`,
+:class:`ServerError`): the client
 never hands over a silent gap.
 """
 
 from .book import ChecksumMismatch, OrderBook, checksum
 from .client import Client, SubscribeError, TickwireError, connect
-from .items import Event, Gap, Item, Lagged, Reconnected, Resnapshot, ServerError
+from .items import Conflated, Event, Gap, Item, Lagged, Reconnected, Resnapshot, ServerError
 from .pb import pb
 from .records import records, to_record
 
 __all__ = [
-    "ChecksumMismatch", "Client", "Event", "Gap", "Item", "Lagged", "OrderBook",
+    "ChecksumMismatch", "Client", "Conflated", "Event", "Gap", "Item", "Lagged", "OrderBook",
     "Reconnected", "Resnapshot", "ServerError", "SubscribeError", "TickwireError",
     "checksum", "connect", "pb", "records", "to_record",
 ]

@@ -28,13 +28,19 @@ import websockets
 from google.protobuf import json_format
 
 from .book import ChecksumMismatch, OrderBook
-from .items import Event, Gap, Item, Lagged, Reconnected, Resnapshot, ServerError
+from .items import Conflated, Event, Gap, Item, Lagged, Reconnected, Resnapshot, ServerError
 from .pb import pb
 
 #: Close codes after which reconnecting cannot help (bad token, policy).
 FATAL_CLOSE_CODES = frozenset({1008, 4001, 4003})
 #: Payload kinds that are a channel's whole state (a snapshot).
 STATE_KINDS = frozenset({"book_snapshot", "ticker", "candle", "signal", "sentiment"})
+
+
+def _covers(pattern: str, channel: str) -> bool:
+    """Whether a subscribe name or ``*`` pattern covers ``channel``."""
+    want, got = pattern.split("."), channel.split(".")
+    return len(want) == len(got) and all(w in ("*", g) for w, g in zip(want, got))
 
 
 class TickwireError(Exception):
@@ -98,7 +104,8 @@ class Client:
         self.epoch = ""
         self.books: dict[str, OrderBook] = {}
         self.stats = {"frames": 0, "gzip_frames": 0, "events": 0, "gaps": 0,
-                      "duplicates_dropped": 0, "reconnects": 0, "checksums_verified": 0}
+                      "duplicates_dropped": 0, "reconnects": 0, "checksums_verified": 0,
+                      "conflated": 0}
         self._items: deque[Item | BaseException] = deque()
         self._queue_size = max(1, queue_size)
         self._item_added = asyncio.Event()
@@ -106,7 +113,8 @@ class Client:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._errors: dict[int, list[ServerError]] = {}
-        self._subscriptions: dict[str, bool] = {}  # name or pattern -> snapshot
+        # name or pattern -> (snapshot, conflate_ms)
+        self._subscriptions: dict[str, tuple[bool, int]] = {}
         self._positions: dict[str, _Position] = {}
         self._ws = None
         self._connected = asyncio.Event()
@@ -144,15 +152,23 @@ class Client:
 
     # -- requests ----------------------------------------------------------
 
-    async def subscribe(self, *names: str, snapshot: bool = True) -> list[pb.ChannelState]:
+    async def subscribe(self, *names: str, snapshot: bool = True,
+                        conflate_ms: int = 0) -> list[pb.ChannelState]:
         """Subscribes to channel names or ``*`` patterns; returns the channels
         covered now. Names the server refuses come as :class:`ServerError`
-        items; if it refuses them all, raises :class:`SubscribeError`."""
+        items; if it refuses them all, raises :class:`SubscribeError`.
+
+        ``conflate_ms`` (10..60000; 0 = every event) asks for at most one
+        message per channel per that many milliseconds, carrying the latest
+        state (docs/protocol.md section 5): the skips arrive as
+        :class:`Conflated` notices, never as a gap; trades are batched,
+        never dropped. The latest subscribe naming a channel sets its rate."""
         for name in names:
-            self._subscriptions[name] = snapshot
+            self._subscriptions[name] = (snapshot, conflate_ms)
         answer = await self._request_with_barrier(
             lambda rid: pb.ClientMessage(subscribe=pb.Subscribe(
-                request_id=rid, channels=list(names), snapshot=snapshot)))
+                request_id=rid, channels=list(names), snapshot=snapshot,
+                conflate_ms=conflate_ms)))
         if answer is None:
             for name in names:
                 self._subscriptions.pop(name, None)
@@ -358,12 +374,11 @@ class Client:
         channel from its last seq (the server replays or says it cannot)."""
         resume = {name: pb.ResumePosition(seq=p.last_seq, epoch=p.epoch)
                   for name, p in self._positions.items() if p.epoch}
-        for snapshot in (True, False):
-            names = [n for n, s in self._subscriptions.items() if s == snapshot]
-            if not names:
-                continue
+        for snapshot, rate in dict.fromkeys(self._subscriptions.values()):
+            names = [n for n, s in self._subscriptions.items() if s == (snapshot, rate)]
             rid = next(self._ids)
-            sub = pb.Subscribe(request_id=rid, channels=names, snapshot=snapshot)
+            sub = pb.Subscribe(request_id=rid, channels=names, snapshot=snapshot,
+                               conflate_ms=rate)
             for name, pos in resume.items():
                 sub.resume[name].CopyFrom(pos)
             await self._send(pb.ClientMessage(subscribe=sub))
@@ -373,10 +388,12 @@ class Client:
         pos = self._positions.setdefault(channel, _Position())
         pos.resyncing, pos.resync_reason = True, reason
         await self._send(pb.ClientMessage(unsubscribe=pb.Unsubscribe(request_id=next(self._ids), channels=[channel])))
+        # the channel keeps the rate of the first subscription covering it
+        rate = next((r for n, (_, r) in self._subscriptions.items() if _covers(n, channel)), 0)
         await self._send(pb.ClientMessage(subscribe=pb.Subscribe(
-            request_id=next(self._ids), channels=[channel], snapshot=True)))
+            request_id=next(self._ids), channels=[channel], snapshot=True, conflate_ms=rate)))
         if channel not in self._subscriptions and not any("*" in s for s in self._subscriptions):
-            self._subscriptions[channel] = True
+            self._subscriptions[channel] = (True, rate)
 
     async def _on_message(self, msg: pb.ServerMessage) -> None:
         kind = msg.WhichOneof("kind")
@@ -391,6 +408,15 @@ class Client:
             if lag.channel in self.books:
                 self.books[lag.channel].valid = False
             await self._put(Lagged(lag.channel, lag.first_seq, lag.last_seq))
+        elif kind == "conflated":
+            # an announced conflation skip: the next event (last_seq + 1)
+            # carries the state; nothing is dropped or resynced
+            c = msg.conflated
+            pos = self._positions.get(c.channel)
+            if pos is not None and not pos.resyncing:
+                pos.last_seq, pos.snapshot_seq = max(pos.last_seq, c.last_seq), None
+            self.stats["conflated"] += 1
+            await self._put(Conflated(c.channel, c.first_seq, c.last_seq))
         elif kind == "error":
             e = msg.error
             err = ServerError(e.request_id, pb.ErrorCode.Name(e.code), e.message, e.channel)

@@ -56,6 +56,19 @@ class Lagged:
 
 
 @dataclass(frozen=True)
+class Conflated:
+    """A conflated subscription's announced skip (``subscribe(...,
+    conflate_ms=...)``): ``first_seq..=last_seq`` of ``channel`` were folded
+    into its next event, seq ``last_seq + 1``, which carries the state after
+    it (a book update folding them or a snapshot, the latest ticker). Not a
+    loss: the state is kept."""
+
+    channel: str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class Resnapshot:
     """The client's position in ``channel`` could not be continued (new epoch,
     history window passed, checksum mismatch, channel joined late): the state
@@ -88,4 +101,4 @@ class ServerError:
     channel: str
 
 
-Item = Event | Gap | Lagged | Resnapshot | Reconnected | ServerError
+Item = Event | Gap | Lagged | Conflated | Resnapshot | Reconnected | ServerError

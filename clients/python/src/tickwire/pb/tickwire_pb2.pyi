@@ -66,7 +66,7 @@ MOOD_NEUTRAL: Mood
 MOOD_BULLISH: Mood
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "subscribed", "unsubscribed", "event", "pong", "error", "lagged", "channel_list")
+    __slots__ = ("welcome", "subscribed", "unsubscribed", "event", "pong", "error", "lagged", "channel_list", "conflated")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class ServerMessage(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LAGGED_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_LIST_FIELD_NUMBER: _ClassVar[int]
+    CONFLATED_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     subscribed: Subscribed
     unsubscribed: Unsubscribed
@@ -83,7 +84,8 @@ class ServerMessage(_message.Message):
     error: Error
     lagged: Lagged
     channel_list: ChannelList
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[Unsubscribed, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., channel_list: _Optional[_Union[ChannelList, _Mapping]] = ...) -> None: ...
+    conflated: Conflated
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., subscribed: _Optional[_Union[Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[Unsubscribed, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., channel_list: _Optional[_Union[ChannelList, _Mapping]] = ..., conflated: _Optional[_Union[Conflated, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("session_id", "server_version", "protocol", "format", "heartbeat_interval_ms", "max_subscriptions", "max_requests_per_second", "epoch", "gzip_threshold_bytes", "max_inbound_frame_bytes", "max_names_per_request")
@@ -211,6 +213,16 @@ class Lagged(_message.Message):
     last_seq: int
     def __init__(self, channel: _Optional[str] = ..., first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
+class Conflated(_message.Message):
+    __slots__ = ("channel", "first_seq", "last_seq")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    first_seq: int
+    last_seq: int
+    def __init__(self, channel: _Optional[str] = ..., first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
 class ChannelList(_message.Message):
     __slots__ = ("request_id", "channels")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -246,7 +258,7 @@ class ClientMessage(_message.Message):
     def __init__(self, subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., auth: _Optional[_Union[Auth, _Mapping]] = ..., list_channels: _Optional[_Union[ListChannels, _Mapping]] = ..., request_scan: _Optional[_Union[RequestScan, _Mapping]] = ...) -> None: ...
 
 class Subscribe(_message.Message):
-    __slots__ = ("request_id", "channels", "resume", "snapshot")
+    __slots__ = ("request_id", "channels", "resume", "snapshot", "conflate_ms")
     class ResumeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -258,11 +270,13 @@ class Subscribe(_message.Message):
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CONFLATE_MS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     channels: _containers.RepeatedScalarFieldContainer[str]
     resume: _containers.MessageMap[str, ResumePosition]
     snapshot: bool
-    def __init__(self, request_id: _Optional[int] = ..., channels: _Optional[_Iterable[str]] = ..., resume: _Optional[_Mapping[str, ResumePosition]] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+    conflate_ms: int
+    def __init__(self, request_id: _Optional[int] = ..., channels: _Optional[_Iterable[str]] = ..., resume: _Optional[_Mapping[str, ResumePosition]] = ..., snapshot: _Optional[bool] = ..., conflate_ms: _Optional[int] = ...) -> None: ...
 
 class ResumePosition(_message.Message):
     __slots__ = ("seq", "epoch")
