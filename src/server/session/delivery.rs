@@ -142,7 +142,9 @@ impl Session {
             }
             // Woken (or read past what woke it): armed again, then one more
             // look, since an event published before the arm rang nobody
-            // (`feed/armed.rs`).
+            // (`feed/armed.rs`). `rearm_live` does the same for conflating
+            // sessions; here it rides the read's pass (hot path: one pass
+            // over the subscriptions per drain, not two).
             if !sub.arm.is_armed() {
                 sub.cursor.channel().rearm(&sub.arm);
                 look_again |= sub.cursor.has_new();
