@@ -424,6 +424,19 @@ test("dashboard: live grid, depth with venue and consolidated top, tape, chart, 
   assert.equal(after.gaps, 0, `no unannounced gap across the restart:\n${await gapLog()}`);
   assert.equal(after.bookChecks.bad, 0);
   // the scanner works against the new server (whose scan ids start again)
+  // once it has analysed the instruments: the first signal of each comes
+  // after its first closed candle, and a scan before that is refused ("no
+  // analysed instruments yet")
+  await eventually(
+    "a signal on every instrument from the new server",
+    async () => {
+      const { channels } = await (await fetch(`http://${addr}/channels`)).json();
+      const signals = channels.filter((c) => c.channel.startsWith("signal.sim."));
+      return signals.length === instruments.length && signals.every((c) => c.seq > 0);
+    },
+    30000,
+    100,
+  );
   const rescanned = await runScan(page, 4);
   assert.equal(rescanned.state, "done", rescanned.text);
   assert.equal(rescanned.rows.length, 4);
