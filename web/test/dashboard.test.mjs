@@ -131,7 +131,9 @@ async function runScan(page, topN, clicks = 1) {
     "the scan done",
     async () => {
       const f = (await page.evaluate(() => window.dashboard.figures())).scan;
-      return (f.state === "done" && f.requestId !== before) || f.state === "error" || f.state === "busy";
+      // with several clicks the refusal of the extra ones ("busy") shows
+      // while the first still runs: only its end counts
+      return (f.state === "done" && f.requestId !== before) || f.state === "error" || (clicks === 1 && f.state === "busy");
     },
     20000,
     50,
