@@ -412,16 +412,23 @@ async fn coinbase_products_come_from_the_public_products_endpoint() {
     assert_eq!((b.price_decimals, b.size_decimals), (2, 8));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
-    let mock = coinbase_mock().await;
-    let server = coinbase_server(&mock, "BTC-USD", &["--rotate-after", "1500ms"]);
-    subscribed(&mock).await;
+/// A BTC-USD server that rotates its connection after 1.5 s, and a client
+/// subscribed to its trades and book (with its contract checker).
+async fn rotating_subscriber(mock: &MockExchange) -> (Server, Client, ContractChecker) {
+    let server = coinbase_server(mock, "BTC-USD", &["--rotate-after", "1500ms"]);
+    subscribed(mock).await;
     let mut c = Client::connect(&server, Fmt::Proto).await;
     c.welcome().await;
     let s = c.subscribe(&[TRADE, BOOK]).await;
     let mut checker = ContractChecker::default();
     checker.subscribed(&s);
+    (server, c, checker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
+    let mock = coinbase_mock().await;
+    let (server, mut c, mut checker) = rotating_subscriber(&mock).await;
     mock.send(l2(
         "snapshot",
         "BTC-USD",
@@ -478,13 +485,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coinbase_trades_stay_in_id_order_when_the_next_connection_is_ahead() {
     let mock = coinbase_mock().await;
-    let server = coinbase_server(&mock, "BTC-USD", &["--rotate-after", "1500ms"]);
-    subscribed(&mock).await;
-    let mut c = Client::connect(&server, Fmt::Proto).await;
-    c.welcome().await;
-    let s = c.subscribe(&[TRADE, BOOK]).await;
-    let mut checker = ContractChecker::default();
-    checker.subscribed(&s);
+    let (server, mut c, mut checker) = rotating_subscriber(&mock).await;
     let book = [lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")];
     mock.send(l2("snapshot", "BTC-USD", &book));
     mock.send(trades("update", &[("99", "BUY")]));
