@@ -485,7 +485,7 @@ async fn coinbase_rotation_adopts_the_new_connections_books_without_a_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coinbase_trades_stay_in_id_order_when_the_next_connection_is_ahead() {
     let mock = coinbase_mock().await;
-    let (server, mut c, mut checker) = rotating_subscriber(&mock).await;
+    let (_server, mut c, mut checker) = rotating_subscriber(&mock).await;
     let book = [lv(Side::Bid, "100.00", "1"), lv(Side::Ask, "101.00", "1")];
     mock.send(l2("snapshot", "BTC-USD", &book));
     mock.send(trades("update", &[("99", "BUY")]));
