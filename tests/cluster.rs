@@ -427,3 +427,88 @@ async fn an_edge_survives_a_nats_outage() {
     })
     .await;
 }
+
+/// A backlog in the ingest's outbox goes to JetStream as few messages of
+/// many consecutive events each (64 at most), and an edge replays them
+/// one by one: a resume from JetStream's history is gap-free and in order.
+/// The ingest runs in this test's one thread, so the 1000 events published
+/// here are all in the outbox before its publisher first looks: exactly 8
+/// messages per channel, whatever the machine's speed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_backlog_is_stored_many_events_per_message_and_replayed_in_order() {
+    use std::sync::Arc;
+    use tickwire::cluster::{self, Link, Settings};
+    use tickwire::feed::{Hub, Registry, RingLimits};
+    use tickwire::metrics::Metrics;
+    use tickwire::protocol::pb::Trade;
+
+    let nats = Nats::start();
+    let settings = Settings {
+        nats_url: nats.url(),
+        nats_creds: None,
+        nats_tls_ca: None,
+        nats_replicas: 1,
+        edge: false,
+        history_messages: 10_000,
+        history_seconds: 300,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let link = Link::connect(&settings, &shutdown).await.expect("connect");
+    let epoch = link.epoch().to_string();
+    let registry = Arc::new(Registry::new(RingLimits {
+        max_messages: 10_000,
+        max_age_ns: 0,
+    }));
+    let hub = Arc::new(Hub::new(
+        registry,
+        epoch.as_str().into(),
+        0,
+        Arc::new(Metrics::default()),
+    ));
+    let node = cluster::start(&settings, link, &hub, &shutdown)
+        .await
+        .expect("ingest");
+    let channels = [hub.channel(TRADES).unwrap(), hub.channel(OTHER).unwrap()];
+    for i in 1..=500 {
+        for ch in &channels {
+            let trade = Trade {
+                trade_id: format!("{}-{i}", ch.name),
+                ..Default::default()
+            };
+            hub.publish(ch, 0, Payload::Trade(trade)).unwrap();
+        }
+    }
+    let node = &node;
+    eventually("JetStream acknowledged the 1000 events", || async move {
+        let s = node.stats_json();
+        if s["published"] == 1000 {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    })
+    .await;
+    let stats = node.stats_json();
+    assert_eq!(stats["dropped"], 0, "{stats}");
+    assert_eq!(
+        stats["messages"], 16,
+        "ceil(500 / 64) messages per channel: {stats}"
+    );
+
+    // an edge starts with an empty ring: the resume is served from the
+    // batched history, event by event
+    let edge = edge(&nats);
+    let mut c = Client::connect(&edge, Fmt::Proto).await;
+    let s = subscribe(&mut c, &[TRADES], &[(TRADES, 1, &epoch)]).await;
+    assert_eq!(
+        s[TRADES],
+        (1, epoch.clone(), true),
+        "resumed from JetStream"
+    );
+    let got = events(&mut c, TRADES, 499).await;
+    assert_consecutive(2, &got, "replayed history");
+    let ids: Vec<String> = (2..=500).map(|i| format!("{TRADES}-{i}")).collect();
+    assert_eq!(got.into_iter().map(|e| e.1).collect::<Vec<_>>(), ids);
+    shutdown.cancel();
+    node.finish(std::time::Duration::from_secs(5)).await;
+}

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::ingest::decode_event;
+use super::ingest::{decode_event, decode_events};
 use super::{Link, event_subject, snap_subject};
 use crate::feed::{Channel, Hub, Replicated};
 use crate::protocol::pb::event::Payload;
@@ -332,7 +332,8 @@ impl Follower {
             let stream_seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
             self.received.fetch_add(1, Ordering::Relaxed);
             stats.received.fetch_add(1, Ordering::Relaxed);
-            if let Some(event) = decode_event(&m.payload) {
+            // one message holds one or more consecutive events
+            for event in decode_events(&m.payload).unwrap_or_default() {
                 let seq = event.seq;
                 if let Replicated::AfterGap { missing } = self.hub.replicate(&self.channel, event) {
                     stats.missing.fetch_add(missing, Ordering::Relaxed);
@@ -345,14 +346,14 @@ impl Follower {
                         snapshot = None;
                     }
                 }
-                if snapshot.is_none()
-                    && self.channel.kind == ChannelKind::Book
-                    && !self.channel.has_book()
-                    && snapshot_at.elapsed() >= Duration::from_secs(1)
-                {
-                    snapshot = self.book_snapshot().await;
-                    snapshot_at = Instant::now();
-                }
+            }
+            if snapshot.is_none()
+                && self.channel.kind == ChannelKind::Book
+                && !self.channel.has_book()
+                && snapshot_at.elapsed() >= Duration::from_secs(1)
+            {
+                snapshot = self.book_snapshot().await;
+                snapshot_at = Instant::now();
             }
             self.next.store(stream_seq + 1, Ordering::Release);
             self.applied.send_replace(stream_seq);

@@ -154,8 +154,9 @@ impl Link {
     }
 }
 
-/// The events stream's settings: per subject, `--history-messages` and
-/// `--history-seconds` (the same bounds as a node's ring).
+/// The events stream's settings: per subject, `--history-messages` NATS
+/// messages (each 1 to 64 events: at least that many events) and
+/// `--history-seconds`.
 fn events_config(config: &Settings) -> stream::Config {
     stream::Config {
         name: EVENTS_STREAM.into(),

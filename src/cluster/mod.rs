@@ -73,6 +73,9 @@ pub struct ClusterStats {
     pub offered: AtomicU64,
     /// Events JetStream acknowledged (ingest).
     pub published: AtomicU64,
+    /// NATS messages sent to `tw.ev.*`, each holding one or more
+    /// consecutive events of a channel (ingest).
+    pub messages: AtomicU64,
     /// Events dropped: outbox full, or publish failed (ingest).
     pub dropped: AtomicU64,
     /// Publishes or acks that failed (ingest).
@@ -149,6 +152,7 @@ impl Node {
             Node::Ingest(i) => {
                 v["offered"] = get(&s.offered).into();
                 v["published"] = get(&s.published).into();
+                v["messages"] = get(&s.messages).into();
                 v["dropped"] = get(&s.dropped).into();
                 v["publish_errors"] = get(&s.publish_errors).into();
                 v["snapshots_stored"] = get(&s.snapshots_stored).into();
@@ -179,7 +183,8 @@ pub struct Settings {
     pub nats_replicas: usize,
     /// This node is an edge (`--source none`): it serves what the ingest publishes.
     pub edge: bool,
-    /// Events of history kept per channel (the JetStream stream's bound too).
+    /// Events of history kept per channel (JetStream keeps this many
+    /// messages per channel, each holding one or more events).
     pub history_messages: usize,
     /// Seconds of history kept per channel.
     pub history_seconds: u64,
