@@ -96,9 +96,10 @@ impl Backing {
         let secs = at.elapsed().as_secs_f64();
         let d = |k: &str| now[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
         format!(
-            "ingest -> JetStream: {:.0} events/s acknowledged ({} in {secs:.1} s), {:.0} offered/s, {} dropped, {} publish errors",
+            "ingest -> JetStream: {:.0} events/s acknowledged ({} in {secs:.1} s, {} NATS messages), {:.0} offered/s, {} dropped, {} publish errors",
             d("published") as f64 / secs,
             d("published"),
+            d("messages"),
             d("offered") as f64 / secs,
             d("dropped"),
             d("publish_errors"),
