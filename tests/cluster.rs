@@ -240,6 +240,67 @@ async fn restarts_keep_the_epoch_and_history() {
     }
 }
 
+/// JetStream loses the history (the events stream is deleted) and an
+/// ingest starts again in a new epoch, numbering every channel from 1: a
+/// running edge notices by itself, closes its client with 1001 and exits
+/// non-zero (for its supervisor to start it again), its log naming both
+/// epochs. A client resuming with the old epoch on an edge started
+/// afterwards gets `recovered = false` and the new epoch, never a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_stops_when_the_history_is_lost() {
+    let nats = Nats::start();
+    let mut first = ingest(&nats);
+    ingest_publishing(&first).await;
+    let mut old_edge = edge(&nats);
+    let mut c = Client::connect(&old_edge, Fmt::Proto).await;
+    let s = subscribe(&mut c, &[TRADES], &[]).await;
+    let (start, old_epoch, _) = s[TRADES].clone();
+    let seen = events(&mut c, TRADES, 20).await;
+    assert_consecutive(start + 1, &seen, "before the history is lost");
+    let last_seen = seen.last().unwrap().0;
+
+    first.signal("TERM");
+    first.wait_exit(WAIT);
+    let nc = async_nats::connect(nats.url())
+        .await
+        .expect("connect to NATS");
+    async_nats::jetstream::new(nc)
+        .delete_stream(tickwire::cluster::EVENTS_STREAM)
+        .await
+        .expect("delete the events stream");
+    let second = ingest(&nats);
+    let (_, health) = second.get_json("/health").await;
+    let new_epoch = health["epoch"].as_str().expect("an epoch").to_string();
+    assert_ne!(new_epoch, old_epoch, "lost history makes a new epoch");
+
+    // the running edge tells its client and stops by itself
+    assert_eq!(
+        c.closed_with().await,
+        Some(1001),
+        "the edge's client is closed"
+    );
+    let status = old_edge.wait_exit(WAIT);
+    assert!(!status.success(), "the edge exits non-zero: {status}");
+    let log = old_edge.log();
+    assert!(
+        log.iter().any(|l| l.contains("epoch changed")
+            && l.contains(&old_epoch)
+            && l.contains(&new_epoch)),
+        "the edge's log names both epochs: {log:#?}"
+    );
+
+    // started again (by its supervisor), an edge serves the new epoch: the
+    // old position is not recovered, and events go on from the answer
+    let new_edge = edge(&nats);
+    let mut r = Client::connect(&new_edge, Fmt::Proto).await;
+    let sr = subscribe(&mut r, &[TRADES], &[(TRADES, last_seen, &old_epoch)]).await;
+    let (from, epoch, recovered) = sr[TRADES].clone();
+    assert!(!recovered, "the old epoch's position is not recovered");
+    assert_eq!(epoch, new_epoch, "the new edge serves the new epoch");
+    let after = events(&mut r, TRADES, 20).await;
+    assert_consecutive(from + 1, &after, "on the new edge");
+}
+
 /// Two ingests with the same sources: one active under the lease, one
 /// standby. kill -9 of the active one under load: the standby takes over in
 /// the same epoch, seqs go on with no gap and no duplicate for an edge's

@@ -9,6 +9,14 @@
 //! seq and a resume is served from history. A channel without subscribers
 //! for [`UNFOLLOW_AFTER`] stops being followed; it resumes from the next
 //! stream sequence when wanted again.
+//!
+//! Every [`EPOCH_EVERY`] the edge reads the stored epoch again. A different
+//! one means an ingest found the history gone and numbers every channel
+//! from 1 again: the edge's rings (old seqs) cannot serve that, so it
+//! records the change and cancels its shutdown token. The server closes
+//! every client with 1001 and returns [`super::ClusterError::EpochChanged`];
+//! the process exits non-zero for its supervisor to start it again with
+//! the new epoch, where clients resume with `recovered = false`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +41,10 @@ pub const UNFOLLOW_AFTER: Duration = Duration::from_secs(5);
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the interest loop looks at subscriber counts and names.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// How often the interest loop reads the stored epoch.
+const EPOCH_EVERY: Duration = Duration::from_secs(2);
+/// A bound on that read (NATS away: the read fails, the edge goes on).
+const EPOCH_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One channel the edge knows.
 #[derive(Debug)]
@@ -57,6 +69,8 @@ pub struct Edge {
     known: Mutex<HashMap<Arc<str>, Known>>,
     /// When the channel names were last read from JetStream.
     names_at: Mutex<Option<Instant>>,
+    /// Set once the stored epoch differed from the link's: (old, new).
+    epoch_changed: Mutex<Option<(String, String)>>,
 }
 
 impl Edge {
@@ -67,6 +81,7 @@ impl Edge {
             hub,
             known: Mutex::new(HashMap::new()),
             names_at: Mutex::new(None),
+            epoch_changed: Mutex::new(None),
         });
         tokio::spawn(interest_loop(edge.clone(), shutdown.clone()));
         edge
@@ -75,6 +90,41 @@ impl Edge {
     /// The link to NATS.
     pub fn link(&self) -> &Link {
         &self.link
+    }
+
+    /// The cluster's epoch changed under this edge: (old, new). Set
+    /// before the edge cancels its shutdown token.
+    pub fn epoch_changed(&self) -> Option<(String, String)> {
+        self.epoch_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the stored epoch; `true` when it is a new one (recorded and
+    /// logged). A failed or timed-out read is no change: NATS may be
+    /// away, and the edge keeps serving what it has.
+    async fn epoch_is_new(&self) -> bool {
+        if !self.link.connected() {
+            return false;
+        }
+        let read = tokio::time::timeout(EPOCH_READ_TIMEOUT, self.link.stored_epoch()).await;
+        let Ok(Ok(Some(stored))) = read else {
+            return false;
+        };
+        let old = self.link.epoch();
+        if *stored == **old {
+            return false;
+        }
+        tracing::error!(
+            old = %old,
+            new = %stored,
+            "the cluster's epoch changed from {old} to {stored} (JetStream lost the history): \
+             closing every client and stopping"
+        );
+        *self.epoch_changed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((old.to_string(), stored));
+        true
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Known>> {
@@ -245,10 +295,18 @@ fn new_known(channel: Arc<Channel>) -> Known {
 
 async fn interest_loop(edge: Arc<Edge>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(LOOK_EVERY);
+    let mut epoch_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
+        }
+        if epoch_at.is_none_or(|t| t.elapsed() >= EPOCH_EVERY) {
+            epoch_at = Some(Instant::now());
+            if edge.epoch_is_new().await {
+                shutdown.cancel();
+                break;
+            }
         }
         if edge.names_age() >= Duration::from_secs(2) {
             edge.learn_names().await;

@@ -21,6 +21,9 @@ pub struct Link {
     client: async_nats::Client,
     js: jetstream::Context,
     events: stream::Stream,
+    /// The stream holding the epoch, read again by an edge to notice a
+    /// new one (the history was lost).
+    meta: stream::Stream,
     epoch: Arc<str>,
     stats: Arc<ClusterStats>,
     /// The ingest lease, until the ingest starts keeping it.
@@ -71,7 +74,7 @@ impl Link {
             })?;
         let js = jetstream::new(client.clone());
         let mut lease = None;
-        let (events, epoch) = if config.edge {
+        let (events, meta, epoch) = if config.edge {
             wait_for_ingest(&js).await?
         } else {
             lease = super::lease::acquire(&js, config.nats_replicas, shutdown).await?;
@@ -84,6 +87,7 @@ impl Link {
             client,
             js,
             events,
+            meta,
             epoch: epoch.into(),
             stats: Arc::default(),
             lease: Arc::new(std::sync::Mutex::new(lease)),
@@ -93,6 +97,14 @@ impl Link {
     /// The cluster's epoch (the same on every node).
     pub fn epoch(&self) -> &Arc<str> {
         &self.epoch
+    }
+
+    /// The epoch stored in JetStream now (`None`: none is stored). It
+    /// differs from [`Link::epoch`] only once an ingest made a new one
+    /// because the history was lost; an error says nothing about that
+    /// (NATS may just be away).
+    pub async fn stored_epoch(&self) -> Result<Option<String>, ClusterError> {
+        read_epoch(&self.meta).await
     }
 
     /// The ingest lease (once: the ingest keeps it).
@@ -175,7 +187,7 @@ fn events_config(config: &Settings) -> stream::Config {
 async fn create_streams(
     js: &jetstream::Context,
     config: &Settings,
-) -> Result<(stream::Stream, String), ClusterError> {
+) -> Result<(stream::Stream, stream::Stream, String), ClusterError> {
     let had_history = js.get_stream(EVENTS_STREAM).await.is_ok();
     let events = js
         .get_or_create_stream(events_config(config))
@@ -206,7 +218,7 @@ async fn create_streams(
             epoch
         }
     };
-    Ok((events, epoch))
+    Ok((events, meta, epoch))
 }
 
 async fn read_epoch(meta: &stream::Stream) -> Result<Option<String>, ClusterError> {
@@ -223,7 +235,7 @@ async fn read_epoch(meta: &stream::Stream) -> Result<Option<String>, ClusterErro
 /// An edge starts after (or with) an ingest: wait for its streams.
 async fn wait_for_ingest(
     js: &jetstream::Context,
-) -> Result<(stream::Stream, String), ClusterError> {
+) -> Result<(stream::Stream, stream::Stream, String), ClusterError> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_INGEST;
     loop {
         if let (Ok(events), Ok(meta)) = (
@@ -231,7 +243,7 @@ async fn wait_for_ingest(
             js.get_stream(META_STREAM).await,
         ) && let Some(epoch) = read_epoch(&meta).await?
         {
-            return Ok((events, epoch));
+            return Ok((events, meta, epoch));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ClusterError::NoIngest(WAIT_FOR_INGEST.as_secs()));

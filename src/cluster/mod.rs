@@ -64,6 +64,12 @@ pub enum ClusterError {
         "no ingest has started the cluster yet (no {EVENTS_STREAM} stream or epoch) after {0} s"
     )]
     NoIngest(u64),
+    #[error(
+        "the cluster's epoch changed from {old} to {new}: JetStream lost the history \
+         ({EVENTS_STREAM} was deleted); this edge closed its clients and stopped: start it \
+         again to serve the new epoch (its clients then resume from a snapshot)"
+    )]
+    EpochChanged { old: String, new: String },
 }
 
 /// Counters of the cluster link, shown in `/stats` and `/metrics`.
@@ -117,6 +123,13 @@ impl Node {
         if let Node::Ingest(i) = self {
             i.finish(within).await;
         }
+    }
+
+    /// Why the node stopped serving by itself, if it did: an edge that
+    /// saw the cluster's epoch change.
+    pub fn failure(&self) -> Option<ClusterError> {
+        let (old, new) = self.edge()?.epoch_changed()?;
+        Some(ClusterError::EpochChanged { old, new })
     }
 
     /// The edge, on an edge node.

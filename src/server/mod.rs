@@ -49,6 +49,8 @@ pub enum ServerError {
     JwtKey(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What every connection and route shares.
@@ -246,7 +248,9 @@ impl Server {
 
     /// Serves until the shutdown token is cancelled; then sends every client
     /// close 1001 and returns once they are gone (or the shutdown timeout
-    /// passed).
+    /// passed). An error when the cluster node stopped the server itself
+    /// (an edge that saw the cluster's epoch change): the process must
+    /// exit non-zero so that its supervisor starts it again.
     pub async fn serve(self) -> Result<(), ServerError> {
         let Self {
             listener,
@@ -315,6 +319,9 @@ impl Server {
         // cluster ingest: what the sources published goes to JetStream
         if let Some(node) = ctx.cluster.get() {
             node.finish(ctx.config.shutdown_timeout).await;
+            if let Some(failure) = node.failure() {
+                return Err(failure.into());
+            }
         }
         info!("stopped");
         Ok(())
