@@ -120,6 +120,14 @@ async fn events(c: &mut Client, channel: &str, n: usize) -> Vec<(u64, String)> {
     out
 }
 
+/// The value of an unlabelled series in an OpenMetrics text; panics when
+/// it is absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
 fn assert_consecutive(from: u64, got: &[(u64, String)], what: &str) {
     let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
     let want: Vec<u64> = (from..from + got.len() as u64).collect();
@@ -171,6 +179,14 @@ async fn edges_agree_and_a_client_moves_between_them() {
         0,
         "an unwanted channel cost the edge messages: {b_stats}"
     );
+
+    // /metrics: the same link counters for Prometheus
+    let (_, ingest_metrics) = ingest.get("/metrics").await;
+    let published = metric(&ingest_metrics, "tickwire_cluster_published_events_total");
+    assert!(published > 200.0, "{ingest_metrics}");
+    assert_eq!(metric(&ingest_metrics, "tickwire_cluster_connected"), 1.0);
+    let (_, edge_metrics) = edge_b.get("/metrics").await;
+    assert!(metric(&edge_metrics, "tickwire_cluster_received_messages_total") > 0.0);
 
     // kill -9 edge A; its client resumes on edge B from its last seq
     let last = a.last().unwrap().0;

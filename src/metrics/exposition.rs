@@ -35,7 +35,77 @@ pub struct Exposition {
     /// The limits in force, named as in `/stats` (`limits` and
     /// `slow_consumer_limits`), one `tickwire_limit{limit=...}` series each.
     pub limits: Vec<(String, f64)>,
+    /// The `cluster` object of `/stats` in cluster mode (`None` on a
+    /// single node): the `tickwire_cluster_*` series. JSON, as for the
+    /// sources, keeps this module below the cluster.
+    pub cluster: Option<serde_json::Value>,
 }
+
+/// The `tickwire_cluster_*` series: `/stats` `cluster` key, metric name,
+/// help, counter (or gauge). An ingest has the first seven, an edge the
+/// last three.
+const CLUSTER_SERIES: &[(&str, &str, &str, bool)] = &[
+    (
+        "offered",
+        "tickwire_cluster_offered_events",
+        "Events the hub handed to the ingest's outbox",
+        true,
+    ),
+    (
+        "published",
+        "tickwire_cluster_published_events",
+        "Events JetStream acknowledged",
+        true,
+    ),
+    (
+        "messages",
+        "tickwire_cluster_messages",
+        "NATS messages sent to tw.ev.* (each 1 to 64 events)",
+        true,
+    ),
+    (
+        "dropped",
+        "tickwire_cluster_dropped_events",
+        "Events that did not reach JetStream (outbox full, NATS unreachable, lease lost)",
+        true,
+    ),
+    (
+        "publish_errors",
+        "tickwire_cluster_publish_errors",
+        "Publishes or acks that failed",
+        true,
+    ),
+    (
+        "snapshots_stored",
+        "tickwire_cluster_snapshots_stored",
+        "Book snapshots stored in JetStream",
+        true,
+    ),
+    (
+        "outbox_queued",
+        "tickwire_cluster_outbox_queued",
+        "Events waiting in the ingest's outbox",
+        false,
+    ),
+    (
+        "received",
+        "tickwire_cluster_received_messages",
+        "NATS messages an edge received",
+        true,
+    ),
+    (
+        "missing",
+        "tickwire_cluster_missing_events",
+        "Events missing in what JetStream delivered to an edge (announced with lagged)",
+        true,
+    ),
+    (
+        "consumer_restarts",
+        "tickwire_cluster_consumer_restarts",
+        "An edge's JetStream consumers restarted after an error",
+        true,
+    ),
+];
 
 /// The numeric leaves of a JSON object as `(name, value)`: nested objects
 /// join their keys with `_` (`request_cost.names_per_unit` becomes
@@ -341,10 +411,41 @@ impl Exposition {
     }
 }
 
+impl Exposition {
+    /// `tickwire_cluster_connected` and the link's counters (cluster mode).
+    fn cluster(&self, e: &mut DescriptorEncoder) -> Res {
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        let connected = c["connected"].as_bool().unwrap_or(false);
+        gauge(
+            e,
+            "tickwire_cluster_connected",
+            "1 while the node's NATS connection is up",
+            if connected { 1.0 } else { 0.0 },
+        )?;
+        for (key, name, help, is_counter) in CLUSTER_SERIES {
+            let Some(v) = c[*key].as_u64() else { continue };
+            if *is_counter {
+                ConstCounter::new(v).encode(e.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    MetricType::Counter,
+                )?)?;
+            } else {
+                gauge(e, name, help, v as f64)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl prometheus_client::collector::Collector for Exposition {
     fn encode(&self, mut enc: DescriptorEncoder) -> Res {
         self.server(&mut enc)?;
         self.sources(&mut enc)?;
+        self.cluster(&mut enc)?;
         self.process(&mut enc)
     }
 }
@@ -379,6 +480,7 @@ mod tests {
             source_states: STATES,
             analytics_dropped: 7,
             limits: vec![("max_connections".into(), 100.0)],
+            cluster: None,
         })
     }
 
@@ -420,6 +522,57 @@ mod tests {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        assert!(
+            !text.contains("tickwire_cluster"),
+            "no cluster series on a single node"
+        );
+    }
+
+    /// In cluster mode the link's `/stats` figures become
+    /// `tickwire_cluster_*` series; keys a role does not have are left out.
+    #[test]
+    fn cluster_mode_adds_the_link_series() {
+        let render_cluster = |cluster: serde_json::Value| {
+            render_prometheus(Exposition {
+                metrics: Arc::new(Metrics::default()),
+                sources: vec![],
+                source_states: STATES,
+                analytics_dropped: 0,
+                limits: vec![],
+                cluster: Some(cluster),
+            })
+        };
+        let text = render_cluster(serde_json::json!({
+            "role": "ingest", "connected": true, "offered": 10, "published": 8,
+            "messages": 2, "dropped": 1, "publish_errors": 0, "snapshots_stored": 3,
+            "outbox_queued": 2,
+        }));
+        for line in [
+            "tickwire_cluster_connected 1",
+            "tickwire_cluster_offered_events_total 10",
+            "tickwire_cluster_published_events_total 8",
+            "tickwire_cluster_messages_total 2",
+            "tickwire_cluster_dropped_events_total 1",
+            "tickwire_cluster_snapshots_stored_total 3",
+            "tickwire_cluster_outbox_queued 2",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("tickwire_cluster_received"), "{text}");
+        let text = render_cluster(serde_json::json!({
+            "role": "edge", "connected": false, "received": 5, "missing": 0,
+            "consumer_restarts": 1, "channels": {"trade.sim.A-B": {"received": 5}},
+        }));
+        assert!(text.contains("tickwire_cluster_connected 0"), "{text}");
+        assert!(
+            text.contains("tickwire_cluster_received_messages_total 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tickwire_cluster_consumer_restarts_total 1"),
+            "{text}"
+        );
+        assert!(!text.contains("tickwire_cluster_published"), "{text}");
     }
 
     #[test]

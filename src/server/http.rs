@@ -111,6 +111,7 @@ async fn route_method(
                 source_states: crate::sources::SourceState::NAMES,
                 analytics_dropped: ctx.analytics.as_ref().map_or(0, |a| a.tap.dropped()),
                 limits: limits_for_metrics(&ctx),
+                cluster: ctx.cluster.get().map(|node| node.stats_json()),
             }),
         ),
         (
