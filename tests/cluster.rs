@@ -123,8 +123,7 @@ async fn events(c: &mut Client, channel: &str, n: usize) -> Vec<(u64, String)> {
 /// The value of an unlabelled series in an OpenMetrics text; panics when
 /// it is absent.
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    support::metric_sample(text, &format!("{name} "))
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 

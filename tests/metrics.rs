@@ -16,7 +16,7 @@ use support::venues;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{Client, Fmt, Server};
+use support::{Client, Fmt, Server, metric_sample};
 use tickwire::protocol::pb::server_message::Kind;
 use venues::MockExchange;
 
@@ -165,7 +165,11 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
     assert!(limits.len() >= 20, "{limits:?}");
     for (key, v) in &limits {
         let series = format!("tickwire_limit{{limit=\"{key}\"}} ");
-        assert_eq!(sample(&text, &series), Some(*v), "{series} in\n{text}");
+        assert_eq!(
+            metric_sample(&text, &series),
+            Some(*v),
+            "{series} in\n{text}"
+        );
         assert_eq!(text.matches(&series).count(), 1, "one series of {key}");
     }
     for (key, v) in [
@@ -175,16 +179,8 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
         ("request_cost_names_per_unit", 16.0),
     ] {
         let series = format!("tickwire_limit{{limit=\"{key}\"}} ");
-        assert_eq!(sample(&text, &series), Some(v), "{series}");
+        assert_eq!(metric_sample(&text, &series), Some(v), "{series}");
     }
-}
-
-/// The value of the one sample line starting with `prefix` (labels
-/// included), if there is one.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// Scrapes until `cond` holds on the text (each scrape through the parser).
@@ -265,11 +261,12 @@ async fn per_source_metrics_follow_an_exchange_source_and_its_lag() {
         .fold(0.0, f64::max);
     assert_eq!(below, 0.0, "{lag}");
     assert!(
-        sample(&text, "tickwire_source_messages_total{source=\"binance\"}").unwrap_or(0.0) >= 1.0,
+        metric_sample(&text, "tickwire_source_messages_total{source=\"binance\"}").unwrap_or(0.0)
+            >= 1.0,
         "{text}"
     );
     assert!(
-        sample(
+        metric_sample(
             &text,
             "tickwire_source_last_message_age_seconds{source=\"binance\"}"
         )
@@ -277,7 +274,7 @@ async fn per_source_metrics_follow_an_exchange_source_and_its_lag() {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "tickwire_source_reconnects_total{source=\"binance\"}"
         ),
@@ -296,7 +293,7 @@ async fn per_source_metrics_follow_an_exchange_source_and_its_lag() {
         "{text}"
     );
     assert!(
-        sample(
+        metric_sample(
             &text,
             "tickwire_source_reconnects_total{source=\"binance\"}"
         )

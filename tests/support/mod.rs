@@ -23,3 +23,12 @@ pub use wait::{
     WAIT, eventually, eventually_sync, eventually_sync_within, eventually_within, guarded,
     guarded_within,
 };
+
+/// The value of the one `/metrics` sample line starting with `prefix`
+/// (labels included; end the name with a space to match it exactly), if
+/// there is one.
+pub fn metric_sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
