@@ -125,15 +125,7 @@ async fn metrics_scrape_passes_the_openmetrics_parser_with_every_family() {
         text.contains("tickwire_source_state{source=\"sim\",state=\"connected\"} 1"),
         "{text}"
     );
-    let rss_line = text
-        .lines()
-        .find(|l| l.starts_with("process_resident_memory_bytes "))
-        .expect("rss line");
-    let rss: f64 = rss_line
-        .rsplit(' ')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("rss value");
+    let rss = metric_sample(&text, "process_resident_memory_bytes ").expect("rss value");
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
         .expect("server's /proc status");
     let kib: f64 = status

@@ -130,13 +130,8 @@ pub fn numeric_leaves(prefix: &str, json: &serde_json::Value, out: &mut Vec<(Str
     }
 }
 
-fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> Res {
-    ConstCounter::new(v.load(Relaxed)).encode(enc.encode_descriptor(
-        name,
-        help,
-        None,
-        MetricType::Counter,
-    )?)
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Res {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
 
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Res {
@@ -246,7 +241,7 @@ impl Exposition {
                 &m.heartbeat_timeouts,
             ),
         ] {
-            counter(e, name, help, v)?;
+            counter(e, name, help, v.load(Relaxed))?;
         }
         {
             let mut family = e.encode_descriptor(
@@ -260,12 +255,12 @@ impl Exposition {
                 ConstGauge::new(*v).encode(family.encode_family(&labels)?)?;
             }
         }
-        ConstCounter::new(self.analytics_dropped).encode(e.encode_descriptor(
+        counter(
+            e,
             "tickwire_analytics_dropped",
             "Trades the analytics engine dropped (its queue was full)",
-            None,
-            MetricType::Counter,
-        )?)?;
+            self.analytics_dropped,
+        )?;
         histogram(
             e,
             "tickwire_write_latency_seconds",
@@ -427,12 +422,7 @@ impl Exposition {
         for (key, name, help, is_counter) in CLUSTER_SERIES {
             let Some(v) = c[*key].as_u64() else { continue };
             if *is_counter {
-                ConstCounter::new(v).encode(e.encode_descriptor(
-                    name,
-                    help,
-                    None,
-                    MetricType::Counter,
-                )?)?;
+                counter(e, name, help, v)?;
             } else {
                 gauge(e, name, help, v as f64)?;
             }
