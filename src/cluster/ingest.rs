@@ -186,8 +186,8 @@ async fn report_drops(stats: Arc<ClusterStats>, shutdown: CancellationToken) {
     }
 }
 
-/// Decodes a stored book snapshot (`tw.snap.<channel>`: one plain
-/// `ServerMessage`).
+/// Decodes one plain `ServerMessage` holding an event: a stored book
+/// snapshot (`tw.snap.<channel>`) or one frame of [`decode_events`].
 pub fn decode_event(payload: &[u8]) -> Option<crate::protocol::pb::Event> {
     match ServerMessage::decode(payload).ok()?.kind? {
         server_message::Kind::Event(e) => Some(e),
